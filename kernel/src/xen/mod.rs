@@ -1,0 +1,1 @@
+//! Xen interfaces (hypercalls, shared info, event channels, grant table): added by the kernel issue.
