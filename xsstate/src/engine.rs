@@ -1,0 +1,670 @@
+//! The engine: connections feed it messages, it answers, fires watches and asks the shell
+//! for effects. The single dispatch point (`process`) owns privilege, transaction lookup
+//! and flow control before any handler runs.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::conn::{ConnKind, Connection, Outgoing};
+use crate::error::{Fault, XsError};
+use crate::ids::{ConnId, DomId, EvtchnPort, TxId};
+use crate::perms::{Access, Perm, Perms, Requester};
+use crate::quota::{QuotaKind, Quotas};
+use crate::store::{Node, Store};
+use crate::txn::PendingEvent;
+use crate::watch::{INTRODUCE_DOMAIN, RELEASE_DOMAIN};
+use crate::wire::{Decoded, Message, MsgType, PAYLOAD_MAX};
+
+/// Engine settings chosen by the shell.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// The privileged domain (dom0 unless configured otherwise).
+    pub priv_domid: DomId,
+    /// Global quotas, the defaults for new domains.
+    pub quotas: Quotas,
+    /// Unprivileged connections may queue at most this many bytes of watch events; further
+    /// events are dropped (XSA-326).
+    pub event_queue_limit_bytes: usize,
+    /// Privileged connections get this much more room before events are dropped.
+    pub privileged_event_queue_limit_bytes: usize,
+    /// Unsent watch events of unprivileged connections are dropped after this (0: never).
+    pub watch_event_timeout_ms: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            priv_domid: DomId::DOM0,
+            quotas: Quotas::default(),
+            event_queue_limit_bytes: 128 * 1024,
+            privileged_event_queue_limit_bytes: 64 * 1024 * 1024,
+            watch_event_timeout_ms: 20_000,
+        }
+    }
+}
+
+/// Something the shell must carry out after a call into the engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// A domain was introduced: map its ring (grant ref 1) and bind to `port`.
+    Introduced {
+        /// The new connection.
+        conn: ConnId,
+        /// The domain.
+        domid: DomId,
+        /// Its event channel (remote port).
+        port: EvtchnPort,
+        /// The frame number it gave (informative).
+        gfn: u64,
+    },
+    /// An introduced domain was introduced again: rebind `port`, reset the ring indices.
+    Reintroduced {
+        /// The existing connection.
+        conn: ConnId,
+        /// The domain.
+        domid: DomId,
+        /// The (possibly new) port.
+        port: EvtchnPort,
+    },
+    /// A domain was released or died: unmap, unbind and forget its connection.
+    Released {
+        /// The connection that was removed, if it had one.
+        conn: Option<ConnId>,
+        /// The domain.
+        domid: DomId,
+    },
+    /// A `CONTROL live-update` request for the shell; it must answer with
+    /// [`Engine::reply`] (the engine sends nothing).
+    LiveUpdate {
+        /// Requesting connection.
+        conn: ConnId,
+        /// Its request id.
+        req_id: u32,
+        /// Its transaction id.
+        tx_id: TxId,
+        /// The parsed sub-command.
+        cmd: crate::control::LiveUpdateCmd,
+    },
+    /// A line for the log / console (`CONTROL print`, `memreport`, warnings).
+    Log(String),
+}
+
+/// What the shell learned about a domain from the hypervisor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DomainState {
+    /// Running normally.
+    Running,
+    /// Shut down or crashed, not yet destroyed.
+    Shutdown,
+    /// Dying or gone.
+    Dead,
+}
+
+/// A domain known to the engine.
+#[derive(Clone, Debug)]
+pub struct Domain {
+    /// Its id.
+    pub domid: DomId,
+    /// Its ring connection, once introduced.
+    pub conn: Option<ConnId>,
+    /// INTRODUCE was received (and not yet RELEASE/death).
+    pub introduced: bool,
+    /// `@releaseDomain` already fired for a shutdown (reset by RESUME).
+    pub shutdown_reported: bool,
+    /// The domain it acts for (`SET_TARGET`).
+    pub target: Option<DomId>,
+    /// Ring features to advertise (`SET_FEATURE`).
+    pub features: u32,
+    /// Its quotas.
+    pub quotas: Quotas,
+}
+
+/// The engine.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    pub(crate) config: EngineConfig,
+    pub(crate) store: Store,
+    pub(crate) conns: BTreeMap<ConnId, Connection>,
+    pub(crate) domains: BTreeMap<DomId, Domain>,
+    pub(crate) special_perms: [Perms; 2],
+    pub(crate) effects: Vec<Effect>,
+    pub(crate) now_ms: u64,
+    pub(crate) trace: bool,
+    /// Events to queue after the current reply (a new watch's first event).
+    pub(crate) after_reply: Vec<(ConnId, Vec<u8>)>,
+    next_conn: u32,
+}
+
+/// A handler's answer: a payload to send with the request's type, or nothing yet.
+pub(crate) type HandlerResult = Result<Option<Vec<u8>>, XsError>;
+
+/// `OK\0`, the plain success payload.
+pub(crate) fn ok() -> HandlerResult {
+    Ok(Some(b"OK\0".to_vec()))
+}
+
+impl Engine {
+    /// An engine with the tree C xenstored starts with: `/`, `/tool`, `/tool/xenstored`,
+    /// all owned by the privileged domain with no access for others.
+    pub fn new(config: EngineConfig) -> Engine {
+        let owner = config.priv_domid;
+        let mut e = Engine::empty(config);
+        for (parent, child) in [("/", "tool"), ("/tool", "xenstored")] {
+            let path = crate::path::join(parent, child);
+            if let Some(mut p) = e.store.get(parent).cloned() {
+                p.add_child(child);
+                e.store.put(String::from(parent), p);
+            }
+            e.store.put(path, Node::new(Perms::owner_only(owner, Perm::None)));
+        }
+        e
+    }
+
+    /// An engine whose store holds only `/` (the starting point of a restore).
+    pub fn empty(config: EngineConfig) -> Engine {
+        let owner = config.priv_domid;
+        let special = Perms::owner_only(owner, Perm::None);
+        Engine {
+            store: Store::new(owner),
+            conns: BTreeMap::new(),
+            domains: BTreeMap::new(),
+            special_perms: [special.clone(), special],
+            effects: Vec::new(),
+            now_ms: 0,
+            trace: false,
+            after_reply: Vec::new(),
+            next_conn: 1,
+            config,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The committed store (read-only).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Every connection.
+    pub fn connections(&self) -> impl Iterator<Item = &Connection> {
+        self.conns.values()
+    }
+
+    /// One connection.
+    pub fn connection(&self, id: ConnId) -> Option<&Connection> {
+        self.conns.get(&id)
+    }
+
+    /// Every known domain.
+    pub fn domains(&self) -> impl Iterator<Item = &Domain> {
+        self.domains.values()
+    }
+
+    /// Sets the engine clock (milliseconds, monotonic) and drops watch events that waited
+    /// longer than the watch-event timeout.
+    pub fn set_time_ms(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+        let mut dropped = 0usize;
+        for c in self.conns.values_mut() {
+            dropped += c.expire_events(now_ms);
+        }
+        if dropped > 0 {
+            self.log(alloc::format!("dropped {dropped} watch events past their timeout"));
+        }
+    }
+
+    /// Takes the effects produced so far.
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        core::mem::take(&mut self.effects)
+    }
+
+    pub(crate) fn log(&mut self, line: String) {
+        self.effects.push(Effect::Log(line));
+    }
+
+    pub(crate) fn alloc_conn_id(&mut self) -> ConnId {
+        loop {
+            let id = ConnId(self.next_conn);
+            self.next_conn = self.next_conn.wrapping_add(1).max(1);
+            if !self.conns.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// Adds a socket connection (acting for the privileged domain, as C xenstored's socket).
+    pub fn connect_socket(&mut self, read_only: bool) -> ConnId {
+        let id = self.alloc_conn_id();
+        let domid = self.config.priv_domid;
+        self.conns.insert(id, Connection::new(id, ConnKind::Socket { read_only }, domid));
+        id
+    }
+
+    /// Adds a ring connection the shell set up by itself (dom0's ring in the stub domain).
+    pub fn connect_domain(&mut self, domid: DomId, port: EvtchnPort, gfn: u64) -> ConnId {
+        let id = self.alloc_conn_id();
+        self.conns.insert(id, Connection::new(id, ConnKind::Ring { port, gfn }, domid));
+        let quotas = self.config.quotas;
+        let d = self.domains.entry(domid).or_insert_with(|| Domain::new(domid, quotas));
+        d.conn = Some(id);
+        d.introduced = true;
+        id
+    }
+
+    /// Removes a connection and everything it held (watches, transactions, output).
+    pub fn disconnect(&mut self, id: ConnId) {
+        if let Some(c) = self.conns.remove(&id) {
+            if let Some(d) = self.domains.get_mut(&c.domid) {
+                if d.conn == Some(id) {
+                    d.conn = None;
+                }
+            }
+        }
+    }
+
+    /// Faults a connection (stream violation): its watches, transactions and queued output
+    /// are dropped and its input is ignored from now on; nobody else is affected.
+    pub fn fault(&mut self, id: ConnId, fault: Fault) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.reset_watches_and_transactions();
+            c.out.clear();
+            c.out_bytes = 0;
+            c.out_sent = 0;
+            c.replies_queued = 0;
+            c.decoder = crate::wire::Decoder::new();
+            c.faulted = Some(fault);
+        }
+        self.log(alloc::format!("{id}: faulted: {fault}"));
+    }
+
+    /// The identity a connection's requests are checked with.
+    pub fn requester(&self, id: ConnId) -> Option<Requester> {
+        let c = self.conns.get(&id)?;
+        Some(self.requester_of(c))
+    }
+
+    pub(crate) fn requester_of(&self, c: &Connection) -> Requester {
+        Requester {
+            domid: c.domid,
+            privileged: c.domid == self.config.priv_domid,
+            target: self.domains.get(&c.domid).and_then(|d| d.target),
+            read_only: c.read_only(),
+        }
+    }
+
+    /// The quotas that apply to a domain.
+    pub(crate) fn quotas_for(&self, domid: DomId) -> Quotas {
+        self.domains.get(&domid).map_or(self.config.quotas, |d| d.quotas)
+    }
+
+    /// Whether the connection may take another request now (the `outstanding` quota holds
+    /// back unprivileged domains whose replies are not being read).
+    pub fn can_receive(&self, id: ConnId) -> bool {
+        let Some(c) = self.conns.get(&id) else { return false };
+        if c.faulted.is_some() {
+            return false;
+        }
+        if c.domid == self.config.priv_domid {
+            return true;
+        }
+        !self.quotas_for(c.domid).reached(QuotaKind::Outstanding, c.replies_queued)
+    }
+
+    /// Feeds received bytes; complete messages are processed at once. Returns how many
+    /// bytes were consumed: fewer than given when the connection must wait for its replies
+    /// to be read. A stream violation faults the connection and is returned.
+    pub fn receive(&mut self, id: ConnId, bytes: &[u8]) -> Result<usize, Fault> {
+        let mut used = 0usize;
+        while used < bytes.len() {
+            if !self.can_receive(id) {
+                break;
+            }
+            let Some(c) = self.conns.get_mut(&id) else {
+                return Err(Fault::NoConnection);
+            };
+            let decoded = match c.decoder.feed(bytes.get(used..).unwrap_or(&[])) {
+                Ok(d) => d,
+                Err(f) => {
+                    self.fault(id, f);
+                    return Err(f);
+                }
+            };
+            match decoded {
+                Decoded::NeedMore => return Ok(bytes.len()),
+                Decoded::Message { msg, consumed } => {
+                    used += consumed;
+                    self.process(id, msg);
+                }
+            }
+        }
+        Ok(used)
+    }
+
+    /// Processes one whole message (the shell may frame messages itself).
+    pub fn handle_message(&mut self, id: ConnId, msg: Message) -> Result<(), Fault> {
+        match self.conns.get(&id) {
+            None => Err(Fault::NoConnection),
+            Some(_) if msg.payload.len() > PAYLOAD_MAX => {
+                let f = Fault::OversizedMessage { len: u32::try_from(msg.payload.len()).unwrap_or(u32::MAX) };
+                self.fault(id, f);
+                Err(f)
+            }
+            Some(_) => {
+                self.process(id, msg);
+                Ok(())
+            }
+        }
+    }
+
+    /// The next unsent output bytes of a connection (a prefix of one message).
+    pub fn pending_output(&self, id: ConnId) -> &[u8] {
+        self.conns.get(&id).map_or(&[], |c| c.front_bytes())
+    }
+
+    /// Whether a connection has output waiting.
+    pub fn has_output(&self, id: ConnId) -> bool {
+        self.conns.get(&id).is_some_and(|c| !c.out.is_empty())
+    }
+
+    /// Marks `n` output bytes as delivered.
+    pub fn consume_output(&mut self, id: ConnId, n: usize) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.advance(n);
+        }
+    }
+
+    /// Takes all queued output of a connection as one buffer (test and tool helper).
+    pub fn drain_output(&mut self, id: ConnId) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let chunk = self.pending_output(id);
+            if chunk.is_empty() {
+                return out;
+            }
+            let n = chunk.len();
+            out.extend_from_slice(chunk);
+            self.consume_output(id, n);
+        }
+    }
+
+    /// Sends a reply the shell produced (live-update answers).
+    pub fn reply(&mut self, id: ConnId, msg_type: MsgType, req_id: u32, tx_id: TxId, payload: Vec<u8>) {
+        self.queue_reply(id, Message::new(msg_type, req_id, tx_id, payload));
+    }
+
+    /// Sends an error reply the shell produced.
+    pub fn reply_error(&mut self, id: ConnId, req_id: u32, tx_id: TxId, err: XsError) {
+        self.queue_reply(id, Message::error(req_id, tx_id, err));
+    }
+
+    fn queue_reply(&mut self, id: ConnId, msg: Message) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            if c.faulted.is_none() {
+                c.push(Outgoing { bytes: msg.encode(), is_event: false, deadline_ms: None });
+            }
+        }
+    }
+
+    /// The single dispatch point.
+    fn process(&mut self, id: ConnId, msg: Message) {
+        let Some(conn) = self.conns.get(&id) else { return };
+        if conn.faulted.is_some() {
+            return;
+        }
+        let who = self.requester_of(conn);
+        let (req_id, tx_id) = (msg.req_id, msg.tx_id);
+        let result = match MsgType::from_u32(msg.msg_type) {
+            None | Some(MsgType::WatchEvent) | Some(MsgType::Error) => Err(XsError::Enosys),
+            Some(ty) => self.dispatch(id, who, ty, &msg),
+        };
+        if self.trace {
+            let name = MsgType::from_u32(msg.msg_type).map_or("UNKNOWN", MsgType::name);
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(e) => e.name(),
+            };
+            self.log(alloc::format!("{id} dom{} {name} req {req_id} tx {}: {outcome}", who.domid, tx_id.0));
+        }
+        match result {
+            Ok(Some(payload)) => {
+                let ty = MsgType::from_u32(msg.msg_type).unwrap_or(MsgType::Error);
+                self.queue_reply(id, Message::new(ty, req_id, tx_id, payload));
+            }
+            Ok(None) => {}
+            Err(e) => self.queue_reply(id, Message::error(req_id, tx_id, e)),
+        }
+        let after = core::mem::take(&mut self.after_reply);
+        for (target, bytes) in after {
+            self.push_event_bytes(target, bytes, true);
+        }
+    }
+
+    fn dispatch(&mut self, id: ConnId, who: Requester, ty: MsgType, msg: &Message) -> HandlerResult {
+        use MsgType::*;
+        let privileged_only = matches!(
+            ty,
+            Control | Introduce | Release | IsDomainIntroduced | Resume | SetTarget | SetFeature | GetQuota | SetQuota
+        );
+        if privileged_only && !who.privileged {
+            return Err(XsError::Eacces);
+        }
+        // Transaction lookup for everything but WATCH/UNWATCH, which ignore tx_id.
+        let tx = if matches!(ty, Watch | Unwatch) { TxId::NONE } else { msg.tx_id };
+        if tx != TxId::NONE {
+            let known = self.conns.get(&id).is_some_and(|c| c.transaction(tx).is_some());
+            if !known {
+                return Err(XsError::Enoent);
+            }
+        }
+        let p = msg.payload.as_slice();
+        match ty {
+            Read => self.op_read(id, who, tx, p),
+            Write => self.op_write(id, who, tx, p),
+            Mkdir => self.op_mkdir(id, who, tx, p),
+            Rm => self.op_rm(id, who, tx, p),
+            Directory => self.op_directory(id, who, tx, p),
+            DirectoryPart => self.op_directory_part(id, who, tx, p),
+            GetPerms => self.op_get_perms(id, who, tx, p),
+            SetPerms => self.op_set_perms(id, who, tx, p),
+            Watch => self.op_watch(id, who, p),
+            Unwatch => self.op_unwatch(id, who, p),
+            ResetWatches => self.op_reset_watches(id, tx),
+            TransactionStart => self.op_transaction_start(id, who, tx),
+            TransactionEnd => self.op_transaction_end(id, who, tx, p),
+            Introduce => self.op_introduce(p),
+            Release => self.op_release(p),
+            IsDomainIntroduced => self.op_is_domain_introduced(p),
+            GetDomainPath => self.op_get_domain_path(p),
+            Resume => self.op_resume(p),
+            SetTarget => self.op_set_target(p),
+            GetFeature => self.op_get_feature(who, p),
+            SetFeature => self.op_set_feature(p),
+            GetQuota => self.op_get_quota(p),
+            SetQuota => self.op_set_quota(p),
+            Control => self.op_control(id, msg),
+            WatchEvent | Error => Err(XsError::Enosys),
+        }
+    }
+
+    /// Whether `watcher` may see an event about `path` (the node or its parent readable, or
+    /// the permissions it had before the change).
+    fn event_permitted(&self, watcher: &Requester, path: &str, old: Option<&Perms>) -> bool {
+        if watcher.privileged {
+            return true;
+        }
+        if old.is_some_and(|p| p.access_for(watcher).contains(Access::READ)) {
+            return true;
+        }
+        if let Some(n) = self.store.get(path) {
+            if n.perms.access_for(watcher).contains(Access::READ) {
+                return true;
+            }
+        }
+        if path == "/" {
+            return false;
+        }
+        self.store
+            .get(crate::path::parent(path))
+            .is_some_and(|n| n.perms.access_for(watcher).contains(Access::READ))
+    }
+
+    /// Fires the watches matching committed changes.
+    pub(crate) fn fire(&mut self, events: &[PendingEvent]) {
+        let mut queue: Vec<(ConnId, Vec<u8>)> = Vec::new();
+        for ev in events {
+            for c in self.conns.values() {
+                if c.watches.is_empty() || c.faulted.is_some() {
+                    continue;
+                }
+                let who = self.requester_of(c);
+                if !self.event_permitted(&who, &ev.path, ev.old_perms.as_ref()) {
+                    continue;
+                }
+                for w in &c.watches {
+                    if !crate::path::is_special(&w.path) && w.matches(&ev.path, ev.exact) {
+                        let reported = w.reported_path(&ev.path, c.domid);
+                        queue.push((c.id, w.event_payload(&reported)));
+                    }
+                }
+            }
+        }
+        for (id, payload) in queue {
+            self.push_event_bytes(id, payload, false);
+        }
+    }
+
+    /// Fires a special watch (`@introduceDomain`, `@releaseDomain`) about `domid`.
+    pub(crate) fn fire_special(&mut self, base: &str, domid: DomId) {
+        let perms = if base == INTRODUCE_DOMAIN { &self.special_perms[0] } else { &self.special_perms[1] };
+        let mut queue: Vec<(ConnId, Vec<u8>)> = Vec::new();
+        for c in self.conns.values() {
+            if c.faulted.is_some() {
+                continue;
+            }
+            let who = self.requester_of(c);
+            if !perms.access_for(&who).contains(Access::READ) {
+                continue;
+            }
+            for w in &c.watches {
+                if let Some(reported) = w.special_match(base, domid) {
+                    queue.push((c.id, w.event_payload(&reported)));
+                }
+            }
+        }
+        for (id, payload) in queue {
+            self.push_event_bytes(id, payload, true);
+        }
+    }
+
+    /// Queues a `WATCH_EVENT`, dropping it when oversized, already pending (non-special),
+    /// or beyond the connection's event-queue limit (XSA-326).
+    pub(crate) fn push_event_bytes(&mut self, id: ConnId, payload: Vec<u8>, special: bool) {
+        if payload.len() > PAYLOAD_MAX {
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.events_dropped += 1;
+            }
+            return;
+        }
+        let privileged = self.conns.get(&id).is_some_and(|c| c.domid == self.config.priv_domid);
+        let limit = if privileged {
+            self.config.privileged_event_queue_limit_bytes
+        } else {
+            self.config.event_queue_limit_bytes
+        };
+        let deadline = (!privileged && self.config.watch_event_timeout_ms != 0)
+            .then(|| self.now_ms.saturating_add(self.config.watch_event_timeout_ms));
+        let bytes = Message::new(MsgType::WatchEvent, 0, TxId::NONE, payload).encode();
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        if c.faulted.is_some() {
+            return;
+        }
+        if (!special && c.has_pending_event(&bytes)) || c.out_bytes.saturating_add(bytes.len()) > limit {
+            c.events_dropped += 1;
+            return;
+        }
+        c.push(Outgoing { bytes, is_event: true, deadline_ms: deadline });
+    }
+
+    /// Tells the engine what the hypervisor says about a domain (from `VIRQ_DOM_EXC`
+    /// handling): a shutdown fires `@releaseDomain` once; death releases it.
+    pub fn domain_state(&mut self, domid: DomId, state: DomainState) {
+        match state {
+            DomainState::Running => {}
+            DomainState::Shutdown => {
+                let fire = match self.domains.get_mut(&domid) {
+                    Some(d) if d.introduced && !d.shutdown_reported => {
+                        d.shutdown_reported = true;
+                        true
+                    }
+                    _ => false,
+                };
+                if fire {
+                    self.fire_special(RELEASE_DOMAIN, domid);
+                }
+            }
+            DomainState::Dead => {
+                if self.domains.get(&domid).is_some_and(|d| d.introduced) {
+                    self.destroy_domain(domid);
+                }
+            }
+        }
+    }
+
+    /// Domains the engine talks to (introduced), for the shell's death checks.
+    pub fn introduced_domains(&self) -> Vec<DomId> {
+        self.domains.values().filter(|d| d.introduced).map(|d| d.domid).collect()
+    }
+
+    /// Releases a domain: its connection, watches and transactions go, the nodes it owns are
+    /// deleted (XSA-419), other nodes forget its permission entries (XSA-322), and
+    /// `@releaseDomain` fires.
+    pub(crate) fn destroy_domain(&mut self, domid: DomId) {
+        let conn = self.domains.get(&domid).and_then(|d| d.conn);
+        if let Some(c) = conn {
+            self.conns.remove(&c);
+        }
+        self.domains.remove(&domid);
+        let events = self.purge_domain_nodes(domid);
+        self.fire(&events);
+        self.fire_special(RELEASE_DOMAIN, domid);
+        self.effects.push(Effect::Released { conn, domid });
+    }
+
+    /// The engine's memory report (`CONTROL memreport`).
+    pub fn memreport(&self) -> String {
+        use core::fmt::Write;
+        let mut s = String::new();
+        let node_bytes: usize = self.store.iter().map(|(p, n)| n.cost(p)).sum();
+        let watches: usize = self.conns.values().map(|c| c.watches.len()).sum();
+        let txns: usize = self.conns.values().map(|c| c.transactions.len()).sum();
+        let out: usize = self.conns.values().map(|c| c.out_bytes).sum();
+        let dropped: u64 = self.conns.values().map(|c| c.events_dropped).sum();
+        let _ = writeln!(s, "nodes: {} ({} bytes)", self.store.len(), node_bytes);
+        let _ = writeln!(s, "connections: {}", self.conns.len());
+        let _ = writeln!(s, "domains: {}", self.domains.len());
+        let _ = writeln!(s, "watches: {watches}");
+        let _ = writeln!(s, "transactions: {txns}");
+        let _ = writeln!(s, "queued output: {out} bytes");
+        let _ = writeln!(s, "dropped watch events: {dropped}");
+        s
+    }
+}
+
+impl Domain {
+    /// A domain record with the given quotas.
+    pub fn new(domid: DomId, quotas: Quotas) -> Domain {
+        Domain {
+            domid,
+            conn: None,
+            introduced: false,
+            shutdown_reported: false,
+            target: None,
+            features: crate::ring::SUPPORTED_FEATURES,
+            quotas,
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Per-connection requests: WATCH, UNWATCH, RESET_WATCHES, TRANSACTION_START/END.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+
+use crate::engine::{ok, Engine, HandlerResult};
+use crate::error::XsError;
+use crate::ids::{ConnId, DomId, TxId};
+use crate::path;
+use crate::perms::Requester;
+use crate::quota::QuotaKind;
+use crate::txn::Transaction;
+use crate::util::split_strings;
+use crate::watch::Watch;
+
+impl Engine {
+    /// Parses `path|token|[depth|]` into a watch for connection `who`.
+    fn parse_watch(&self, who: &Requester, p: &[u8], with_depth: bool) -> Result<Watch, XsError> {
+        let args = split_strings(p);
+        let (Some(raw), Some(token)) = (args.first(), args.get(1)) else {
+            return Err(XsError::Einval);
+        };
+        let depth = match (with_depth, args.get(2)) {
+            (true, Some(d)) if !d.is_empty() => {
+                let d = crate::util::parse_decimal(d).ok_or(XsError::Einval)?;
+                Some(u32::try_from(d).map_err(|_| XsError::Einval)?)
+            }
+            _ => None,
+        };
+        let token = String::from(core::str::from_utf8(token).map_err(|_| XsError::Einval)?);
+        let text = core::str::from_utf8(raw).map_err(|_| XsError::Einval)?;
+        if path::is_special(text) {
+            if text.len() > path::REL_PATH_MAX {
+                return Err(XsError::Einval);
+            }
+            return Ok(Watch { path: String::from(text), token, relative: false, depth });
+        }
+        let max = self.quotas_for(who.domid).get(QuotaKind::PathMax) as usize;
+        let max = if max == 0 { path::REL_PATH_MAX } else { max };
+        let full = path::canonicalize(raw, who.domid, max)?;
+        Ok(Watch { path: full, token, relative: !text.starts_with('/'), depth })
+    }
+
+    pub(crate) fn op_watch(&mut self, id: ConnId, who: Requester, p: &[u8]) -> HandlerResult {
+        let watch = self.parse_watch(&who, p, true)?;
+        let quotas = self.quotas_for(who.domid);
+        let Some(c) = self.conns.get_mut(&id) else { return Err(XsError::Eio) };
+        if c.watches.iter().any(|w| w.path == watch.path && w.token == watch.token) {
+            return Err(XsError::Eexist);
+        }
+        if !who.privileged && quotas.reached(QuotaKind::Watches, c.watches.len()) {
+            return Err(XsError::E2big);
+        }
+        // The first event fires at once, after the reply, reporting the path as given.
+        let reported = watch.reported_path(&watch.path, c.domid);
+        let first = watch.event_payload(&reported);
+        c.watches.push(watch);
+        self.after_reply.push((id, first));
+        ok()
+    }
+
+    pub(crate) fn op_unwatch(&mut self, id: ConnId, who: Requester, p: &[u8]) -> HandlerResult {
+        let target = self.parse_watch(&who, p, false)?;
+        let Some(c) = self.conns.get_mut(&id) else { return Err(XsError::Eio) };
+        let pos = c
+            .watches
+            .iter()
+            .position(|w| w.path == target.path && w.token == target.token)
+            .ok_or(XsError::Enoent)?;
+        c.watches.remove(pos);
+        ok()
+    }
+
+    pub(crate) fn op_reset_watches(&mut self, id: ConnId, tx: TxId) -> HandlerResult {
+        // Inside a transaction this would pull the transaction from under the request
+        // (XSA-484): refuse it.
+        if tx != TxId::NONE {
+            return Err(XsError::Ebusy);
+        }
+        let Some(c) = self.conns.get_mut(&id) else { return Err(XsError::Eio) };
+        c.reset_watches_and_transactions();
+        ok()
+    }
+
+    pub(crate) fn op_transaction_start(&mut self, id: ConnId, who: Requester, tx: TxId) -> HandlerResult {
+        if tx != TxId::NONE {
+            return Err(XsError::Ebusy);
+        }
+        let quotas = self.quotas_for(who.domid);
+        let now = self.now_ms;
+        let Some(c) = self.conns.get_mut(&id) else { return Err(XsError::Eio) };
+        if !who.privileged && quotas.reached(QuotaKind::Transactions, c.transactions.len()) {
+            return Err(XsError::Enospc);
+        }
+        let mut txid = c.next_tx;
+        while txid == 0 || c.transactions.contains_key(&txid) {
+            txid = txid.wrapping_add(1);
+        }
+        c.next_tx = txid.wrapping_add(1);
+        c.transactions.insert(txid, Transaction::new(TxId(txid), now));
+        let mut out = alloc::format!("{txid}").into_bytes();
+        out.push(0);
+        Ok(Some(out))
+    }
+
+    pub(crate) fn op_transaction_end(&mut self, id: ConnId, who: Requester, tx: TxId, p: &[u8]) -> HandlerResult {
+        let commit = match crate::util::one_arg(p) {
+            Some(b"T") => true,
+            Some(b"F") => false,
+            _ => return Err(XsError::Einval),
+        };
+        let Some(c) = self.conns.get_mut(&id) else { return Err(XsError::Eio) };
+        let txn = c.transactions.remove(&tx.0).ok_or(XsError::Enoent)?;
+        if !commit {
+            return ok();
+        }
+        if txn.conflicts(&self.store) {
+            return Err(XsError::Eagain);
+        }
+        if !who.privileged {
+            self.check_commit_quotas(&txn)?;
+        }
+        let events = txn.apply(&mut self.store);
+        self.fire(&events);
+        ok()
+    }
+
+    /// Node and memory quotas of every domain whose ownership a commit changes.
+    fn check_commit_quotas(&self, txn: &Transaction) -> Result<(), XsError> {
+        let mut delta: BTreeMap<DomId, (isize, isize)> = BTreeMap::new();
+        for (p, change) in &txn.changes {
+            if let Some(old) = self.store.get(p) {
+                let d = delta.entry(old.perms.owner()).or_default();
+                d.0 -= 1;
+                d.1 -= old.cost(p) as isize;
+            }
+            if let Some(new) = change {
+                let d = delta.entry(new.perms.owner()).or_default();
+                d.0 += 1;
+                d.1 += new.cost(p) as isize;
+            }
+        }
+        for (domid, (nodes, mem)) in delta {
+            if domid == self.config.priv_domid {
+                continue;
+            }
+            let quotas = self.quotas_for(domid);
+            let usage = self.store.usage(domid);
+            let n = usage.nodes.saturating_add_signed(nodes);
+            let m = usage.memory.saturating_add_signed(mem);
+            if nodes > 0 && quotas.exceeded(QuotaKind::Nodes, n) {
+                return Err(XsError::Enospc);
+            }
+            if mem > 0 && quotas.exceeded(QuotaKind::Memory, m) {
+                return Err(XsError::Enomem);
+            }
+        }
+        Ok(())
+    }
+}

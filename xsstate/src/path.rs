@@ -1,0 +1,174 @@
+//! Node paths: validation, canonicalisation of relative paths, and watch-path reporting.
+
+use alloc::format;
+use alloc::string::String;
+
+use crate::error::XsError;
+use crate::ids::DomId;
+
+/// `XENSTORE_ABS_PATH_MAX`.
+pub const ABS_PATH_MAX: usize = 3072;
+/// `XENSTORE_REL_PATH_MAX`, also the default `path-max` quota.
+pub const REL_PATH_MAX: usize = 2048;
+
+/// The home of a domain, `/local/domain/<domid>`.
+pub fn domain_path(domid: DomId) -> String {
+    format!("/local/domain/{}", domid.0)
+}
+
+fn valid_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'/' | b'_' | b'@')
+}
+
+/// Length of a `/local/domain/<n>/` prefix (up to 5 digits), or 0 when the path has none;
+/// the path limit applies to what follows it (XSA-323), as in C xenstored.
+fn local_prefix_len(path: &str) -> usize {
+    let Some(rest) = path.strip_prefix("/local/domain/") else {
+        return 0;
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 || digits > 5 || rest.as_bytes().get(digits) != Some(&b'/') {
+        return 0;
+    }
+    "/local/domain/".len() + digits + 1
+}
+
+/// Validates an absolute node path under the `path-max` limit (applied after any
+/// `/local/domain/<n>/` prefix).
+pub fn validate(path: &str, path_max: usize) -> Result<(), XsError> {
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/') {
+        return Err(XsError::Einval);
+    }
+    if path.len() > 1 && bytes.last() == Some(&b'/') {
+        return Err(XsError::Einval);
+    }
+    if path.contains("//") || !bytes.iter().all(|&b| valid_char(b)) {
+        return Err(XsError::Einval);
+    }
+    let limit = local_prefix_len(path).saturating_add(path_max).min(ABS_PATH_MAX);
+    if path.len() > limit {
+        return Err(XsError::Einval);
+    }
+    Ok(())
+}
+
+/// A path as a client sent it, made absolute: relative paths are prefixed with the
+/// connection's home (`/local/domain/<domid>/`), then the result is validated.
+pub fn canonicalize(raw: &[u8], home: DomId, path_max: usize) -> Result<String, XsError> {
+    let text = core::str::from_utf8(raw).map_err(|_| XsError::Einval)?;
+    let full = if text.starts_with('/') {
+        String::from(text)
+    } else {
+        format!("{}/{}", domain_path(home), text)
+    };
+    validate(&full, path_max)?;
+    Ok(full)
+}
+
+/// Whether `path` is `ancestor` or lies below it (`/` is everyone's ancestor).
+pub fn is_at_or_below(path: &str, ancestor: &str) -> bool {
+    if ancestor == "/" {
+        return true;
+    }
+    match path.strip_prefix(ancestor) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+/// Number of path components of `path` below `ancestor` (0 when equal). Assumes
+/// [`is_at_or_below`] holds.
+pub fn depth_below(path: &str, ancestor: &str) -> usize {
+    let rest = if ancestor == "/" { path } else { path.get(ancestor.len()..).unwrap_or("") };
+    rest.split('/').filter(|s| !s.is_empty()).count()
+}
+
+/// The parent of a non-root absolute path (`/` for top-level nodes).
+pub fn parent(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => path.get(..i).unwrap_or("/"),
+    }
+}
+
+/// The last component of a non-root absolute path.
+pub fn basename(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(i) => path.get(i + 1..).unwrap_or(""),
+        None => path,
+    }
+}
+
+/// The child path `parent/name`.
+pub fn join(parent: &str, name: &str) -> String {
+    if parent == "/" {
+        format!("/{name}")
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
+/// What a relative watch reports: `path` with the home prefix and its slash removed.
+pub fn relative_to_home(path: &str, home: DomId) -> String {
+    let prefix = domain_path(home);
+    match path.strip_prefix(prefix.as_str()) {
+        Some(rest) => String::from(rest.strip_prefix('/').unwrap_or(rest)),
+        None => String::from(path),
+    }
+}
+
+/// Whether a watch path names a special event (`@introduceDomain`, `@releaseDomain`, ...).
+pub fn is_special(path: &str) -> bool {
+    path.starts_with('@')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation() {
+        assert!(validate("/", 2048).is_ok());
+        assert!(validate("/a/b-c_d@e", 2048).is_ok());
+        assert_eq!(validate("", 2048), Err(XsError::Einval));
+        assert_eq!(validate("a", 2048), Err(XsError::Einval));
+        assert_eq!(validate("/a/", 2048), Err(XsError::Einval));
+        assert_eq!(validate("/a//b", 2048), Err(XsError::Einval));
+        assert_eq!(validate("/a b", 2048), Err(XsError::Einval));
+        assert_eq!(validate("/a.b", 2048), Err(XsError::Einval));
+    }
+
+    #[test]
+    fn lengths_after_prefix() {
+        let long = "x".repeat(2040);
+        let abs = format!("/{long}");
+        assert!(validate(&abs, 2048).is_ok());
+        let too_long = format!("/{}", "x".repeat(2048));
+        assert!(validate(&too_long, 2048).is_err());
+        // A relative path of 2048 bytes is fine after prefixing (XSA-323)...
+        let rel = "y".repeat(2048);
+        assert!(canonicalize(rel.as_bytes(), DomId(7), 2048).is_ok());
+        // ...but one byte more is not.
+        let rel = "y".repeat(2049);
+        assert_eq!(canonicalize(rel.as_bytes(), DomId(7), 2048), Err(XsError::Einval));
+    }
+
+    #[test]
+    fn relations() {
+        assert!(is_at_or_below("/a/b", "/a"));
+        assert!(is_at_or_below("/a", "/a"));
+        assert!(!is_at_or_below("/ab", "/a"));
+        assert!(is_at_or_below("/ab", "/"));
+        assert_eq!(depth_below("/a/b/c", "/a"), 2);
+        assert_eq!(depth_below("/a", "/"), 1);
+        assert_eq!(parent("/a/b"), "/a");
+        assert_eq!(parent("/a"), "/");
+        assert_eq!(basename("/a/b"), "b");
+        assert_eq!(join("/", "a"), "/a");
+        assert_eq!(relative_to_home("/local/domain/3/x/y", DomId(3)), "x/y");
+        assert_eq!(relative_to_home("/local/domain/3", DomId(3)), "");
+        assert_eq!(canonicalize(b"x", DomId(3), 2048).unwrap(), "/local/domain/3/x");
+        assert_eq!(canonicalize(b"", DomId(3), 2048), Err(XsError::Einval));
+    }
+}

@@ -1,0 +1,110 @@
+//! Transactions: an overlay of pending changes over the store, the generations of every node
+//! accessed, and the commit-time conflict check that yields `EAGAIN`.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::error::XsError;
+use crate::ids::TxId;
+use crate::perms::Perms;
+use crate::store::{Node, Store};
+
+/// How a transaction used one node (the image format's `access` bits).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeAccess {
+    /// Generation of the committed node when first accessed (0: it did not exist).
+    pub base_generation: u64,
+    /// The node was read.
+    pub read: bool,
+    /// The node was written or deleted.
+    pub written: bool,
+}
+
+/// A watch event queued inside a transaction, fired on commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingEvent {
+    /// The changed path.
+    pub path: String,
+    /// Only watches exactly on `path` fire (descendants of a removed subtree).
+    pub exact: bool,
+    /// Permissions the node had before the change, for the readability check.
+    pub old_perms: Option<Perms>,
+}
+
+/// One open transaction of a connection.
+#[derive(Clone, Debug)]
+pub struct Transaction {
+    /// The id handed to the client.
+    pub id: TxId,
+    /// Engine time when it started.
+    pub started_ms: u64,
+    /// Every node accessed, with its base generation.
+    pub accessed: BTreeMap<String, NodeAccess>,
+    /// Pending changes: `Some` written, `None` deleted.
+    pub changes: BTreeMap<String, Option<Node>>,
+    /// Watch events to fire when committed.
+    pub events: Vec<PendingEvent>,
+}
+
+impl Transaction {
+    /// A new, empty transaction.
+    pub fn new(id: TxId, started_ms: u64) -> Transaction {
+        Transaction {
+            id,
+            started_ms,
+            accessed: BTreeMap::new(),
+            changes: BTreeMap::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// The node as this transaction sees it.
+    pub fn view<'a>(&'a self, store: &'a Store, path: &str) -> Option<&'a Node> {
+        match self.changes.get(path) {
+            Some(change) => change.as_ref(),
+            None => store.get(path),
+        }
+    }
+
+    /// Records an access, failing with `ENOSPC` past `max_nodes` accessed nodes (0: no limit).
+    pub fn note(
+        &mut self,
+        store: &Store,
+        path: &str,
+        written: bool,
+        max_nodes: u32,
+    ) -> Result<(), XsError> {
+        if let Some(a) = self.accessed.get_mut(path) {
+            a.read |= !written;
+            a.written |= written;
+            return Ok(());
+        }
+        if max_nodes != 0 && self.accessed.len() >= max_nodes as usize {
+            return Err(XsError::Enospc);
+        }
+        self.accessed.insert(
+            String::from(path),
+            NodeAccess { base_generation: store.generation_of(path), read: !written, written },
+        );
+        Ok(())
+    }
+
+    /// Whether committing now would conflict: some accessed node changed since.
+    pub fn conflicts(&self, store: &Store) -> bool {
+        self.accessed.iter().any(|(p, a)| store.generation_of(p) != a.base_generation)
+    }
+
+    /// Applies the pending changes to the store (after [`Transaction::conflicts`] said no).
+    pub fn apply(self, store: &mut Store) -> Vec<PendingEvent> {
+        for (path, change) in self.changes {
+            match change {
+                Some(node) => store.put(path, node),
+                None => {
+                    store.remove(&path);
+                }
+            }
+        }
+        self.events
+    }
+}

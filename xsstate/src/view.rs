@@ -1,0 +1,94 @@
+//! A view of the tree for one request: the committed store, or a transaction's overlay on
+//! it with every access recorded for the commit-time conflict check.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::error::XsError;
+use crate::store::{Node, Store};
+use crate::txn::{PendingEvent, Transaction};
+
+/// The store as one request sees it.
+pub(crate) struct View<'a> {
+    pub(crate) store: &'a mut Store,
+    pub(crate) txn: Option<&'a mut Transaction>,
+    /// `transaction-nodes` quota (0: none), applied to unprivileged transactions.
+    pub(crate) max_txn_nodes: u32,
+    /// Changes made outside a transaction, to fire once the request is done.
+    pub(crate) events: Vec<PendingEvent>,
+}
+
+impl<'a> View<'a> {
+    /// Builds a view.
+    pub(crate) fn new(store: &'a mut Store, txn: Option<&'a mut Transaction>, max_txn_nodes: u32) -> View<'a> {
+        View { store, txn, max_txn_nodes, events: Vec::new() }
+    }
+
+    /// The node without recording an access (error reporting, permission probes).
+    pub(crate) fn peek(&self, path: &str) -> Option<&Node> {
+        match &self.txn {
+            Some(t) => t.view(self.store, path),
+            None => self.store.get(path),
+        }
+    }
+
+    /// The node, recording a read in a transaction.
+    pub(crate) fn read(&mut self, path: &str) -> Result<Option<&Node>, XsError> {
+        if let Some(t) = self.txn.as_deref_mut() {
+            t.note(self.store, path, false, self.max_txn_nodes)?;
+        }
+        Ok(self.peek(path))
+    }
+
+    /// Writes a node (new generation on commit / now).
+    pub(crate) fn write(&mut self, path: String, node: Node) -> Result<(), XsError> {
+        match self.txn.as_deref_mut() {
+            Some(t) => {
+                t.note(self.store, &path, true, self.max_txn_nodes)?;
+                t.changes.insert(path, Some(node));
+            }
+            None => self.store.put(path, node),
+        }
+        Ok(())
+    }
+
+    /// Deletes one node (children and the parent's list are the caller's business).
+    pub(crate) fn delete(&mut self, path: &str) -> Result<(), XsError> {
+        match self.txn.as_deref_mut() {
+            Some(t) => {
+                t.note(self.store, path, true, self.max_txn_nodes)?;
+                t.changes.insert(String::from(path), None);
+            }
+            None => {
+                self.store.remove(path);
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a watch event for the change of `path`.
+    pub(crate) fn event(&mut self, path: &str, exact: bool, old_perms: Option<crate::perms::Perms>) {
+        let ev = PendingEvent { path: String::from(path), exact, old_perms };
+        match self.txn.as_deref_mut() {
+            Some(t) => t.events.push(ev),
+            None => self.events.push(ev),
+        }
+    }
+
+    /// Every path at or below `root` as this view sees it, children before parents
+    /// (the order nodes are deleted in), found without recursion.
+    pub(crate) fn subtree_postorder(&self, root: &str) -> Vec<String> {
+        let mut pre = Vec::new();
+        let mut stack = alloc::vec![String::from(root)];
+        while let Some(p) = stack.pop() {
+            if let Some(n) = self.peek(&p) {
+                for c in &n.children {
+                    stack.push(crate::path::join(&p, c));
+                }
+                pre.push(p);
+            }
+        }
+        pre.reverse();
+        pre
+    }
+}
