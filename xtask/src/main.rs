@@ -1,1 +1,40 @@
-fn main() {}
+//! `cargo xtask`: the one entry point to build, demo, test, benchmark and fuzz the project.
+
+mod bench;
+mod fuzz;
+mod util;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  build   build the stub-domain image and the host tools; prints the image path last
+  demo    show the engine serving stock xenstore clients (the Xen lab comes with the kernel issue)
+  test    install what is missing, then fmt --check, clippy -D warnings and every test
+  bench   print engine and socket benchmark figures
+  fuzz    run every fuzz target time-boxed (FUZZ_SECONDS per target, default 60)
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("build") => util::build().map(|image| println!("{}", image.display())),
+        Some("test") => util::test(),
+        Some("demo") => util::demo(),
+        Some("bench") => bench::run(args.get(1..).unwrap_or(&[])),
+        Some("fuzz") => fuzz::run(args.get(1..).unwrap_or(&[])),
+        Some("help") | Some("--help") | Some("-h") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command `{other}`\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
