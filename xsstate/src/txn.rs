@@ -43,6 +43,9 @@ pub struct Transaction {
     pub accessed: BTreeMap<String, NodeAccess>,
     /// Pending changes: `Some` written, `None` deleted.
     pub changes: BTreeMap<String, Option<Node>>,
+    /// The committed node as it was when first accessed: reads stay isolated from later
+    /// commits by others (which then make this transaction's commit fail with `EAGAIN`).
+    pub seen: BTreeMap<String, Option<Node>>,
     /// Watch events to fire when committed.
     pub events: Vec<PendingEvent>,
 }
@@ -55,14 +58,18 @@ impl Transaction {
             started_ms,
             accessed: BTreeMap::new(),
             changes: BTreeMap::new(),
+            seen: BTreeMap::new(),
             events: Vec::new(),
         }
     }
 
     /// The node as this transaction sees it.
     pub fn view<'a>(&'a self, store: &'a Store, path: &str) -> Option<&'a Node> {
-        match self.changes.get(path) {
-            Some(change) => change.as_ref(),
+        if let Some(change) = self.changes.get(path) {
+            return change.as_ref();
+        }
+        match self.seen.get(path) {
+            Some(snapshot) => snapshot.as_ref(),
             None => store.get(path),
         }
     }
@@ -87,6 +94,7 @@ impl Transaction {
             String::from(path),
             NodeAccess { base_generation: store.generation_of(path), read: !written, written },
         );
+        self.seen.insert(String::from(path), store.get(path).cloned());
         Ok(())
     }
 

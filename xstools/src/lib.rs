@@ -1,1 +1,3 @@
-//! placeholder
+//! Host tools around the xenstore engine: the socket daemon's server loop and shared helpers.
+
+pub mod server;
