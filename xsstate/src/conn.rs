@@ -112,7 +112,9 @@ impl Connection {
     /// Marks `n` bytes of the front message as handed to the transport.
     pub fn advance(&mut self, mut n: usize) {
         while n > 0 {
-            let Some(front) = self.out.front() else { return };
+            let Some(front) = self.out.front() else {
+                return;
+            };
             let left = front.bytes.len().saturating_sub(self.out_sent);
             let step = left.min(n);
             self.out_sent += step;

@@ -41,7 +41,8 @@ pub fn parse_live_update(rest: &[u8]) -> Result<LiveUpdateCmd, XsError> {
     if let Some(chunk) = rest.strip_prefix(b"-d\0") {
         let nul = chunk.iter().position(|&b| b == 0).ok_or(XsError::Einval)?;
         let (len_text, data) = chunk.split_at(nul);
-        let len = usize::try_from(parse_decimal(len_text).ok_or(XsError::Einval)?).map_err(|_| XsError::Einval)?;
+        let len = usize::try_from(parse_decimal(len_text).ok_or(XsError::Einval)?)
+            .map_err(|_| XsError::Einval)?;
         let data = data.get(1..).ok_or(XsError::Einval)?;
         // N bytes then exactly one terminating NUL.
         if data.len() != len.checked_add(1).ok_or(XsError::Einval)? || data.last() != Some(&0) {
@@ -54,7 +55,9 @@ pub fn parse_live_update(rest: &[u8]) -> Result<LiveUpdateCmd, XsError> {
         [b"-a"] => Ok(LiveUpdateCmd::Abort),
         [b"-f", file] => Ok(LiveUpdateCmd::File(file.to_vec())),
         [b"-c", cmdline] => Ok(LiveUpdateCmd::Cmdline(cmdline.to_vec())),
-        [b"-b", size] => Ok(LiveUpdateCmd::Begin { size: parse_decimal(size).ok_or(XsError::Einval)? }),
+        [b"-b", size] => Ok(LiveUpdateCmd::Begin {
+            size: parse_decimal(size).ok_or(XsError::Einval)?,
+        }),
         [b"-s", opts @ ..] => {
             let mut timeout_s = 60u32;
             let mut force = false;
@@ -64,7 +67,9 @@ pub fn parse_live_update(rest: &[u8]) -> Result<LiveUpdateCmd, XsError> {
                     b"-F" => force = true,
                     b"-t" => {
                         let v = it.next().ok_or(XsError::Einval)?;
-                        timeout_s = parse_decimal(v).and_then(|v| u32::try_from(v).ok()).ok_or(XsError::Einval)?;
+                        timeout_s = parse_decimal(v)
+                            .and_then(|v| u32::try_from(v).ok())
+                            .ok_or(XsError::Einval)?;
                     }
                     _ => return Err(XsError::Einval),
                 }
@@ -79,7 +84,10 @@ pub fn parse_live_update(rest: &[u8]) -> Result<LiveUpdateCmd, XsError> {
 const COMMANDS: [(&str, &str); 8] = [
     ("check", ""),
     ("log", "on|off"),
-    ("live-update", "[-c <cmdline>] [-F] [-t <timeout>] <file>\n    Default timeout is 60 seconds."),
+    (
+        "live-update",
+        "[-c <cmdline>] [-F] [-t <timeout>] <file>\n    Default timeout is 60 seconds.",
+    ),
     ("memreport", ""),
     ("print", "<string>"),
     ("quota", "[set <name> <val>|<domid>]"),
@@ -101,7 +109,12 @@ impl Engine {
         let rest = rest.get(1..).unwrap_or(&[]);
         if cmd == b"live-update" {
             let cmd = parse_live_update(rest)?;
-            self.effects.push(Effect::LiveUpdate { conn: id, req_id: msg.req_id, tx_id: msg.tx_id, cmd });
+            self.effects.push(Effect::LiveUpdate {
+                conn: id,
+                req_id: msg.req_id,
+                tx_id: msg.tx_id,
+                cmd,
+            });
             return Ok(None);
         }
         let args = split_strings(rest);
@@ -169,11 +182,17 @@ impl Engine {
             return Err(XsError::Enoent);
         }
         let usage = self.store.usage(domid);
-        let (watches, txns, outstanding) = self
-            .conns
-            .values()
-            .filter(|c| c.domid == domid)
-            .fold((0, 0, 0), |a, c| (a.0 + c.watches.len(), a.1 + c.transactions.len(), a.2 + c.replies_queued));
+        let (watches, txns, outstanding) =
+            self.conns
+                .values()
+                .filter(|c| c.domid == domid)
+                .fold((0, 0, 0), |a, c| {
+                    (
+                        a.0 + c.watches.len(),
+                        a.1 + c.transactions.len(),
+                        a.2 + c.replies_queued,
+                    )
+                });
         let mut s = alloc::format!("Domain {}:\n", domid.0);
         for (name, v) in [
             ("nodes", usage.nodes),
@@ -194,14 +213,41 @@ mod tests {
 
     #[test]
     fn live_update_parsing() {
-        assert_eq!(parse_live_update(b"-b\x00123\x00"), Ok(LiveUpdateCmd::Begin { size: 123 }));
-        assert_eq!(parse_live_update(b"-d\x003\x00a\x00b\x00"), Ok(LiveUpdateCmd::Data(b"a\0b".to_vec())));
-        assert_eq!(parse_live_update(b"-d\x004\x00a\x00b\x00"), Err(XsError::Einval));
-        assert_eq!(parse_live_update(b"-d\x003\x00a\x00bc"), Err(XsError::Einval));
-        assert_eq!(parse_live_update(b"-s\x00-t\x0010\x00-F\x00"), Ok(LiveUpdateCmd::Start { timeout_s: 10, force: true }));
-        assert_eq!(parse_live_update(b"-s\x00"), Ok(LiveUpdateCmd::Start { timeout_s: 60, force: false }));
+        assert_eq!(
+            parse_live_update(b"-b\x00123\x00"),
+            Ok(LiveUpdateCmd::Begin { size: 123 })
+        );
+        assert_eq!(
+            parse_live_update(b"-d\x003\x00a\x00b\x00"),
+            Ok(LiveUpdateCmd::Data(b"a\0b".to_vec()))
+        );
+        assert_eq!(
+            parse_live_update(b"-d\x004\x00a\x00b\x00"),
+            Err(XsError::Einval)
+        );
+        assert_eq!(
+            parse_live_update(b"-d\x003\x00a\x00bc"),
+            Err(XsError::Einval)
+        );
+        assert_eq!(
+            parse_live_update(b"-s\x00-t\x0010\x00-F\x00"),
+            Ok(LiveUpdateCmd::Start {
+                timeout_s: 10,
+                force: true
+            })
+        );
+        assert_eq!(
+            parse_live_update(b"-s\x00"),
+            Ok(LiveUpdateCmd::Start {
+                timeout_s: 60,
+                force: false
+            })
+        );
         assert_eq!(parse_live_update(b"-a\x00"), Ok(LiveUpdateCmd::Abort));
-        assert_eq!(parse_live_update(b"-c\x00--event 3\x00"), Ok(LiveUpdateCmd::Cmdline(b"--event 3".to_vec())));
+        assert_eq!(
+            parse_live_update(b"-c\x00--event 3\x00"),
+            Ok(LiveUpdateCmd::Cmdline(b"--event 3".to_vec()))
+        );
         assert_eq!(parse_live_update(b"-x\x00"), Err(XsError::Einval));
     }
 }

@@ -156,7 +156,8 @@ impl Engine {
                 p.add_child(child);
                 e.store.put(String::from(parent), p);
             }
-            e.store.put(path, Node::new(Perms::owner_only(owner, Perm::None)));
+            e.store
+                .put(path, Node::new(Perms::owner_only(owner, Perm::None)));
         }
         e
     }
@@ -213,7 +214,9 @@ impl Engine {
             dropped += c.expire_events(now_ms);
         }
         if dropped > 0 {
-            self.log(alloc::format!("dropped {dropped} watch events past their timeout"));
+            self.log(alloc::format!(
+                "dropped {dropped} watch events past their timeout"
+            ));
         }
     }
 
@@ -240,16 +243,23 @@ impl Engine {
     pub fn connect_socket(&mut self, read_only: bool) -> ConnId {
         let id = self.alloc_conn_id();
         let domid = self.config.priv_domid;
-        self.conns.insert(id, Connection::new(id, ConnKind::Socket { read_only }, domid));
+        self.conns.insert(
+            id,
+            Connection::new(id, ConnKind::Socket { read_only }, domid),
+        );
         id
     }
 
     /// Adds a ring connection the shell set up by itself (dom0's ring in the stub domain).
     pub fn connect_domain(&mut self, domid: DomId, port: EvtchnPort, gfn: u64) -> ConnId {
         let id = self.alloc_conn_id();
-        self.conns.insert(id, Connection::new(id, ConnKind::Ring { port, gfn }, domid));
+        self.conns
+            .insert(id, Connection::new(id, ConnKind::Ring { port, gfn }, domid));
         let quotas = self.config.quotas;
-        let d = self.domains.entry(domid).or_insert_with(|| Domain::new(domid, quotas));
+        let d = self
+            .domains
+            .entry(domid)
+            .or_insert_with(|| Domain::new(domid, quotas));
         d.conn = Some(id);
         d.introduced = true;
         id
@@ -298,20 +308,26 @@ impl Engine {
 
     /// The quotas that apply to a domain.
     pub(crate) fn quotas_for(&self, domid: DomId) -> Quotas {
-        self.domains.get(&domid).map_or(self.config.quotas, |d| d.quotas)
+        self.domains
+            .get(&domid)
+            .map_or(self.config.quotas, |d| d.quotas)
     }
 
     /// Whether the connection may take another request now (the `outstanding` quota holds
     /// back unprivileged domains whose replies are not being read).
     pub fn can_receive(&self, id: ConnId) -> bool {
-        let Some(c) = self.conns.get(&id) else { return false };
+        let Some(c) = self.conns.get(&id) else {
+            return false;
+        };
         if c.faulted.is_some() {
             return false;
         }
         if c.domid == self.config.priv_domid {
             return true;
         }
-        !self.quotas_for(c.domid).reached(QuotaKind::Outstanding, c.replies_queued)
+        !self
+            .quotas_for(c.domid)
+            .reached(QuotaKind::Outstanding, c.replies_queued)
     }
 
     /// Feeds received bytes; complete messages are processed at once. Returns how many
@@ -349,7 +365,9 @@ impl Engine {
         match self.conns.get(&id) {
             None => Err(Fault::NoConnection),
             Some(_) if msg.payload.len() > PAYLOAD_MAX => {
-                let f = Fault::OversizedMessage { len: u32::try_from(msg.payload.len()).unwrap_or(u32::MAX) };
+                let f = Fault::OversizedMessage {
+                    len: u32::try_from(msg.payload.len()).unwrap_or(u32::MAX),
+                };
                 self.fault(id, f);
                 Err(f)
             }
@@ -392,7 +410,14 @@ impl Engine {
     }
 
     /// Sends a reply the shell produced (live-update answers).
-    pub fn reply(&mut self, id: ConnId, msg_type: MsgType, req_id: u32, tx_id: TxId, payload: Vec<u8>) {
+    pub fn reply(
+        &mut self,
+        id: ConnId,
+        msg_type: MsgType,
+        req_id: u32,
+        tx_id: TxId,
+        payload: Vec<u8>,
+    ) {
         self.queue_reply(id, Message::new(msg_type, req_id, tx_id, payload));
     }
 
@@ -404,14 +429,20 @@ impl Engine {
     fn queue_reply(&mut self, id: ConnId, msg: Message) {
         if let Some(c) = self.conns.get_mut(&id) {
             if c.faulted.is_none() {
-                c.push(Outgoing { bytes: msg.encode(), is_event: false, deadline_ms: None });
+                c.push(Outgoing {
+                    bytes: msg.encode(),
+                    is_event: false,
+                    deadline_ms: None,
+                });
             }
         }
     }
 
     /// The single dispatch point.
     fn process(&mut self, id: ConnId, msg: Message) {
-        let Some(conn) = self.conns.get(&id) else { return };
+        let Some(conn) = self.conns.get(&id) else {
+            return;
+        };
         if conn.faulted.is_some() {
             return;
         }
@@ -427,9 +458,17 @@ impl Engine {
                 Ok(_) => "ok",
                 Err(e) => e.name(),
             };
-            self.log(alloc::format!("{id} dom{} {name} req {req_id} tx {}: {outcome}", who.domid, tx_id.0));
+            self.log(alloc::format!(
+                "{id} dom{} {name} req {req_id} tx {}: {outcome}",
+                who.domid,
+                tx_id.0
+            ));
         }
         match result {
+            // A reply that does not fit in one message is refused, as C's `send_reply`.
+            Ok(Some(payload)) if payload.len() > PAYLOAD_MAX => {
+                self.queue_reply(id, Message::error(req_id, tx_id, XsError::E2big));
+            }
             Ok(Some(payload)) => {
                 let ty = MsgType::from_u32(msg.msg_type).unwrap_or(MsgType::Error);
                 self.queue_reply(id, Message::new(ty, req_id, tx_id, payload));
@@ -443,19 +482,40 @@ impl Engine {
         }
     }
 
-    fn dispatch(&mut self, id: ConnId, who: Requester, ty: MsgType, msg: &Message) -> HandlerResult {
+    fn dispatch(
+        &mut self,
+        id: ConnId,
+        who: Requester,
+        ty: MsgType,
+        msg: &Message,
+    ) -> HandlerResult {
         use MsgType::*;
         let privileged_only = matches!(
             ty,
-            Control | Introduce | Release | IsDomainIntroduced | Resume | SetTarget | SetFeature | GetQuota | SetQuota
+            Control
+                | Introduce
+                | Release
+                | IsDomainIntroduced
+                | Resume
+                | SetTarget
+                | SetFeature
+                | GetQuota
+                | SetQuota
         );
         if privileged_only && !who.privileged {
             return Err(XsError::Eacces);
         }
         // Transaction lookup for everything but WATCH/UNWATCH, which ignore tx_id.
-        let tx = if matches!(ty, Watch | Unwatch) { TxId::NONE } else { msg.tx_id };
+        let tx = if matches!(ty, Watch | Unwatch) {
+            TxId::NONE
+        } else {
+            msg.tx_id
+        };
         if tx != TxId::NONE {
-            let known = self.conns.get(&id).is_some_and(|c| c.transaction(tx).is_some());
+            let known = self
+                .conns
+                .get(&id)
+                .is_some_and(|c| c.transaction(tx).is_some());
             if !known {
                 return Err(XsError::Enoent);
             }
@@ -539,7 +599,11 @@ impl Engine {
 
     /// Fires a special watch (`@introduceDomain`, `@releaseDomain`) about `domid`.
     pub(crate) fn fire_special(&mut self, base: &str, domid: DomId) {
-        let perms = if base == INTRODUCE_DOMAIN { &self.special_perms[0] } else { &self.special_perms[1] };
+        let perms = if base == INTRODUCE_DOMAIN {
+            &self.special_perms[0]
+        } else {
+            &self.special_perms[1]
+        };
         let mut queue: Vec<(ConnId, Vec<u8>)> = Vec::new();
         for c in self.conns.values() {
             if c.faulted.is_some() {
@@ -569,24 +633,37 @@ impl Engine {
             }
             return;
         }
-        let privileged = self.conns.get(&id).is_some_and(|c| c.domid == self.config.priv_domid);
+        let privileged = self
+            .conns
+            .get(&id)
+            .is_some_and(|c| c.domid == self.config.priv_domid);
         let limit = if privileged {
             self.config.privileged_event_queue_limit_bytes
         } else {
             self.config.event_queue_limit_bytes
         };
-        let deadline = (!privileged && self.config.watch_event_timeout_ms != 0)
-            .then(|| self.now_ms.saturating_add(self.config.watch_event_timeout_ms));
+        let deadline = (!privileged && self.config.watch_event_timeout_ms != 0).then(|| {
+            self.now_ms
+                .saturating_add(self.config.watch_event_timeout_ms)
+        });
         let bytes = Message::new(MsgType::WatchEvent, 0, TxId::NONE, payload).encode();
-        let Some(c) = self.conns.get_mut(&id) else { return };
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
         if c.faulted.is_some() {
             return;
         }
-        if (!special && c.has_pending_event(&bytes)) || c.out_bytes.saturating_add(bytes.len()) > limit {
+        if (!special && c.has_pending_event(&bytes))
+            || c.out_bytes.saturating_add(bytes.len()) > limit
+        {
             c.events_dropped += 1;
             return;
         }
-        c.push(Outgoing { bytes, is_event: true, deadline_ms: deadline });
+        c.push(Outgoing {
+            bytes,
+            is_event: true,
+            deadline_ms: deadline,
+        });
     }
 
     /// Tells the engine what the hypervisor says about a domain (from `VIRQ_DOM_EXC`
@@ -616,7 +693,11 @@ impl Engine {
 
     /// Domains the engine talks to (introduced), for the shell's death checks.
     pub fn introduced_domains(&self) -> Vec<DomId> {
-        self.domains.values().filter(|d| d.introduced).map(|d| d.domid).collect()
+        self.domains
+            .values()
+            .filter(|d| d.introduced)
+            .map(|d| d.domid)
+            .collect()
     }
 
     /// Releases a domain: its connection, watches and transactions go, the nodes it owns are

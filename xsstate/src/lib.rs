@@ -6,8 +6,21 @@
 //! memory: the unikernel and the host daemon are thin shells around it.
 #![no_std]
 #![forbid(unsafe_code)]
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 extern crate alloc;
 
@@ -16,6 +29,7 @@ pub mod control;
 pub mod engine;
 pub mod error;
 pub mod ids;
+pub mod image;
 mod ops_domain;
 mod ops_node;
 mod ops_session;

@@ -31,7 +31,9 @@ impl Engine {
         };
         let domid = domid_arg(d)?;
         let gfn = parse_signed(gfn).ok_or(XsError::Einval)?;
-        let port = parse_decimal(port).and_then(|v| u32::try_from(v).ok()).ok_or(XsError::Einval)?;
+        let port = parse_decimal(port)
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or(XsError::Einval)?;
         if port == 0 || !domid.is_real() || domid == self.config.priv_domid {
             return Err(XsError::Einval);
         }
@@ -50,17 +52,30 @@ impl Engine {
                 c.faulted = None;
                 c.kind = ConnKind::Ring { port, gfn };
             }
-            self.effects.push(Effect::Reintroduced { conn: existing, domid, port });
+            self.effects.push(Effect::Reintroduced {
+                conn: existing,
+                domid,
+                port,
+            });
             return ok();
         }
         let quotas = self.config.quotas;
         let id = self.alloc_conn_id();
-        self.conns.insert(id, Connection::new(id, ConnKind::Ring { port, gfn }, domid));
-        let d = self.domains.entry(domid).or_insert_with(|| Domain::new(domid, quotas));
+        self.conns
+            .insert(id, Connection::new(id, ConnKind::Ring { port, gfn }, domid));
+        let d = self
+            .domains
+            .entry(domid)
+            .or_insert_with(|| Domain::new(domid, quotas));
         d.conn = Some(id);
         d.introduced = true;
         d.shutdown_reported = false;
-        self.effects.push(Effect::Introduced { conn: id, domid, port, gfn });
+        self.effects.push(Effect::Introduced {
+            conn: id,
+            domid,
+            port,
+            gfn,
+        });
         self.fire_special(INTRODUCE_DOMAIN, domid);
         ok()
     }
@@ -79,7 +94,8 @@ impl Engine {
 
     pub(crate) fn op_is_domain_introduced(&mut self, p: &[u8]) -> HandlerResult {
         let domid = domid_arg(one_arg(p).ok_or(XsError::Einval)?)?;
-        let yes = domid == self.config.priv_domid || self.domains.get(&domid).is_some_and(|d| d.introduced);
+        let yes = domid == self.config.priv_domid
+            || self.domains.get(&domid).is_some_and(|d| d.introduced);
         text_reply(if yes { "T" } else { "F" })
     }
 
@@ -90,7 +106,11 @@ impl Engine {
 
     pub(crate) fn op_resume(&mut self, p: &[u8]) -> HandlerResult {
         let domid = domid_arg(one_arg(p).ok_or(XsError::Einval)?)?;
-        let d = self.domains.get_mut(&domid).filter(|d| d.introduced).ok_or(XsError::Enoent)?;
+        let d = self
+            .domains
+            .get_mut(&domid)
+            .filter(|d| d.introduced)
+            .ok_or(XsError::Enoent)?;
         d.shutdown_reported = false;
         ok()
     }
@@ -101,7 +121,9 @@ impl Engine {
             return Err(XsError::Einval);
         };
         let (domid, target) = (domid_arg(d)?, domid_arg(t)?);
-        let known = |e: &Engine, id: DomId| id == e.config.priv_domid || e.domains.get(&id).is_some_and(|d| d.introduced);
+        let known = |e: &Engine, id: DomId| {
+            id == e.config.priv_domid || e.domains.get(&id).is_some_and(|d| d.introduced)
+        };
         if !known(self, domid) || !known(self, target) {
             return Err(XsError::Enoent);
         }
@@ -120,7 +142,10 @@ impl Engine {
                     return Err(XsError::Eacces);
                 }
                 let domid = domid_arg(d)?;
-                self.domains.get(&domid).map(|d| d.features).ok_or(XsError::Enoent)?
+                self.domains
+                    .get(&domid)
+                    .map(|d| d.features)
+                    .ok_or(XsError::Enoent)?
             }
         };
         text_reply(&alloc::format!("{value}"))
@@ -132,12 +157,17 @@ impl Engine {
             return Err(XsError::Einval);
         };
         let domid = domid_arg(d)?;
-        let value = parse_decimal(v).and_then(|v| u32::try_from(v).ok()).ok_or(XsError::Einval)?;
+        let value = parse_decimal(v)
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or(XsError::Einval)?;
         if value & !SUPPORTED_FEATURES != 0 {
             return Err(XsError::Einval);
         }
         let quotas = self.config.quotas;
-        let d = self.domains.entry(domid).or_insert_with(|| Domain::new(domid, quotas));
+        let d = self
+            .domains
+            .entry(domid)
+            .or_insert_with(|| Domain::new(domid, quotas));
         if d.introduced {
             return Err(XsError::Ebusy);
         }
@@ -180,7 +210,10 @@ impl Engine {
                 let kind = QuotaKind::from_name(q).ok_or(XsError::Einval)?;
                 let value = Quotas::parse_value(v, true)?;
                 let quotas = self.config.quotas;
-                let d = self.domains.entry(domid).or_insert_with(|| Domain::new(domid, quotas));
+                let d = self
+                    .domains
+                    .entry(domid)
+                    .or_insert_with(|| Domain::new(domid, quotas));
                 d.quotas.set(kind, value);
                 ok()
             }

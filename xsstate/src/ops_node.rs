@@ -17,7 +17,12 @@ use crate::wire::PAYLOAD_MAX;
 /// Checks that `path` exists and `who` has `need` on it. Errors follow C xenstored's
 /// `errno_from_parents`: when the nearest existing ancestor does not grant `need` the
 /// answer is `EACCES`, so nothing is revealed about nodes one cannot see.
-fn check_access(view: &mut View<'_>, who: &Requester, path: &str, need: Access) -> Result<(), XsError> {
+fn check_access(
+    view: &mut View<'_>,
+    who: &Requester,
+    path: &str,
+    need: Access,
+) -> Result<(), XsError> {
     let err = match view.read(path)? {
         Some(n) if n.perms.access_for(who).contains(need) => return Ok(()),
         Some(_) => XsError::Eacces,
@@ -48,12 +53,24 @@ fn node_size(node: &Node) -> usize {
 impl Engine {
     /// Runs `f` on the view of connection `id` / transaction `tx`, then fires the watches of
     /// non-transactional changes.
-    fn with_view<R>(&mut self, id: ConnId, tx: TxId, who: &Requester, f: impl FnOnce(&mut View<'_>) -> R) -> R {
-        let max = if who.privileged { 0 } else { self.quotas_for(who.domid).get(QuotaKind::TransactionNodes) };
+    fn with_view<R>(
+        &mut self,
+        id: ConnId,
+        tx: TxId,
+        who: &Requester,
+        f: impl FnOnce(&mut View<'_>) -> R,
+    ) -> R {
+        let max = if who.privileged {
+            0
+        } else {
+            self.quotas_for(who.domid).get(QuotaKind::TransactionNodes)
+        };
         let txn = if tx == TxId::NONE {
             None
         } else {
-            self.conns.get_mut(&id).and_then(|c| c.transactions.get_mut(&tx.0))
+            self.conns
+                .get_mut(&id)
+                .and_then(|c| c.transactions.get_mut(&tx.0))
         };
         let mut view = View::new(&mut self.store, txn, max);
         let r = f(&mut view);
@@ -71,7 +88,13 @@ impl Engine {
         path::canonicalize(raw, who.domid, max)
     }
 
-    pub(crate) fn op_read(&mut self, id: ConnId, who: Requester, tx: TxId, p: &[u8]) -> HandlerResult {
+    pub(crate) fn op_read(
+        &mut self,
+        id: ConnId,
+        who: Requester,
+        tx: TxId,
+        p: &[u8],
+    ) -> HandlerResult {
         let name = self.canonical(&who, one_arg(p).ok_or(XsError::Einval)?)?;
         self.with_view(id, tx, &who, |v| {
             check_access(v, &who, &name, Access::READ)?;
@@ -79,7 +102,13 @@ impl Engine {
         })
     }
 
-    pub(crate) fn op_directory(&mut self, id: ConnId, who: Requester, tx: TxId, p: &[u8]) -> HandlerResult {
+    pub(crate) fn op_directory(
+        &mut self,
+        id: ConnId,
+        who: Requester,
+        tx: TxId,
+        p: &[u8],
+    ) -> HandlerResult {
         let name = self.canonical(&who, one_arg(p).ok_or(XsError::Einval)?)?;
         self.with_view(id, tx, &who, |v| {
             check_access(v, &who, &name, Access::READ)?;
@@ -87,7 +116,13 @@ impl Engine {
         })
     }
 
-    pub(crate) fn op_directory_part(&mut self, id: ConnId, who: Requester, tx: TxId, p: &[u8]) -> HandlerResult {
+    pub(crate) fn op_directory_part(
+        &mut self,
+        id: ConnId,
+        who: Requester,
+        tx: TxId,
+        p: &[u8],
+    ) -> HandlerResult {
         let args = split_strings(p);
         let (Some(raw), Some(off), 2) = (args.first(), args.get(1), args.len()) else {
             return Err(XsError::Einval);
@@ -122,7 +157,13 @@ impl Engine {
         })
     }
 
-    pub(crate) fn op_get_perms(&mut self, id: ConnId, who: Requester, tx: TxId, p: &[u8]) -> HandlerResult {
+    pub(crate) fn op_get_perms(
+        &mut self,
+        id: ConnId,
+        who: Requester,
+        tx: TxId,
+        p: &[u8],
+    ) -> HandlerResult {
         let raw = one_arg(p).ok_or(XsError::Einval)?;
         if raw.first() == Some(&b'@') {
             return Ok(Some(self.special_perms(raw)?.to_payload()));
@@ -142,7 +183,13 @@ impl Engine {
         }
     }
 
-    pub(crate) fn op_write(&mut self, id: ConnId, who: Requester, tx: TxId, p: &[u8]) -> HandlerResult {
+    pub(crate) fn op_write(
+        &mut self,
+        id: ConnId,
+        who: Requester,
+        tx: TxId,
+        p: &[u8],
+    ) -> HandlerResult {
         let nul = p.iter().position(|&b| b == 0).ok_or(XsError::Einval)?;
         let (raw, rest) = p.split_at(nul);
         let value = rest.get(1..).unwrap_or(&[]).to_vec();
@@ -165,7 +212,13 @@ impl Engine {
         })
     }
 
-    pub(crate) fn op_mkdir(&mut self, id: ConnId, who: Requester, tx: TxId, p: &[u8]) -> HandlerResult {
+    pub(crate) fn op_mkdir(
+        &mut self,
+        id: ConnId,
+        who: Requester,
+        tx: TxId,
+        p: &[u8],
+    ) -> HandlerResult {
         let name = self.canonical(&who, one_arg(p).ok_or(XsError::Einval)?)?;
         let quotas = self.quotas_for(who.domid);
         self.with_view(id, tx, &who, |v| {
@@ -181,14 +234,24 @@ impl Engine {
         })
     }
 
-    pub(crate) fn op_rm(&mut self, id: ConnId, who: Requester, tx: TxId, p: &[u8]) -> HandlerResult {
+    pub(crate) fn op_rm(
+        &mut self,
+        id: ConnId,
+        who: Requester,
+        tx: TxId,
+        p: &[u8],
+    ) -> HandlerResult {
         let name = self.canonical(&who, one_arg(p).ok_or(XsError::Einval)?)?;
         self.with_view(id, tx, &who, |v| {
             match check_access(v, &who, &name, Access::WRITE) {
                 Ok(()) => {}
                 Err(XsError::Enoent) => {
                     // Not there: fine if the parent exists.
-                    return if v.peek(path::parent(&name)).is_some() { ok() } else { Err(XsError::Enoent) };
+                    return if v.peek(path::parent(&name)).is_some() {
+                        ok()
+                    } else {
+                        Err(XsError::Enoent)
+                    };
                 }
                 Err(e) => return Err(e),
             }
@@ -200,7 +263,13 @@ impl Engine {
         })
     }
 
-    pub(crate) fn op_set_perms(&mut self, id: ConnId, who: Requester, tx: TxId, p: &[u8]) -> HandlerResult {
+    pub(crate) fn op_set_perms(
+        &mut self,
+        id: ConnId,
+        who: Requester,
+        tx: TxId,
+        p: &[u8],
+    ) -> HandlerResult {
         let args = split_strings(p);
         let (Some(raw), Some(items)) = (args.first(), args.get(1..)) else {
             return Err(XsError::Einval);
@@ -220,7 +289,10 @@ impl Engine {
                 _ => return Err(XsError::Enoent),
             };
             let current = self.special_perms.get(slot).ok_or(XsError::Eio)?;
-            if !current.access_for(&who).contains(Access::WRITE.union(Access::OWNER)) {
+            if !current
+                .access_for(&who)
+                .contains(Access::WRITE.union(Access::OWNER))
+            {
                 return Err(XsError::Eacces);
             }
             if let Some(s) = self.special_perms.get_mut(slot) {
@@ -244,7 +316,10 @@ impl Engine {
 
     /// Deletes every node owned by `domid` and removes its permission entries elsewhere.
     /// Returns the watch events of the deletions.
-    pub(crate) fn purge_domain_nodes(&mut self, domid: crate::ids::DomId) -> Vec<crate::txn::PendingEvent> {
+    pub(crate) fn purge_domain_nodes(
+        &mut self,
+        domid: crate::ids::DomId,
+    ) -> Vec<crate::txn::PendingEvent> {
         let owned: Vec<String> = self
             .store
             .iter()
@@ -310,7 +385,9 @@ fn check_node_quotas(
         return Err(XsError::Enospc);
     }
     let used = v.store.usage(who.domid).memory;
-    let after = used.saturating_sub(old_cost).saturating_add(node.cost(name));
+    let after = used
+        .saturating_sub(old_cost)
+        .saturating_add(node.cost(name));
     if after > used && quotas.exceeded(QuotaKind::Memory, after) {
         return Err(XsError::Enomem);
     }
@@ -319,7 +396,13 @@ fn check_node_quotas(
 
 /// Creates `name` and any missing parents. New nodes inherit their parent's permissions;
 /// an unprivileged creator becomes the owner (C xenstored's `construct_node`).
-fn create_node(v: &mut View<'_>, who: &Requester, quotas: &Quotas, name: &str, value: Vec<u8>) -> Result<(), XsError> {
+fn create_node(
+    v: &mut View<'_>,
+    who: &Requester,
+    quotas: &Quotas,
+    name: &str,
+    value: Vec<u8>,
+) -> Result<(), XsError> {
     let mut missing: Vec<&str> = alloc::vec![name];
     let mut cur = path::parent(name);
     while v.peek(cur).is_none() {
@@ -341,9 +424,16 @@ fn create_node(v: &mut View<'_>, who: &Requester, quotas: &Quotas, name: &str, v
         let mut node = Node::new(perms.clone());
         node.value = value.clone();
         check_node_quotas(v, who, quotas, name, &node, 0)?;
-        let extra: usize = missing.iter().skip(1).map(|p| Node::new(perms.clone()).cost(p)).sum();
+        let extra: usize = missing
+            .iter()
+            .skip(1)
+            .map(|p| Node::new(perms.clone()).cost(p))
+            .sum();
         let used = v.store.usage(who.domid).memory;
-        if quotas.exceeded(QuotaKind::Memory, used.saturating_add(node.cost(name)).saturating_add(extra)) {
+        if quotas.exceeded(
+            QuotaKind::Memory,
+            used.saturating_add(node.cost(name)).saturating_add(extra),
+        ) {
             return Err(XsError::Enomem);
         }
     }

@@ -33,19 +33,34 @@ impl Engine {
             if text.len() > path::REL_PATH_MAX {
                 return Err(XsError::Einval);
             }
-            return Ok(Watch { path: String::from(text), token, relative: false, depth });
+            return Ok(Watch {
+                path: String::from(text),
+                token,
+                relative: false,
+                depth,
+            });
         }
         let max = self.quotas_for(who.domid).get(QuotaKind::PathMax) as usize;
         let max = if max == 0 { path::REL_PATH_MAX } else { max };
         let full = path::canonicalize(raw, who.domid, max)?;
-        Ok(Watch { path: full, token, relative: !text.starts_with('/'), depth })
+        Ok(Watch {
+            path: full,
+            token,
+            relative: !text.starts_with('/'),
+            depth,
+        })
     }
 
     pub(crate) fn op_watch(&mut self, id: ConnId, who: Requester, p: &[u8]) -> HandlerResult {
         let watch = self.parse_watch(&who, p, true)?;
         let quotas = self.quotas_for(who.domid);
-        let Some(c) = self.conns.get_mut(&id) else { return Err(XsError::Eio) };
-        if c.watches.iter().any(|w| w.path == watch.path && w.token == watch.token) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return Err(XsError::Eio);
+        };
+        if c.watches
+            .iter()
+            .any(|w| w.path == watch.path && w.token == watch.token)
+        {
             return Err(XsError::Eexist);
         }
         if !who.privileged && quotas.reached(QuotaKind::Watches, c.watches.len()) {
@@ -61,7 +76,9 @@ impl Engine {
 
     pub(crate) fn op_unwatch(&mut self, id: ConnId, who: Requester, p: &[u8]) -> HandlerResult {
         let target = self.parse_watch(&who, p, false)?;
-        let Some(c) = self.conns.get_mut(&id) else { return Err(XsError::Eio) };
+        let Some(c) = self.conns.get_mut(&id) else {
+            return Err(XsError::Eio);
+        };
         let pos = c
             .watches
             .iter()
@@ -77,18 +94,27 @@ impl Engine {
         if tx != TxId::NONE {
             return Err(XsError::Ebusy);
         }
-        let Some(c) = self.conns.get_mut(&id) else { return Err(XsError::Eio) };
+        let Some(c) = self.conns.get_mut(&id) else {
+            return Err(XsError::Eio);
+        };
         c.reset_watches_and_transactions();
         ok()
     }
 
-    pub(crate) fn op_transaction_start(&mut self, id: ConnId, who: Requester, tx: TxId) -> HandlerResult {
+    pub(crate) fn op_transaction_start(
+        &mut self,
+        id: ConnId,
+        who: Requester,
+        tx: TxId,
+    ) -> HandlerResult {
         if tx != TxId::NONE {
             return Err(XsError::Ebusy);
         }
         let quotas = self.quotas_for(who.domid);
         let now = self.now_ms;
-        let Some(c) = self.conns.get_mut(&id) else { return Err(XsError::Eio) };
+        let Some(c) = self.conns.get_mut(&id) else {
+            return Err(XsError::Eio);
+        };
         if !who.privileged && quotas.reached(QuotaKind::Transactions, c.transactions.len()) {
             return Err(XsError::Enospc);
         }
@@ -97,19 +123,28 @@ impl Engine {
             txid = txid.wrapping_add(1);
         }
         c.next_tx = txid.wrapping_add(1);
-        c.transactions.insert(txid, Transaction::new(TxId(txid), now));
+        c.transactions
+            .insert(txid, Transaction::new(TxId(txid), now));
         let mut out = alloc::format!("{txid}").into_bytes();
         out.push(0);
         Ok(Some(out))
     }
 
-    pub(crate) fn op_transaction_end(&mut self, id: ConnId, who: Requester, tx: TxId, p: &[u8]) -> HandlerResult {
+    pub(crate) fn op_transaction_end(
+        &mut self,
+        id: ConnId,
+        who: Requester,
+        tx: TxId,
+        p: &[u8],
+    ) -> HandlerResult {
         let commit = match crate::util::one_arg(p) {
             Some(b"T") => true,
             Some(b"F") => false,
             _ => return Err(XsError::Einval),
         };
-        let Some(c) = self.conns.get_mut(&id) else { return Err(XsError::Eio) };
+        let Some(c) = self.conns.get_mut(&id) else {
+            return Err(XsError::Eio);
+        };
         let txn = c.transactions.remove(&tx.0).ok_or(XsError::Enoent)?;
         if !commit {
             return ok();

@@ -46,7 +46,9 @@ pub fn validate(path: &str, path_max: usize) -> Result<(), XsError> {
     if path.contains("//") || !bytes.iter().all(|&b| valid_char(b)) {
         return Err(XsError::Einval);
     }
-    let limit = local_prefix_len(path).saturating_add(path_max).min(ABS_PATH_MAX);
+    let limit = local_prefix_len(path)
+        .saturating_add(path_max)
+        .min(ABS_PATH_MAX);
     if path.len() > limit {
         return Err(XsError::Einval);
     }
@@ -80,7 +82,11 @@ pub fn is_at_or_below(path: &str, ancestor: &str) -> bool {
 /// Number of path components of `path` below `ancestor` (0 when equal). Assumes
 /// [`is_at_or_below`] holds.
 pub fn depth_below(path: &str, ancestor: &str) -> usize {
-    let rest = if ancestor == "/" { path } else { path.get(ancestor.len()..).unwrap_or("") };
+    let rest = if ancestor == "/" {
+        path
+    } else {
+        path.get(ancestor.len()..).unwrap_or("")
+    };
     rest.split('/').filter(|s| !s.is_empty()).count()
 }
 
@@ -151,7 +157,10 @@ mod tests {
         assert!(canonicalize(rel.as_bytes(), DomId(7), 2048).is_ok());
         // ...but one byte more is not.
         let rel = "y".repeat(2049);
-        assert_eq!(canonicalize(rel.as_bytes(), DomId(7), 2048), Err(XsError::Einval));
+        assert_eq!(
+            canonicalize(rel.as_bytes(), DomId(7), 2048),
+            Err(XsError::Einval)
+        );
     }
 
     #[test]
@@ -168,7 +177,10 @@ mod tests {
         assert_eq!(join("/", "a"), "/a");
         assert_eq!(relative_to_home("/local/domain/3/x/y", DomId(3)), "x/y");
         assert_eq!(relative_to_home("/local/domain/3", DomId(3)), "");
-        assert_eq!(canonicalize(b"x", DomId(3), 2048).unwrap(), "/local/domain/3/x");
+        assert_eq!(
+            canonicalize(b"x", DomId(3), 2048).unwrap(),
+            "/local/domain/3/x"
+        );
         assert_eq!(canonicalize(b"", DomId(3), 2048), Err(XsError::Einval));
     }
 }

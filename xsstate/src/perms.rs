@@ -131,7 +131,10 @@ pub struct Requester {
 impl Perms {
     /// A list with only an owner entry.
     pub fn owner_only(owner: DomId, others: Perm) -> Perms {
-        Perms(alloc::vec![PermEntry { domid: owner, perm: others }])
+        Perms(alloc::vec![PermEntry {
+            domid: owner,
+            perm: others
+        }])
     }
 
     /// Builds a list; it must not be empty.
@@ -189,7 +192,11 @@ impl Perms {
 
     /// What `who` may do on a node with these permissions (C's `perm_for_conn`).
     pub fn access_for(&self, who: &Requester) -> Access {
-        let mask = if who.read_only { Access::ALL.without_write() } else { Access::ALL };
+        let mask = if who.read_only {
+            Access::ALL.without_write()
+        } else {
+            Access::ALL
+        };
         let owner = self.owner();
         if who.privileged || owner == who.domid || who.target == Some(owner) {
             return Access(Access::ALL.0 & mask.0);
@@ -209,7 +216,12 @@ mod tests {
     use super::*;
 
     fn req(domid: u16) -> Requester {
-        Requester { domid: DomId(domid), privileged: false, target: None, read_only: false }
+        Requester {
+            domid: DomId(domid),
+            privileged: false,
+            target: None,
+            read_only: false,
+        }
     }
 
     #[test]
@@ -220,7 +232,9 @@ mod tests {
         assert_eq!(p.access_for(&req(6)), Access::WRITE);
         assert_eq!(p.access_for(&req(7)), Access::NONE);
         let p = Perms::parse_list([&b"b3"[..]]).unwrap();
-        assert!(p.access_for(&req(9)).contains(Access::READ.union(Access::WRITE)));
+        assert!(p
+            .access_for(&req(9))
+            .contains(Access::READ.union(Access::WRITE)));
         assert!(!p.access_for(&req(9)).contains(Access::OWNER));
     }
 

@@ -74,7 +74,10 @@ impl QuotaKind {
 
     /// Looks a quota up by name.
     pub fn from_name(name: &[u8]) -> Option<QuotaKind> {
-        QuotaKind::ALL.iter().copied().find(|q| q.name().as_bytes() == name)
+        QuotaKind::ALL
+            .iter()
+            .copied()
+            .find(|q| q.name().as_bytes() == name)
     }
 }
 
@@ -89,7 +92,17 @@ pub struct Quotas {
 impl Default for Quotas {
     fn default() -> Quotas {
         Quotas {
-            values: [1000, 128, 10, 20, 1024, 2 * 1024 * 1024 + 512 * 1024, 2048, 2048, 5],
+            values: [
+                1000,
+                128,
+                10,
+                20,
+                1024,
+                2 * 1024 * 1024 + 512 * 1024,
+                2048,
+                2048,
+                5,
+            ],
             memory_soft: 2 * 1024 * 1024,
         }
     }
@@ -124,7 +137,13 @@ impl Quotas {
     pub fn listing(&self) -> String {
         let mut s = String::from("Quota settings:\n");
         for q in QuotaKind::ALL {
-            let _ = writeln!(s, "{:<17}: {:>8} {}", q.name(), self.get(q), q.description());
+            let _ = writeln!(
+                s,
+                "{:<17}: {:>8} {}",
+                q.name(),
+                self.get(q),
+                q.description()
+            );
         }
         s
     }
@@ -167,7 +186,9 @@ mod tests {
         assert_eq!(q.get(QuotaKind::NodeSize), 2048);
         assert_eq!(q.get(QuotaKind::PathMax), 2048);
         assert_eq!(q.get(QuotaKind::Permissions), 5);
-        assert!(q.listing().contains("nodes            :     1000 Nodes per domain\n"));
+        assert!(q
+            .listing()
+            .contains("nodes            :     1000 Nodes per domain\n"));
     }
 
     #[test]

@@ -25,7 +25,12 @@ pub struct Node {
 impl Node {
     /// A node with an empty value and no children.
     pub fn new(perms: Perms) -> Node {
-        Node { value: Vec::new(), perms, children: Vec::new(), generation: 0 }
+        Node {
+            value: Vec::new(),
+            perms,
+            children: Vec::new(),
+            generation: 0,
+        }
     }
 
     /// Appends a child name (no-op if present).
@@ -101,8 +106,15 @@ pub enum CheckError {
 impl Store {
     /// A store holding only `/` owned by `owner` with no access for others.
     pub fn new(owner: DomId) -> Store {
-        let mut s = Store { nodes: BTreeMap::new(), next_generation: 1, usage: BTreeMap::new() };
-        s.put(String::from("/"), Node::new(Perms::owner_only(owner, Perm::None)));
+        let mut s = Store {
+            nodes: BTreeMap::new(),
+            next_generation: 1,
+            usage: BTreeMap::new(),
+        };
+        s.put(
+            String::from("/"),
+            Node::new(Perms::owner_only(owner, Perm::None)),
+        );
         s
     }
 
@@ -217,7 +229,10 @@ impl Store {
         let mut usage: BTreeMap<DomId, Usage> = BTreeMap::new();
         let mut stack: Vec<String> = alloc::vec![String::from("/")];
         while let Some(p) = stack.pop() {
-            let node = self.nodes.get(&p).ok_or_else(|| CheckError::MissingChild(p.clone()))?;
+            let node = self
+                .nodes
+                .get(&p)
+                .ok_or_else(|| CheckError::MissingChild(p.clone()))?;
             if path::validate(&p, path::ABS_PATH_MAX).is_err() {
                 return Err(CheckError::BadPath(p));
             }
@@ -266,11 +281,17 @@ mod tests {
         let mut root = s.get("/").unwrap().clone();
         root.add_child("a");
         s.put("/".into(), root);
-        s.put("/a".into(), Node::new(Perms::owner_only(DomId(3), Perm::None)));
+        s.put(
+            "/a".into(),
+            Node::new(Perms::owner_only(DomId(3), Perm::None)),
+        );
         assert_eq!(s.usage(DomId(3)).nodes, 1);
         assert!(s.check().is_ok());
         let g = s.generation_of("/a");
-        s.put("/a".into(), Node::new(Perms::owner_only(DomId(3), Perm::Read)));
+        s.put(
+            "/a".into(),
+            Node::new(Perms::owner_only(DomId(3), Perm::Read)),
+        );
         assert!(s.generation_of("/a") > g);
         s.remove("/a");
         assert_eq!(s.check(), Err(CheckError::MissingChild("/a".into())));
@@ -290,7 +311,10 @@ mod tests {
             let mut pn = s.get(&parent).unwrap().clone();
             pn.add_child("d");
             s.put(parent.clone(), pn);
-            s.put(child.clone(), Node::new(Perms::owner_only(DomId(0), Perm::None)));
+            s.put(
+                child.clone(),
+                Node::new(Perms::owner_only(DomId(0), Perm::None)),
+            );
             parent = child;
         }
         // 20k levels exceed any path limit, so the check reports the bad path rather than

@@ -92,15 +92,22 @@ impl Transaction {
         }
         self.accessed.insert(
             String::from(path),
-            NodeAccess { base_generation: store.generation_of(path), read: !written, written },
+            NodeAccess {
+                base_generation: store.generation_of(path),
+                read: !written,
+                written,
+            },
         );
-        self.seen.insert(String::from(path), store.get(path).cloned());
+        self.seen
+            .insert(String::from(path), store.get(path).cloned());
         Ok(())
     }
 
     /// Whether committing now would conflict: some accessed node changed since.
     pub fn conflicts(&self, store: &Store) -> bool {
-        self.accessed.iter().any(|(p, a)| store.generation_of(p) != a.base_generation)
+        self.accessed
+            .iter()
+            .any(|(p, a)| store.generation_of(p) != a.base_generation)
     }
 
     /// Applies the pending changes to the store (after [`Transaction::conflicts`] said no).

@@ -20,8 +20,17 @@ pub(crate) struct View<'a> {
 
 impl<'a> View<'a> {
     /// Builds a view.
-    pub(crate) fn new(store: &'a mut Store, txn: Option<&'a mut Transaction>, max_txn_nodes: u32) -> View<'a> {
-        View { store, txn, max_txn_nodes, events: Vec::new() }
+    pub(crate) fn new(
+        store: &'a mut Store,
+        txn: Option<&'a mut Transaction>,
+        max_txn_nodes: u32,
+    ) -> View<'a> {
+        View {
+            store,
+            txn,
+            max_txn_nodes,
+            events: Vec::new(),
+        }
     }
 
     /// The node without recording an access (error reporting, permission probes).
@@ -67,8 +76,17 @@ impl<'a> View<'a> {
     }
 
     /// Records a watch event for the change of `path`.
-    pub(crate) fn event(&mut self, path: &str, exact: bool, old_perms: Option<crate::perms::Perms>) {
-        let ev = PendingEvent { path: String::from(path), exact, old_perms };
+    pub(crate) fn event(
+        &mut self,
+        path: &str,
+        exact: bool,
+        old_perms: Option<crate::perms::Perms>,
+    ) {
+        let ev = PendingEvent {
+            path: String::from(path),
+            exact,
+            old_perms,
+        };
         match self.txn.as_deref_mut() {
             Some(t) => t.events.push(ev),
             None => self.events.push(ev),

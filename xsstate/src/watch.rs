@@ -82,7 +82,12 @@ mod tests {
     use super::*;
 
     fn w(path: &str, depth: Option<u32>) -> Watch {
-        Watch { path: path.into(), token: "t".into(), relative: false, depth }
+        Watch {
+            path: path.into(),
+            token: "t".into(),
+            relative: false,
+            depth,
+        }
     }
 
     #[test]
@@ -98,13 +103,26 @@ mod tests {
 
     #[test]
     fn special() {
-        assert_eq!(w("@releaseDomain", None).special_match(RELEASE_DOMAIN, DomId(3)).unwrap(), "@releaseDomain");
         assert_eq!(
-            w("@releaseDomain", Some(1)).special_match(RELEASE_DOMAIN, DomId(3)).unwrap(),
+            w("@releaseDomain", None)
+                .special_match(RELEASE_DOMAIN, DomId(3))
+                .unwrap(),
+            "@releaseDomain"
+        );
+        assert_eq!(
+            w("@releaseDomain", Some(1))
+                .special_match(RELEASE_DOMAIN, DomId(3))
+                .unwrap(),
             "@releaseDomain/3"
         );
-        assert!(w("@releaseDomain/4", None).special_match(RELEASE_DOMAIN, DomId(3)).is_none());
-        assert!(w("@releaseDomain/3", None).special_match(RELEASE_DOMAIN, DomId(3)).is_some());
-        assert!(w("/x", None).special_match(INTRODUCE_DOMAIN, DomId(3)).is_none());
+        assert!(w("@releaseDomain/4", None)
+            .special_match(RELEASE_DOMAIN, DomId(3))
+            .is_none());
+        assert!(w("@releaseDomain/3", None)
+            .special_match(RELEASE_DOMAIN, DomId(3))
+            .is_some());
+        assert!(w("/x", None)
+            .special_match(INTRODUCE_DOMAIN, DomId(3))
+            .is_none());
     }
 }

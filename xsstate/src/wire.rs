@@ -160,7 +160,12 @@ impl Header {
             }
             u32::from_le_bytes(w)
         };
-        Header { msg_type: word(0), req_id: word(1), tx_id: TxId(word(2)), len: word(3) }
+        Header {
+            msg_type: word(0),
+            req_id: word(1),
+            tx_id: TxId(word(2)),
+            len: word(3),
+        }
     }
 
     /// Encodes this header into 16 bytes.
@@ -190,14 +195,24 @@ pub struct Message {
 impl Message {
     /// Builds a message of a known type.
     pub fn new(msg_type: MsgType, req_id: u32, tx_id: TxId, payload: Vec<u8>) -> Message {
-        Message { msg_type: msg_type as u32, req_id, tx_id, payload }
+        Message {
+            msg_type: msg_type as u32,
+            req_id,
+            tx_id,
+            payload,
+        }
     }
 
     /// Encodes header and payload into one buffer. Payloads are bounded by the engine, so the
     /// length always fits in `u32`.
     pub fn encode(&self) -> Vec<u8> {
         let len = u32::try_from(self.payload.len()).unwrap_or(u32::MAX);
-        let header = Header { msg_type: self.msg_type, req_id: self.req_id, tx_id: self.tx_id, len };
+        let header = Header {
+            msg_type: self.msg_type,
+            req_id: self.req_id,
+            tx_id: self.tx_id,
+            len,
+        };
         let mut out = Vec::with_capacity(HEADER_LEN + self.payload.len());
         out.extend_from_slice(&header.encode());
         out.extend_from_slice(&self.payload);
@@ -263,9 +278,11 @@ impl Decoder {
         if self.parsed.is_none() {
             let want = HEADER_LEN - self.header_fill;
             let take = want.min(input.len());
-            if let (Some(dst), Some(src)) =
-                (self.header.get_mut(self.header_fill..self.header_fill + take), input.get(..take))
-            {
+            if let (Some(dst), Some(src)) = (
+                self.header
+                    .get_mut(self.header_fill..self.header_fill + take),
+                input.get(..take),
+            ) {
                 dst.copy_from_slice(src);
             }
             self.header_fill += take;
@@ -286,7 +303,8 @@ impl Decoder {
         let want = header.len as usize - self.payload.len();
         let rest = input.get(used..).unwrap_or(&[]);
         let take = want.min(rest.len());
-        self.payload.extend_from_slice(rest.get(..take).unwrap_or(&[]));
+        self.payload
+            .extend_from_slice(rest.get(..take).unwrap_or(&[]));
         used += take;
         if self.payload.len() < header.len as usize {
             return Ok(Decoded::NeedMore);
@@ -299,7 +317,10 @@ impl Decoder {
         };
         self.parsed = None;
         self.header_fill = 0;
-        Ok(Decoded::Message { msg, consumed: used })
+        Ok(Decoded::Message {
+            msg,
+            consumed: used,
+        })
     }
 }
 
@@ -327,7 +348,12 @@ mod tests {
 
     #[test]
     fn header_roundtrip() {
-        let h = Header { msg_type: 2, req_id: 7, tx_id: TxId(3), len: 5 };
+        let h = Header {
+            msg_type: 2,
+            req_id: 7,
+            tx_id: TxId(3),
+            len: 5,
+        };
         assert_eq!(Header::decode(&h.encode()), h);
         assert_eq!(h.encode()[..4], [2, 0, 0, 0]);
     }
@@ -346,7 +372,9 @@ mod tests {
         let mut dec = Decoder::new();
         let mut got = vec![];
         for byte in &all {
-            if let Decoded::Message { msg, consumed } = dec.feed(core::slice::from_ref(byte)).unwrap() {
+            if let Decoded::Message { msg, consumed } =
+                dec.feed(core::slice::from_ref(byte)).unwrap()
+            {
                 assert_eq!(consumed, 1);
                 got.push(msg);
             }
@@ -356,10 +384,23 @@ mod tests {
 
     #[test]
     fn oversized_is_a_fault() {
-        let h = Header { msg_type: 2, req_id: 1, tx_id: TxId(0), len: 4097 };
+        let h = Header {
+            msg_type: 2,
+            req_id: 1,
+            tx_id: TxId(0),
+            len: 4097,
+        };
         let mut dec = Decoder::new();
-        assert_eq!(dec.feed(&h.encode()), Err(Fault::OversizedMessage { len: 4097 }));
-        let h = Header { msg_type: 2, req_id: 1, tx_id: TxId(0), len: 4096 };
+        assert_eq!(
+            dec.feed(&h.encode()),
+            Err(Fault::OversizedMessage { len: 4097 })
+        );
+        let h = Header {
+            msg_type: 2,
+            req_id: 1,
+            tx_id: TxId(0),
+            len: 4096,
+        };
         let mut dec = Decoder::new();
         assert_eq!(dec.feed(&h.encode()), Ok(Decoded::NeedMore));
     }

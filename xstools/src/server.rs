@@ -35,7 +35,11 @@ pub struct ServerConfig {
 pub fn log_line(start: Instant, line: &str) {
     let t = start.elapsed();
     for l in line.lines() {
-        eprintln!("xenstored-host [{:>5}.{:03}] {l}", t.as_secs(), t.subsec_millis());
+        eprintln!(
+            "xenstored-host [{:>5}.{:03}] {l}",
+            t.as_secs(),
+            t.subsec_millis()
+        );
     }
 }
 
@@ -56,7 +60,10 @@ fn bind(path: &Path) -> io::Result<UnixListener> {
         if meta.file_type().is_socket() {
             std::fs::remove_file(path)?;
         } else {
-            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "path exists and is not a socket"));
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "path exists and is not a socket",
+            ));
         }
     }
     UnixListener::bind(path)
@@ -67,22 +74,26 @@ pub fn serve(cfg: ServerConfig) -> io::Result<()> {
     let start = Instant::now();
     let mut poll = Poll::new()?;
     let mut rw = bind(&cfg.socket)?;
-    poll.registry().register(&mut rw, LISTEN_RW, Interest::READABLE)?;
+    poll.registry()
+        .register(&mut rw, LISTEN_RW, Interest::READABLE)?;
     let ro = match &cfg.ro_socket {
         Some(p) => {
             let mut l = bind(p)?;
-            poll.registry().register(&mut l, LISTEN_RO, Interest::READABLE)?;
+            poll.registry()
+                .register(&mut l, LISTEN_RO, Interest::READABLE)?;
             Some(l)
         }
         None => None,
     };
     let mut signals = Signals::new([SIGTERM, SIGINT])?;
-    poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
+    poll.registry()
+        .register(&mut signals, SIGNALS, Interest::READABLE)?;
 
     let mut engine = Engine::new(cfg.engine.clone());
     if cfg.trace {
         let c = engine.connect_socket(false);
-        let msg = xsstate::Message::new(MsgType::Control, 0, xsstate::TxId(0), b"log\0on\0".to_vec());
+        let msg =
+            xsstate::Message::new(MsgType::Control, 0, xsstate::TxId(0), b"log\0on\0".to_vec());
         let _ = engine.handle_message(c, msg);
         engine.disconnect(c);
     }
@@ -112,17 +123,35 @@ pub fn serve(cfg: ServerConfig) -> io::Result<()> {
                     }
                 }
                 t @ (LISTEN_RW | LISTEN_RO) => {
-                    let listener = if t == LISTEN_RW { Some(&rw) } else { ro.as_ref() };
+                    let listener = if t == LISTEN_RW {
+                        Some(&rw)
+                    } else {
+                        ro.as_ref()
+                    };
                     let Some(listener) = listener else { continue };
                     loop {
                         match listener.accept() {
                             Ok((mut stream, _)) => {
                                 let token = Token(next_token);
                                 next_token += 1;
-                                poll.registry().register(&mut stream, token, Interest::READABLE)?;
+                                poll.registry()
+                                    .register(&mut stream, token, Interest::READABLE)?;
                                 let conn = engine.connect_socket(t == LISTEN_RO);
-                                log_line(start, &format!("{conn}: connected{}", if t == LISTEN_RO { " (read-only)" } else { "" }));
-                                clients.insert(token, Client { stream, conn, writable_interest: false });
+                                log_line(
+                                    start,
+                                    &format!(
+                                        "{conn}: connected{}",
+                                        if t == LISTEN_RO { " (read-only)" } else { "" }
+                                    ),
+                                );
+                                clients.insert(
+                                    token,
+                                    Client {
+                                        stream,
+                                        conn,
+                                        writable_interest: false,
+                                    },
+                                );
                             }
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                             Err(e) => {
@@ -133,7 +162,9 @@ pub fn serve(cfg: ServerConfig) -> io::Result<()> {
                     }
                 }
                 token => {
-                    let Some(client) = clients.get_mut(&token) else { continue };
+                    let Some(client) = clients.get_mut(&token) else {
+                        continue;
+                    };
                     if event.is_readable() && !read_client(&mut engine, client, &mut buf, start) {
                         closed.push(token);
                     }
@@ -151,8 +182,13 @@ pub fn serve(cfg: ServerConfig) -> io::Result<()> {
             match flush_client(&mut engine, client) {
                 Ok(blocked) => {
                     if blocked != client.writable_interest {
-                        let interest = if blocked { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
-                        poll.registry().reregister(&mut client.stream, *token, interest)?;
+                        let interest = if blocked {
+                            Interest::READABLE | Interest::WRITABLE
+                        } else {
+                            Interest::READABLE
+                        };
+                        poll.registry()
+                            .reregister(&mut client.stream, *token, interest)?;
                         client.writable_interest = blocked;
                     }
                 }
@@ -190,11 +226,17 @@ fn read_client(engine: &mut Engine, client: &mut Client, buf: &mut [u8], start: 
                     Ok(_) => {
                         // Socket clients are privileged and never held back; anything else
                         // is a bug worth a log line, and the connection cannot continue.
-                        log_line(start, &format!("{}: input not consumed, closing", client.conn));
+                        log_line(
+                            start,
+                            &format!("{}: input not consumed, closing", client.conn),
+                        );
                         return false;
                     }
                     Err(fault) => {
-                        log_line(start, &format!("{}: protocol violation: {fault}; closing", client.conn));
+                        log_line(
+                            start,
+                            &format!("{}: protocol violation: {fault}; closing", client.conn),
+                        );
                         return false;
                     }
                 }
@@ -226,12 +268,23 @@ fn flush_client(engine: &mut Engine, client: &mut Client) -> io::Result<bool> {
 fn handle_effect(engine: &mut Engine, effect: Effect, start: Instant) {
     match effect {
         Effect::Log(line) => log_line(start, &line),
-        Effect::Introduced { domid, port, .. } => {
-            log_line(start, &format!("domain {domid} introduced (port {}); no rings on the host", port.0))
+        Effect::Introduced { domid, port, .. } => log_line(
+            start,
+            &format!(
+                "domain {domid} introduced (port {}); no rings on the host",
+                port.0
+            ),
+        ),
+        Effect::Reintroduced { domid, .. } => {
+            log_line(start, &format!("domain {domid} re-introduced"))
         }
-        Effect::Reintroduced { domid, .. } => log_line(start, &format!("domain {domid} re-introduced")),
         Effect::Released { domid, .. } => log_line(start, &format!("domain {domid} released")),
-        Effect::LiveUpdate { conn, req_id, tx_id, cmd } => {
+        Effect::LiveUpdate {
+            conn,
+            req_id,
+            tx_id,
+            cmd,
+        } => {
             let text = match cmd {
                 LiveUpdateCmd::Abort => "OK",
                 _ => "live update is done by the xenstore stub domain, not by xenstored-host",

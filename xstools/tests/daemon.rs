@@ -12,10 +12,16 @@ const ERROR: u32 = 16;
 
 #[test]
 fn help_names_the_socket_option() {
-    let o = Command::new(env!("CARGO_BIN_EXE_xenstored-host")).arg("--help").output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_xenstored-host"))
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(o.status.success());
     let text = stdout(&o);
-    assert!(text.contains("--socket") && text.contains("/var/run/xenstored/socket"), "{text}");
+    assert!(
+        text.contains("--socket") && text.contains("/var/run/xenstored/socket"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -34,8 +40,14 @@ fn initial_tree_is_c_xenstoreds() {
     let d = Daemon::start();
     let mut s = d.connect();
     assert_eq!(raw_call(&mut s, 1, 1, 0, b"/\0"), (1, b"tool\0".to_vec()));
-    assert_eq!(raw_call(&mut s, 1, 2, 0, b"/tool\0"), (1, b"xenstored\0".to_vec()));
-    assert_eq!(raw_call(&mut s, 3, 3, 0, b"/tool/xenstored\0"), (3, b"n0\0".to_vec()));
+    assert_eq!(
+        raw_call(&mut s, 1, 2, 0, b"/tool\0"),
+        (1, b"xenstored\0".to_vec())
+    );
+    assert_eq!(
+        raw_call(&mut s, 3, 3, 0, b"/tool/xenstored\0"),
+        (3, b"n0\0".to_vec())
+    );
 }
 
 #[test]
@@ -53,7 +65,10 @@ fn oversized_message_loses_only_that_connection() {
     // The daemon closes the offender: EOF (or reset), no reply.
     let n = bad.read(&mut buf).unwrap_or(0);
     assert_eq!(n, 0);
-    assert_eq!(raw_call(&mut good, READ, 2, 0, b"/k\0"), (READ, b"v".to_vec()));
+    assert_eq!(
+        raw_call(&mut good, READ, 2, 0, b"/k\0"),
+        (READ, b"v".to_vec())
+    );
     assert!(d.log_text().contains("protocol violation"));
 }
 
@@ -62,10 +77,22 @@ fn garbage_gets_errors_not_crashes() {
     let d = Daemon::start();
     let mut s = d.connect();
     // Unknown type: ENOSYS; malformed payload: EINVAL; the connection stays usable.
-    assert_eq!(raw_call(&mut s, 99, 1, 0, b"x"), (ERROR, b"ENOSYS\0".to_vec()));
-    assert_eq!(raw_call(&mut s, READ, 2, 0, b"no-nul"), (ERROR, b"EINVAL\0".to_vec()));
-    assert_eq!(raw_call(&mut s, READ, 3, 77, b"/tool\0"), (ERROR, b"ENOENT\0".to_vec()));
-    assert_eq!(raw_call(&mut s, READ, 4, 0, b"/tool\0"), (READ, b"".to_vec()));
+    assert_eq!(
+        raw_call(&mut s, 99, 1, 0, b"x"),
+        (ERROR, b"ENOSYS\0".to_vec())
+    );
+    assert_eq!(
+        raw_call(&mut s, READ, 2, 0, b"no-nul"),
+        (ERROR, b"EINVAL\0".to_vec())
+    );
+    assert_eq!(
+        raw_call(&mut s, READ, 3, 77, b"/tool\0"),
+        (ERROR, b"ENOENT\0".to_vec())
+    );
+    assert_eq!(
+        raw_call(&mut s, READ, 4, 0, b"/tool\0"),
+        (READ, b"".to_vec())
+    );
     // Garbage bytes that happen to form a huge header: only this client goes.
     s.write_all(&[0xff; 64]).unwrap();
     let mut buf = [0u8; 16];
@@ -91,7 +118,10 @@ fn many_concurrent_clients() {
                     assert_eq!(raw_call(&mut s, WRITE, i, 0, &p).0, WRITE);
                     let mut q = path.into_bytes();
                     q.push(0);
-                    assert_eq!(raw_call(&mut s, READ, i, 0, &q), (READ, format!("{t}-{i}").into_bytes()));
+                    assert_eq!(
+                        raw_call(&mut s, READ, i, 0, &q),
+                        (READ, format!("{t}-{i}").into_bytes())
+                    );
                 }
             })
         })
@@ -102,5 +132,8 @@ fn many_concurrent_clients() {
     let mut s = d.connect();
     let (ty, list) = raw_call(&mut s, 1, 1, 0, b"/c\0");
     assert_eq!(ty, 1);
-    assert_eq!(list.split(|&b| b == 0).filter(|x| !x.is_empty()).count(), 16);
+    assert_eq!(
+        list.split(|&b| b == 0).filter(|x| !x.is_empty()).count(),
+        16
+    );
 }

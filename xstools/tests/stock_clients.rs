@@ -20,8 +20,12 @@ macro_rules! need {
 
 #[test]
 fn write_read_exists_rm() {
-    let (write, read, exists, rm) =
-        (need!("xenstore-write"), need!("xenstore-read"), need!("xenstore-exists"), need!("xenstore-rm"));
+    let (write, read, exists, rm) = (
+        need!("xenstore-write"),
+        need!("xenstore-read"),
+        need!("xenstore-exists"),
+        need!("xenstore-rm"),
+    );
     let d = Daemon::start();
     let o = d.run(&write, &["/vm/a", "hello", "/vm/b/c", "two words"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -33,7 +37,11 @@ fn write_read_exists_rm() {
     let o = d.run(&read, &["/nope"]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stdout(&o), "");
-    assert!(stderr(&o).contains("couldn't read path /nope"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("couldn't read path /nope"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(d.run(&exists, &["/vm/b/c"]).status.code(), Some(0));
     assert_eq!(d.run(&exists, &["/vm/zz"]).status.code(), Some(1));
     assert_eq!(d.run(&rm, &["/vm/b"]).status.code(), Some(0));
@@ -53,10 +61,17 @@ fn write_read_exists_rm() {
 
 #[test]
 fn ls_list_and_chmod() {
-    let (write, ls, list, chmod) =
-        (need!("xenstore-write"), need!("xenstore-ls"), need!("xenstore-list"), need!("xenstore-chmod"));
+    let (write, ls, list, chmod) = (
+        need!("xenstore-write"),
+        need!("xenstore-ls"),
+        need!("xenstore-list"),
+        need!("xenstore-chmod"),
+    );
     let d = Daemon::start();
-    assert!(d.run(&write, &["/vm/a", "1", "/vm/b", "2", "/vm/b/c", "3"]).status.success());
+    assert!(d
+        .run(&write, &["/vm/a", "1", "/vm/b", "2", "/vm/b/c", "3"])
+        .status
+        .success());
     assert_eq!(stdout(&d.run(&list, &["/"])), "tool\nvm\n");
     assert_eq!(stdout(&d.run(&list, &["/vm"])), "a\nb\n");
     assert_eq!(stdout(&d.run(&list, &["/vm/a"])), "");
@@ -66,15 +81,24 @@ fn ls_list_and_chmod() {
     let o = d.run(&ls, &["/vm"]);
     assert_eq!(stdout(&o), "a = \"1\"\nb = \"2\"\n c = \"3\"\n");
     let o = d.run(&ls, &[]);
-    assert_eq!(stdout(&o), "tool = \"\"\n xenstored = \"\"\nvm = \"\"\n a = \"1\"\n b = \"2\"\n  c = \"3\"\n");
+    assert_eq!(
+        stdout(&o),
+        "tool = \"\"\n xenstored = \"\"\nvm = \"\"\n a = \"1\"\n b = \"2\"\n  c = \"3\"\n"
+    );
     // chmod then ls -p shows the permissions.
     let o = d.run(&chmod, &["/vm/a", "n0", "r5", "b7"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = d.run(&ls, &["-p", "/vm"]);
     let text = stdout(&o);
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].starts_with("a = \"1\"") && lines[0].ends_with("(n0,r5,b7)"), "{lines:?}");
-    assert!(lines[1].starts_with("b = \"2\"") && lines[1].ends_with("(n0)"), "{lines:?}");
+    assert!(
+        lines[0].starts_with("a = \"1\"") && lines[0].ends_with("(n0,r5,b7)"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with("b = \"2\"") && lines[1].ends_with("(n0)"),
+        "{lines:?}"
+    );
     // chmod -r applies to the subtree.
     assert!(d.run(&chmod, &["-r", "/vm/b", "b3"]).status.success());
     let o = d.run(&ls, &["-p", "/vm/b"]);
@@ -85,7 +109,11 @@ fn ls_list_and_chmod() {
 
 #[test]
 fn watch_events() {
-    let (write, rm, chmod) = (need!("xenstore-write"), need!("xenstore-rm"), need!("xenstore-chmod"));
+    let (write, rm, chmod) = (
+        need!("xenstore-write"),
+        need!("xenstore-rm"),
+        need!("xenstore-chmod"),
+    );
     let watch = need!("xenstore-watch");
     let d = Daemon::start();
     assert!(d.run(&write, &["/w/x", "0"]).status.success());
@@ -115,13 +143,36 @@ fn xenstore_control_commands() {
     let o = d.run(&control, &["check"]);
     assert_eq!((o.status.code(), stdout(&o)), (Some(0), "OK\n".into()));
     let o = d.run(&control, &["help"]);
-    assert!(stdout(&o).starts_with("check\t\nlog\ton|off\nlive-update\t"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).starts_with("check\t\nlog\ton|off\nlive-update\t"),
+        "{}",
+        stdout(&o)
+    );
     let o = d.run(&control, &["quota"]);
-    assert!(stdout(&o).contains("nodes            :     1000 Nodes per domain"), "{}", stdout(&o));
-    assert_eq!(d.run(&control, &["quota", "set", "nodes", "2000"]).status.code(), Some(0));
+    assert!(
+        stdout(&o).contains("nodes            :     1000 Nodes per domain"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        d.run(&control, &["quota", "set", "nodes", "2000"])
+            .status
+            .code(),
+        Some(0)
+    );
     assert!(stdout(&d.run(&control, &["quota"])).contains("nodes            :     2000"));
-    assert_eq!(d.run(&control, &["quota", "set", "nodes", "0"]).status.code(), Some(3));
-    assert_eq!(d.run(&control, &["quota", "set", "bogus", "1"]).status.code(), Some(3));
+    assert_eq!(
+        d.run(&control, &["quota", "set", "nodes", "0"])
+            .status
+            .code(),
+        Some(3)
+    );
+    assert_eq!(
+        d.run(&control, &["quota", "set", "bogus", "1"])
+            .status
+            .code(),
+        Some(3)
+    );
     assert!(stdout(&d.run(&control, &["quota-soft"])).contains("memory           :  2097152"));
     let o = d.run(&control, &["print", "hello-from-test"]);
     assert_eq!(o.status.code(), Some(0));
@@ -129,7 +180,11 @@ fn xenstore_control_commands() {
     // Unknown command: EINVAL, the client lists the valid ones and exits 3.
     let o = d.run(&control, &["bogus"]);
     assert_eq!(o.status.code(), Some(3));
-    assert!(stderr(&o).contains("Command not supported"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Command not supported"),
+        "{}",
+        stderr(&o)
+    );
     let o = d.run(&control, &["memreport"]);
     assert!(stdout(&o).contains("nodes: "), "{}", stdout(&o));
 }
@@ -139,9 +194,18 @@ fn test_xenstore_passes() {
     let t = need!("test-xenstore");
     let d = Daemon::start();
     let o = d.run(&t, &[]);
-    assert_eq!(o.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", stdout(&o), stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
     for name in ["read 1", "write 2000", "dir", "rm dir", "ta rmw", "ta err"] {
-        let line = stdout(&o).lines().find(|l| l.starts_with(name)).map(str::to_owned);
+        let line = stdout(&o)
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(str::to_owned);
         let line = line.unwrap_or_else(|| panic!("{name} missing:\n{}", stdout(&o)));
         assert!(!line.contains("failed"), "{line}");
     }

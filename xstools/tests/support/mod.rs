@@ -37,10 +37,19 @@ impl Daemon {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("spawn xenstored-host");
-        let d = Daemon { child: Some(child), dir, socket, log };
+        let d = Daemon {
+            child: Some(child),
+            dir,
+            socket,
+            log,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while UnixStream::connect(&d.socket).is_err() {
-            assert!(Instant::now() < deadline, "daemon did not come up; log: {}", d.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not come up; log: {}",
+                d.log_text()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         d
@@ -64,7 +73,11 @@ impl Daemon {
     pub fn stop(&mut self, sig: i32) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
         let pid = child.id().to_string();
-        Command::new("kill").arg(format!("-{sig}")).arg(&pid).status().unwrap();
+        Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(&pid)
+            .status()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(st) = child.try_wait().unwrap() {
