@@ -136,7 +136,7 @@ impl Engine {
         let args = split_strings(p);
         let value = match args.first() {
             None => SUPPORTED_FEATURES,
-            Some(d) if d.is_empty() => SUPPORTED_FEATURES,
+            Some(&[]) => SUPPORTED_FEATURES,
             Some(d) => {
                 if !who.privileged {
                     return Err(XsError::Eacces);

@@ -153,8 +153,8 @@ impl Quotas {
         let mut s = String::from("Quota settings:\n");
         let _ = writeln!(
             s,
-            "{:<17}: {:>8} {}",
-            "memory", self.memory_soft, "Total Xenstore memory per domain (warning level)"
+            "{:<17}: {:>8} Total Xenstore memory per domain (warning level)",
+            "memory", self.memory_soft
         );
         s
     }

@@ -21,11 +21,17 @@ pub struct Harness {
 
 impl Harness {
     pub fn new() -> Harness {
-        Harness { engine: Engine::new(EngineConfig::default()), next_req: 1 }
+        Harness {
+            engine: Engine::new(EngineConfig::default()),
+            next_req: 1,
+        }
     }
 
     pub fn with_config(cfg: EngineConfig) -> Harness {
-        Harness { engine: Engine::new(cfg), next_req: 1 }
+        Harness {
+            engine: Engine::new(cfg),
+            next_req: 1,
+        }
     }
 
     /// A dom0 socket connection.
@@ -35,7 +41,11 @@ impl Harness {
 
     /// Introduces a guest domain through dom0 and returns its connection.
     pub fn guest(&mut self, dom0: ConnId, domid: u16) -> ConnId {
-        let payload = format!("{domid}\x00{}\x00{}\x00", 1000 + u32::from(domid), 10 + u32::from(domid));
+        let payload = format!(
+            "{domid}\x00{}\x00{}\x00",
+            1000 + u32::from(domid),
+            10 + u32::from(domid)
+        );
         let r = self.call(dom0, MsgType::Introduce, TxId(0), payload.as_bytes());
         assert_eq!(r, Got::Ok(b"OK\0".to_vec()), "introduce {domid}");
         self.events(dom0);
@@ -94,7 +104,10 @@ impl Harness {
             .map(|m| {
                 assert_eq!(m.msg_type, MsgType::WatchEvent as u32);
                 let parts: Vec<&[u8]> = m.payload.split(|&b| b == 0).collect();
-                (String::from_utf8(parts[0].to_vec()).unwrap(), String::from_utf8(parts[1].to_vec()).unwrap())
+                (
+                    String::from_utf8(parts[0].to_vec()).unwrap(),
+                    String::from_utf8(parts[1].to_vec()).unwrap(),
+                )
             })
             .collect()
     }
@@ -153,13 +166,23 @@ impl Harness {
 
     pub fn start(&mut self, c: ConnId) -> TxId {
         match self.call(c, MsgType::TransactionStart, TxId(0), b"\0") {
-            Got::Ok(p) => TxId(std::str::from_utf8(&p[..p.len() - 1]).unwrap().parse().unwrap()),
+            Got::Ok(p) => TxId(
+                std::str::from_utf8(&p[..p.len() - 1])
+                    .unwrap()
+                    .parse()
+                    .unwrap(),
+            ),
             Got::Err(e) => panic!("transaction start: {e}"),
         }
     }
 
     pub fn end(&mut self, c: ConnId, tx: TxId, commit: bool) -> Got {
-        self.call(c, MsgType::TransactionEnd, tx, if commit { b"T\0" } else { b"F\0" })
+        self.call(
+            c,
+            MsgType::TransactionEnd,
+            tx,
+            if commit { b"T\0" } else { b"F\0" },
+        )
     }
 
     pub fn check(&self) {
@@ -186,4 +209,71 @@ pub fn okr() -> Got {
 /// Port helper.
 pub fn port(p: u32) -> EvtchnPort {
     EvtchnPort(p)
+}
+
+impl Harness {
+    /// Sends a request with a raw (possibly unknown) type; returns the reply's raw type and
+    /// payload. Watch events are kept for [`Harness::events`].
+    pub fn call_raw(&mut self, conn: ConnId, ty: u32, tx: TxId, payload: &[u8]) -> (u32, Vec<u8>) {
+        let req = self.next_req;
+        self.next_req += 1;
+        let bytes = Message {
+            msg_type: ty,
+            req_id: req,
+            tx_id: tx,
+            payload: payload.to_vec(),
+        }
+        .encode();
+        let used = self.engine.receive(conn, &bytes).expect("no fault");
+        assert_eq!(used, bytes.len());
+        let pending = self.take_all(conn);
+        let mut reply = None;
+        let mut events = Vec::new();
+        for m in pending {
+            if m.msg_type == MsgType::WatchEvent as u32 && m.req_id == 0 {
+                events.push(m);
+            } else {
+                assert_eq!(m.req_id, req);
+                reply = Some((m.msg_type, m.payload));
+            }
+        }
+        self.stash(conn, events);
+        reply.expect("a reply")
+    }
+
+    /// Sends a request without reading anything back; returns the bytes consumed.
+    pub fn send(&mut self, conn: ConnId, ty: MsgType, tx: TxId, payload: &[u8]) -> usize {
+        let req = self.next_req;
+        self.next_req += 1;
+        let bytes = Message::new(ty, req, tx, payload.to_vec()).encode();
+        self.engine.receive(conn, &bytes).expect("no fault")
+    }
+
+    /// Creates `/local/domain/<domid>` owned by the domain (as the toolstack does).
+    pub fn home(&mut self, dom0: ConnId, domid: u16) {
+        let p = format!("/local/domain/{domid}");
+        assert_eq!(self.mkdir(dom0, &p), okr());
+        assert_eq!(self.set_perms(dom0, &p, &[&format!("n{domid}")]), okr());
+    }
+
+    /// UNWATCH.
+    pub fn unwatch(&mut self, c: ConnId, path: &str, token: &str) -> Got {
+        let mut p = z(path);
+        p.extend_from_slice(&z(token));
+        self.call(c, MsgType::Unwatch, TxId(0), &p)
+    }
+
+    /// A request whose arguments are NUL-terminated strings.
+    pub fn args(&mut self, c: ConnId, ty: MsgType, args: &[&str]) -> Got {
+        let mut p = Vec::new();
+        for a in args {
+            p.extend_from_slice(&z(a));
+        }
+        self.call(c, ty, TxId(0), &p)
+    }
+}
+
+/// A text reply `s\0`.
+pub fn txt(s: &str) -> Got {
+    Got::Ok(z(s))
 }
