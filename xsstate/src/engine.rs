@@ -30,6 +30,8 @@ pub struct EngineConfig {
     pub privileged_event_queue_limit_bytes: usize,
     /// Unsent watch events of unprivileged connections are dropped after this (0: never).
     pub watch_event_timeout_ms: u64,
+    /// Write rate limit of unprivileged domains (XSA-206).
+    pub write_rate: crate::ratelimit::WriteRate,
 }
 
 impl Default for EngineConfig {
@@ -40,6 +42,7 @@ impl Default for EngineConfig {
             event_queue_limit_bytes: 128 * 1024,
             privileged_event_queue_limit_bytes: 64 * 1024 * 1024,
             watch_event_timeout_ms: 20_000,
+            write_rate: crate::ratelimit::WriteRate::default(),
         }
     }
 }
@@ -118,6 +121,8 @@ pub struct Domain {
     pub features: u32,
     /// Its quotas.
     pub quotas: Quotas,
+    /// Its write budget (XSA-206).
+    pub writes: crate::ratelimit::WriteBudget,
 }
 
 /// The engine.
@@ -209,6 +214,10 @@ impl Engine {
     /// longer than the watch-event timeout.
     pub fn set_time_ms(&mut self, now_ms: u64) {
         self.now_ms = now_ms;
+        let rate = self.config.write_rate;
+        for d in self.domains.values_mut() {
+            d.writes.refill(rate, now_ms);
+        }
         let mut dropped = 0usize;
         for c in self.conns.values_mut() {
             dropped += c.expire_events(now_ms);
@@ -325,9 +334,32 @@ impl Engine {
         if c.domid == self.config.priv_domid {
             return true;
         }
+        if self.config.write_rate.per_s != 0
+            && self
+                .domains
+                .get(&c.domid)
+                .is_some_and(|d| d.writes.exhausted())
+        {
+            return false;
+        }
         !self
             .quotas_for(c.domid)
             .reached(QuotaKind::Outstanding, c.replies_queued)
+    }
+
+    /// The earliest engine time at which something held back becomes possible again (a
+    /// rate-limited domain may write, a watch event expires); the shell sleeps until then.
+    pub fn next_wakeup_ms(&self) -> Option<u64> {
+        let rate = self.config.write_rate;
+        let writes = self
+            .domains
+            .values()
+            .filter_map(|d| d.writes.ready_at_ms(rate));
+        let events = self
+            .conns
+            .values()
+            .flat_map(|c| c.out.iter().filter_map(|m| m.deadline_ms));
+        writes.chain(events).min()
     }
 
     /// Feeds received bytes; complete messages are processed at once. Returns how many
@@ -463,6 +495,16 @@ impl Engine {
                 who.domid,
                 tx_id.0
             ));
+        }
+        let is_write = matches!(
+            MsgType::from_u32(msg.msg_type),
+            Some(MsgType::Write | MsgType::Mkdir | MsgType::Rm | MsgType::SetPerms)
+        ) || (msg.msg_type == MsgType::TransactionEnd as u32
+            && msg.payload.first() == Some(&b'T'));
+        if is_write && !who.privileged && self.config.write_rate.per_s != 0 {
+            if let Some(d) = self.domains.get_mut(&who.domid) {
+                d.writes.debit();
+            }
         }
         match result {
             // A reply that does not fit in one message is refused, as C's `send_reply`.
@@ -746,6 +788,7 @@ impl Domain {
             target: None,
             features: crate::ring::SUPPORTED_FEATURES,
             quotas,
+            writes: crate::ratelimit::WriteBudget::full(crate::ratelimit::WriteRate::default(), 0),
         }
     }
 }

@@ -36,6 +36,7 @@ mod ops_session;
 pub mod path;
 pub mod perms;
 pub mod quota;
+pub mod ratelimit;
 pub mod ring;
 pub mod store;
 pub mod txn;

@@ -70,6 +70,7 @@ impl Engine {
         d.conn = Some(id);
         d.introduced = true;
         d.shutdown_reported = false;
+        d.writes = crate::ratelimit::WriteBudget::full(self.config.write_rate, self.now_ms);
         self.effects.push(Effect::Introduced {
             conn: id,
             domid,

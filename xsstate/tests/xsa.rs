@@ -468,3 +468,36 @@ fn xsa_425_release_twice() {
     assert_eq!(h.args(c, MsgType::IsDomainIntroduced, &["5"]), txt("T"));
     h.check();
 }
+
+#[test]
+fn xsa_206_write_floods_are_rate_limited() {
+    let mut h = Harness::new();
+    let d0 = h.dom0();
+    let g = h.guest(d0, 7);
+    // The guest may burst 10 writes; the 11th drives its credit negative.
+    for i in 0..11 {
+        assert_eq!(h.write(g, &format!("w{i}"), b"x"), okr(), "write {i}");
+    }
+    assert!(!h.engine.can_receive(g));
+    // Its next request is not taken while it has no credit...
+    let msg = xsstate::wire::Message::new(MsgType::Read, 99, TxId(0), z("w0")).encode();
+    assert_eq!(h.engine.receive(g, &msg), Ok(0));
+    // ...dom0 is never held back...
+    assert_eq!(h.write(d0, "/dom0-still-writes", b"1"), okr());
+    // ...and the guest is served again once the credit has come back (200 writes/s).
+    let wake = h.engine.next_wakeup_ms().expect("a wake-up time");
+    assert!(wake > 0 && wake <= 10, "{wake}");
+    h.engine.set_time_ms(wake);
+    assert!(h.engine.can_receive(g));
+    assert_eq!(h.read(g, "w0"), Got::Ok(b"x".to_vec()));
+    // A disabled limit never holds anyone back.
+    let mut cfg = EngineConfig::default();
+    cfg.write_rate.per_s = 0;
+    let mut h = Harness::with_config(cfg);
+    let d0 = h.dom0();
+    let g = h.guest(d0, 7);
+    for i in 0..50 {
+        assert_eq!(h.write(g, &format!("w{i}"), b"x"), okr());
+    }
+    assert!(h.engine.can_receive(g));
+}
