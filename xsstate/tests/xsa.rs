@@ -474,6 +474,7 @@ fn xsa_206_write_floods_are_rate_limited() {
     let mut h = Harness::new();
     let d0 = h.dom0();
     let g = h.guest(d0, 7);
+    h.home(d0, 7);
     // The guest may burst 10 writes; the 11th drives its credit negative.
     for i in 0..11 {
         assert_eq!(h.write(g, &format!("w{i}"), b"x"), okr(), "write {i}");
@@ -496,6 +497,7 @@ fn xsa_206_write_floods_are_rate_limited() {
     let mut h = Harness::with_config(cfg);
     let d0 = h.dom0();
     let g = h.guest(d0, 7);
+    h.home(d0, 7);
     for i in 0..50 {
         assert_eq!(h.write(g, &format!("w{i}"), b"x"), okr());
     }
