@@ -248,6 +248,11 @@ impl Engine {
         }
     }
 
+    /// Sets the next connection id to hand out (after a restore).
+    pub(crate) fn set_next_conn(&mut self, next: u32) {
+        self.next_conn = next.max(1);
+    }
+
     /// Adds a socket connection (acting for the privileged domain, as C xenstored's socket).
     pub fn connect_socket(&mut self, read_only: bool) -> ConnId {
         let id = self.alloc_conn_id();

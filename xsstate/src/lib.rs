@@ -38,6 +38,7 @@ pub mod perms;
 pub mod quota;
 pub mod ratelimit;
 pub mod ring;
+pub mod snapshot;
 pub mod store;
 pub mod txn;
 pub mod util;

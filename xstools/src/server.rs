@@ -117,7 +117,7 @@ pub fn serve(cfg: ServerConfig) -> io::Result<()> {
         for event in events.iter() {
             match event.token() {
                 SIGNALS => {
-                    for sig in signals.pending() {
+                    if let Some(sig) = signals.pending().next() {
                         log_line(start, &format!("signal {sig}: shutting down"));
                         break 'outer;
                     }

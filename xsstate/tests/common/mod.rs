@@ -27,6 +27,14 @@ impl Harness {
         }
     }
 
+    /// A harness around an existing engine (a restored one).
+    pub fn around(engine: Engine) -> Harness {
+        Harness {
+            engine,
+            next_req: 1000,
+        }
+    }
+
     pub fn with_config(cfg: EngineConfig) -> Harness {
         Harness {
             engine: Engine::new(cfg),
