@@ -59,8 +59,6 @@ pub struct Connection {
     pub watches: Vec<Watch>,
     /// Open transactions by id.
     pub transactions: BTreeMap<u32, Transaction>,
-    /// Next transaction id to try.
-    pub next_tx: u32,
     /// Watch events dropped for this connection (queue full, timeout, oversized).
     pub events_dropped: u64,
     /// Set once the connection violated the protocol; it is ignored from then on.
@@ -81,7 +79,6 @@ impl Connection {
             replies_queued: 0,
             watches: Vec::new(),
             transactions: BTreeMap::new(),
-            next_tx: 1,
             events_dropped: 0,
             faulted: None,
         }

@@ -118,11 +118,12 @@ impl Engine {
         if !who.privileged && quotas.reached(QuotaKind::Transactions, c.transactions.len()) {
             return Err(XsError::Enospc);
         }
-        let mut txid = c.next_tx;
-        while txid == 0 || c.transactions.contains_key(&txid) {
+        // The smallest id not in use: ids are opaque to clients, and a restored engine
+        // (which cannot know the ids handed out before) picks the same one.
+        let mut txid = 1u32;
+        while c.transactions.contains_key(&txid) {
             txid = txid.wrapping_add(1);
         }
-        c.next_tx = txid.wrapping_add(1);
         c.transactions
             .insert(txid, Transaction::new(TxId(txid), now));
         let mut out = alloc::format!("{txid}").into_bytes();

@@ -261,27 +261,49 @@ impl Engine {
         }
     }
 
+    /// Writes one transaction's records. The seed's `NODE_DATA` has no generation, so
+    /// whether the transaction must fail at commit (something it used changed since) is
+    /// carried in the access bits: a written node is marked read as well exactly when the
+    /// transaction is doomed, and a node only read carries the value it saw, which differs
+    /// from the committed one when it changed. A node that changed and changed back is
+    /// written with the value it has, marked read (see [`Engine::restore`]).
     fn dump_transaction(&self, conn: ConnId, t: &Transaction, records: &mut Vec<Record>) {
         // The transaction's own tree first (so children keep their order), then whatever
         // else it touched: deleted nodes and reads of nodes that did not exist.
         let mut order = dfs("/", |p| t.view(&self.store, p));
         order.retain(|p| t.accessed.contains_key(p));
-        for p in t.accessed.keys() {
-            if !order.contains(p) {
-                order.push(p.clone());
-            }
-        }
+        let listed: alloc::collections::BTreeSet<String> = order.iter().cloned().collect();
+        order.extend(t.accessed.keys().filter(|p| !listed.contains(*p)).cloned());
+        let doomed = t.conflicts(&self.store);
+        // Is the doom visible without help (a written node, or a read value that differs)?
+        let visible = t.changes.values().any(Option::is_some)
+            || t.accessed.iter().any(|(p, a)| {
+                !t.changes.contains_key(p)
+                    && a.base_generation != self.store.generation_of(p)
+                    && !same_node(t.seen.get(p).and_then(Option::as_ref), self.store.get(p))
+            });
+        let mut need_marker = doomed && !visible;
         for p in order {
-            let Some(a) = t.accessed.get(&p) else {
-                continue;
-            };
             let (access, node) = match t.changes.get(&p) {
                 Some(Some(n)) => (
-                    ACCESS_WRITTEN | if a.read { ACCESS_READ } else { 0 },
+                    ACCESS_WRITTEN | if doomed { ACCESS_READ } else { 0 },
                     Some(n),
                 ),
                 Some(None) => (0, None),
-                None => (ACCESS_READ, t.seen.get(&p).and_then(Option::as_ref)),
+                None => {
+                    let seen = t.seen.get(&p).and_then(Option::as_ref);
+                    let changed = t
+                        .accessed
+                        .get(&p)
+                        .is_some_and(|a| a.base_generation != self.store.generation_of(&p));
+                    match seen {
+                        Some(n) if need_marker && changed => {
+                            need_marker = false;
+                            (ACCESS_READ | ACCESS_WRITTEN, Some(n))
+                        }
+                        _ => (ACCESS_READ, seen),
+                    }
+                }
             };
             records.push(node_record(conn.0, t.id.0, access, &p, node));
         }
@@ -349,12 +371,8 @@ impl Engine {
                         ),
                     };
                     let mut conn = Connection::new(id, kind, domid);
-                    if !c.data.is_empty() {
-                        conn.push(Outgoing {
-                            bytes: c.data.clone(),
-                            is_event: false,
-                            deadline_ms: None,
-                        });
+                    for out in split_output(&c.data) {
+                        conn.push(out);
                     }
                     if e.conns.insert(id, conn).is_some() {
                         return Err(err("duplicate connection id"));
@@ -384,7 +402,6 @@ impl Engine {
                     {
                         return Err(err("invalid or duplicate transaction id"));
                     }
-                    c.next_tx = c.next_tx.max(t.tx_id.wrapping_add(1)).max(1);
                 }
                 Record::Node(n) if n.conn_id == 0 => e.restore_committed(n).map_err(&err)?,
                 Record::Node(n) => e.restore_pending(n).map_err(&err)?,
@@ -452,11 +469,7 @@ impl Engine {
             node
         });
         let deleted = !written && !read;
-        let same_as_committed = match (&recorded, committed) {
-            (Some(r), Some(c)) => r.value == c.value && r.perms == c.perms,
-            (None, None) => true,
-            _ => false,
-        };
+        let same_as_committed = same_node(recorded.as_ref(), committed);
         // What the transaction saw when it first touched the node: for nodes only read that
         // is the record; for changed nodes, the committed node (the best knowledge left).
         let seen = if written || deleted {
@@ -464,11 +477,17 @@ impl Engine {
         } else {
             recorded.clone()
         };
-        let base_generation = if written || deleted || same_as_committed {
-            store.generation_of(&n.path)
+        // A written node marked read means the transaction is doomed; a node only read
+        // dooms it when what it saw is not what is committed (see `dump_transaction`).
+        let doomed = if written {
+            read
         } else {
-            // It changed since the transaction read it: the commit must fail.
+            !deleted && !same_as_committed
+        };
+        let base_generation = if doomed {
             u64::MAX
+        } else {
+            store.generation_of(&n.path)
         };
         t.accessed.insert(
             n.path.clone(),
@@ -538,6 +557,55 @@ impl Engine {
                 t.events = events;
             }
         }
+    }
+}
+
+/// The unsent output of a connection as messages again, when it splits cleanly into whole
+/// messages (watch events are then recognised for de-duplication); otherwise (the first one
+/// was partly sent) as one opaque block.
+fn split_output(data: &[u8]) -> Vec<Outgoing> {
+    if data.is_empty() {
+        return Vec::new();
+    }
+    let blob = || {
+        alloc::vec![Outgoing {
+            bytes: data.to_vec(),
+            is_event: false,
+            deadline_ms: None
+        }]
+    };
+    let mut out = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let Some(head) = rest
+            .get(..crate::wire::HEADER_LEN)
+            .and_then(|h| <&[u8; 16]>::try_from(h).ok())
+        else {
+            return blob();
+        };
+        let h = crate::wire::Header::decode(head);
+        let total = crate::wire::HEADER_LEN + h.len as usize;
+        if h.len as usize > crate::wire::PAYLOAD_MAX || total > rest.len() {
+            return blob();
+        }
+        let (msg, tail) = rest.split_at(total);
+        let is_event = h.msg_type == crate::wire::MsgType::WatchEvent as u32 && h.req_id == 0;
+        out.push(Outgoing {
+            bytes: msg.to_vec(),
+            is_event,
+            deadline_ms: None,
+        });
+        rest = tail;
+    }
+    out
+}
+
+/// Whether two optional nodes have the same value and permissions.
+fn same_node(a: Option<&Node>, b: Option<&Node>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.value == b.value && a.perms == b.perms,
+        (None, None) => true,
+        _ => false,
     }
 }
 
