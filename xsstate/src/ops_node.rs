@@ -1,5 +1,6 @@
 //! Node requests: READ, WRITE, MKDIR, RM, DIRECTORY, DIRECTORY_PART, GET_PERMS, SET_PERMS.
 
+use alloc::borrow::Cow;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -112,7 +113,7 @@ impl Engine {
         let name = self.canonical(&who, one_arg(p).ok_or(XsError::Einval)?)?;
         self.with_view(id, tx, &who, |v| {
             check_access(v, &who, &name, Access::READ)?;
-            Ok(v.peek(&name).map(Node::children_payload))
+            Ok(v.peek(&name).map(|n| n.children_payload()))
         })
     }
 
@@ -198,7 +199,7 @@ impl Engine {
         self.with_view(id, tx, &who, |v| {
             match check_access(v, &who, &name, Access::WRITE) {
                 Ok(()) => {
-                    let mut node = v.peek(&name).cloned().ok_or(XsError::Eio)?;
+                    let mut node = v.peek(&name).map(Cow::into_owned).ok_or(XsError::Eio)?;
                     let old_cost = node.cost(&name);
                     node.value = value;
                     check_node_quotas(v, &who, &quotas, &name, &node, old_cost)?;
@@ -303,7 +304,7 @@ impl Engine {
         let name = self.canonical(&who, raw)?;
         self.with_view(id, tx, &who, |v| {
             check_access(v, &who, &name, Access::WRITE.union(Access::OWNER))?;
-            let mut node = v.peek(&name).cloned().ok_or(XsError::Eio)?;
+            let mut node = v.peek(&name).map(Cow::into_owned).ok_or(XsError::Eio)?;
             if !who.privileged && perms.owner() != node.perms.owner() {
                 return Err(XsError::Eperm);
             }
@@ -362,7 +363,7 @@ fn remove_subtree(v: &mut View<'_>, name: &str) -> Result<(), XsError> {
         v.event(&p, p != name, old);
     }
     let parent_path = path::parent(name);
-    if let Some(mut parent) = v.read(parent_path)?.cloned() {
+    if let Some(mut parent) = v.read(parent_path)?.map(Cow::into_owned) {
         parent.remove_child(path::basename(name));
         v.write(String::from(parent_path), parent)?;
     }
@@ -440,7 +441,10 @@ fn create_node(
     let mut value = Some(value);
     let mut parent_path = String::from(cur);
     for &p in missing.iter().rev() {
-        let mut parent = v.read(&parent_path)?.cloned().ok_or(XsError::Eio)?;
+        let mut parent = v
+            .read(&parent_path)?
+            .map(Cow::into_owned)
+            .ok_or(XsError::Eio)?;
         parent.add_child(path::basename(p));
         v.write(parent_path, parent)?;
         let mut node = Node::new(perms.clone());

@@ -162,7 +162,7 @@ fn node_record(conn_id: u32, tx_id: u32, access: u16, path: &str, node: Option<&
 }
 
 /// Every path of a tree in depth-first order, children in list order, without recursion.
-fn dfs<'a>(root: &str, get: impl Fn(&str) -> Option<&'a Node>) -> Vec<String> {
+fn dfs<'a>(root: &str, get: impl Fn(&str) -> Option<alloc::borrow::Cow<'a, Node>>) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = alloc::vec![String::from(root)];
     while let Some(p) = stack.pop() {
@@ -238,7 +238,7 @@ impl Engine {
                 }));
             }
         }
-        for p in dfs("/", |p| self.store.get(p)) {
+        for p in dfs("/", |p| self.store.get(p).map(alloc::borrow::Cow::Borrowed)) {
             records.push(node_record(0, 0, 0, &p, self.store.get(&p)));
         }
         for (name, perms) in [INTRODUCE_DOMAIN, RELEASE_DOMAIN]
@@ -499,22 +499,14 @@ impl Engine {
         );
         t.seen.insert(n.path.clone(), seen);
         if written {
-            let mut node = recorded.ok_or("a written node without permissions")?;
-            node.children = committed.map(|c| c.children.clone()).unwrap_or_default();
+            // Children lists are derived (see `txn`): only creation order is needed.
+            let node = recorded.ok_or("a written node without permissions")?;
+            if committed.is_none() {
+                t.note_created(&n.path);
+            }
             t.changes.insert(n.path.clone(), Some(node));
         } else if deleted {
             t.changes.insert(n.path.clone(), None);
-        }
-        // Records come in the transaction's tree order, parents first: link the node into
-        // its parent's list (appending keeps the creation order) or unlink a deleted one.
-        if (written || deleted) && n.path != "/" {
-            if let Some(Some(parent)) = t.changes.get_mut(path::parent(&n.path)) {
-                if written {
-                    parent.add_child(path::basename(&n.path));
-                } else {
-                    parent.remove_child(path::basename(&n.path));
-                }
-            }
         }
         Ok(())
     }

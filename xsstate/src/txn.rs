@@ -1,6 +1,14 @@
 //! Transactions: an overlay of pending changes over the store, the generations of every node
 //! accessed, and the commit-time conflict check that yields `EAGAIN`.
+//!
+//! Values and permissions are snapshots taken at first access (C xenstored's semantics).
+//! Children lists are derived: the committed list without the children this transaction
+//! deleted, followed by the children it created, in creation order. A transaction whose
+//! committed lists changed under it is doomed anyway (it accessed the parent), and the
+//! derivation needs nothing but the store and the transaction's own changes, so a restored
+//! transaction sees exactly what the original saw.
 
+use alloc::borrow::Cow;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -48,6 +56,8 @@ pub struct Transaction {
     pub seen: BTreeMap<String, Option<Node>>,
     /// Watch events to fire when committed.
     pub events: Vec<PendingEvent>,
+    /// Paths created by this transaction, in creation order (for children lists).
+    pub created: Vec<String>,
 }
 
 impl Transaction {
@@ -60,17 +70,65 @@ impl Transaction {
             changes: BTreeMap::new(),
             seen: BTreeMap::new(),
             events: Vec::new(),
+            created: Vec::new(),
         }
     }
 
-    /// The node as this transaction sees it.
-    pub fn view<'a>(&'a self, store: &'a Store, path: &str) -> Option<&'a Node> {
-        if let Some(change) = self.changes.get(path) {
-            return change.as_ref();
+    /// The node as this transaction sees it, with its derived children list.
+    pub fn view<'a>(&'a self, store: &'a Store, path: &str) -> Option<Cow<'a, Node>> {
+        let base = match self.changes.get(path) {
+            Some(change) => change.as_ref()?,
+            None => match self.seen.get(path) {
+                Some(snapshot) => snapshot.as_ref()?,
+                None => {
+                    let n = store.get(path)?;
+                    if !self.touches_children_of(path) {
+                        return Some(Cow::Borrowed(n));
+                    }
+                    n
+                }
+            },
+        };
+        let mut node = base.clone();
+        node.children = self.children_of(store, path);
+        Some(Cow::Owned(node))
+    }
+
+    fn touches_children_of(&self, path: &str) -> bool {
+        self.changes
+            .keys()
+            .any(|p| p != "/" && crate::path::parent(p) == path)
+    }
+
+    /// The derived children list of `path` (see the module docs).
+    pub fn children_of(&self, store: &Store, path: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        if let Some(committed) = store.get(path) {
+            for name in &committed.children {
+                let child = crate::path::join(path, name);
+                if !matches!(self.changes.get(&child), Some(None)) {
+                    out.push(name.clone());
+                }
+            }
         }
-        match self.seen.get(path) {
-            Some(snapshot) => snapshot.as_ref(),
-            None => store.get(path),
+        for p in &self.created {
+            if p != "/"
+                && crate::path::parent(p) == path
+                && matches!(self.changes.get(p), Some(Some(_)))
+            {
+                let name = crate::path::basename(p);
+                if !out.iter().any(|c| c == name) {
+                    out.push(String::from(name));
+                }
+            }
+        }
+        out
+    }
+
+    /// Records that this transaction created `path`.
+    pub fn note_created(&mut self, path: &str) {
+        if !self.created.iter().any(|p| p == path) {
+            self.created.push(String::from(path));
         }
     }
 
@@ -112,7 +170,17 @@ impl Transaction {
 
     /// Applies the pending changes to the store (after [`Transaction::conflicts`] said no).
     pub fn apply(self, store: &mut Store) -> Vec<PendingEvent> {
-        for (path, change) in self.changes {
+        // Derive every children list before the store changes under the derivation.
+        let mut writes: Vec<(String, Option<Node>)> = Vec::new();
+        for (path, change) in &self.changes {
+            let node = change.as_ref().map(|n| {
+                let mut n = n.clone();
+                n.children = self.children_of(store, path);
+                n
+            });
+            writes.push((path.clone(), node));
+        }
+        for (path, change) in writes {
             match change {
                 Some(node) => store.put(path, node),
                 None => {

@@ -1,6 +1,7 @@
 //! A view of the tree for one request: the committed store, or a transaction's overlay on
 //! it with every access recorded for the commit-time conflict check.
 
+use alloc::borrow::Cow;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -34,15 +35,15 @@ impl<'a> View<'a> {
     }
 
     /// The node without recording an access (error reporting, permission probes).
-    pub(crate) fn peek(&self, path: &str) -> Option<&Node> {
+    pub(crate) fn peek(&self, path: &str) -> Option<Cow<'_, Node>> {
         match &self.txn {
             Some(t) => t.view(self.store, path),
-            None => self.store.get(path),
+            None => self.store.get(path).map(Cow::Borrowed),
         }
     }
 
     /// The node, recording a read in a transaction.
-    pub(crate) fn read(&mut self, path: &str) -> Result<Option<&Node>, XsError> {
+    pub(crate) fn read(&mut self, path: &str) -> Result<Option<Cow<'_, Node>>, XsError> {
         if let Some(t) = self.txn.as_deref_mut() {
             t.note(self.store, path, false, self.max_txn_nodes)?;
         }
@@ -53,7 +54,11 @@ impl<'a> View<'a> {
     pub(crate) fn write(&mut self, path: String, node: Node) -> Result<(), XsError> {
         match self.txn.as_deref_mut() {
             Some(t) => {
+                let existed = t.view(self.store, &path).is_some();
                 t.note(self.store, &path, true, self.max_txn_nodes)?;
+                if !existed {
+                    t.note_created(&path);
+                }
                 t.changes.insert(path, Some(node));
             }
             None => self.store.put(path, node),
