@@ -125,7 +125,7 @@ fn world() -> (Engine, Vec<ConnId>) {
     cfg.write_rate.per_s = 0;
     let mut e = Engine::new(cfg);
     let d0 = e.connect_socket(false);
-    let d1 = e.connect_socket(false);
+    e.connect_socket(false);
     for (i, domid) in [3u16, 4].iter().enumerate() {
         let intro = format!("{domid}\x00{}\x00{}\x00", 100 + i, 10 + i);
         e.receive(
