@@ -19,7 +19,11 @@
 //!   order, so `DIRECTORY` answers in the same order after a restore; `@introduceDomain` and
 //!   `@releaseDomain` with their permissions, as C xenstored writes them.
 //!
-//! Not carried: a partly received request (the seed layout has no field for it: the live-update
+//! [`Engine::restore`] also imports what C xenstored writes (Xen's layout, read with
+//! [`crate::image::Layout::Xen`]): its connections bring their partly received request
+//! (`in-data`) and unsent output, and `WATCH_DATA_EXTENDED` watches keep their depth.
+//!
+//! Not carried in the seed layout: a partly received request (the seed layout has no field for it: the live-update
 //! shell waits until no connection is mid-message), node generation counts (restored nodes get
 //! fresh ones, so a `DIRECTORY_PART` reader restarts), watch-event deadlines and the fault
 //! state of faulted connections, and watch depths (the seed's `WATCH_DATA` has no depth field:
@@ -34,8 +38,8 @@ use crate::engine::{Domain, Engine, EngineConfig};
 use crate::ids::{ConnId, DomId, EvtchnPort, TxId};
 use crate::image::{
     ConnSpec, ConnectionData, DomainData, Endianness, GlobalData, GlobalQuotaData, Image, NodeData,
-    NodePerm, PermKind, Quota, Record, TransactionData, WatchData, ACCESS_READ, ACCESS_WRITTEN,
-    SOCKET_FLAG_RO,
+    NodePerm, PermKind, Quota, Record, TransactionData, WatchData, XenConnSpec, ACCESS_READ,
+    ACCESS_WRITTEN, SOCKET_FLAG_RO,
 };
 use crate::path;
 use crate::perms::{Perm, PermEntry, Perms};
@@ -333,51 +337,48 @@ impl Engine {
                     apply_quotas(&mut dom.quotas, &d.quotas);
                 }
                 Record::Connection(c) => {
-                    let id = ConnId(c.conn_id);
                     max_conn = max_conn.max(c.conn_id);
-                    let (kind, domid) = match c.spec {
+                    let (ring, read_only) = match c.spec {
                         ConnSpec::Ring {
                             domid,
                             tdomid,
                             evtchn,
                             mfn,
                             ..
-                        } => {
-                            let domid = DomId(domid);
-                            let quotas = e.config.quotas;
-                            let dom = e
-                                .domains
-                                .entry(domid)
-                                .or_insert_with(|| Domain::new(domid, quotas));
-                            if dom.conn.is_some() {
-                                return Err(err("a second ring connection for the same domain"));
-                            }
-                            dom.conn = Some(id);
-                            dom.introduced = true;
-                            dom.target = (tdomid != DomId::INVALID.0).then_some(DomId(tdomid));
-                            (
-                                ConnKind::Ring {
-                                    port: EvtchnPort(evtchn),
-                                    gfn: mfn,
-                                },
-                                domid,
-                            )
-                        }
-                        ConnSpec::Socket { flags, .. } => (
-                            ConnKind::Socket {
-                                read_only: flags & SOCKET_FLAG_RO != 0,
-                            },
-                            e.config.priv_domid,
-                        ),
+                        } => (Some((domid, tdomid, evtchn, mfn)), false),
+                        ConnSpec::Socket { flags, .. } => (None, flags & SOCKET_FLAG_RO != 0),
                     };
-                    let mut conn = Connection::new(id, kind, domid);
-                    for out in split_output(&c.data) {
-                        conn.push(out);
-                    }
-                    if e.conns.insert(id, conn).is_some() {
-                        return Err(err("duplicate connection id"));
+                    e.restore_connection(c.conn_id, ring, read_only, &[], &c.data)
+                        .map_err(&err)?;
+                }
+                Record::XenConnection(c) => {
+                    max_conn = max_conn.max(c.conn_id);
+                    let ring = match c.spec {
+                        XenConnSpec::Ring {
+                            domid,
+                            tdomid,
+                            evtchn,
+                        } => Some((domid, tdomid, evtchn, u64::MAX)),
+                        XenConnSpec::Socket { .. } => None,
+                    };
+                    e.restore_connection(c.conn_id, ring, false, &c.in_data, &c.out_data)
+                        .map_err(&err)?;
+                }
+                Record::XenWatchExt(w) => {
+                    let home = e
+                        .conns
+                        .get(&ConnId(w.watch.conn_id))
+                        .map(|c| c.domid)
+                        .ok_or_else(|| err("unknown connection"))?;
+                    let mut watch =
+                        restore_watch(home, &w.watch.wpath, &w.watch.token, &e.config.quotas)
+                            .ok_or_else(|| err("invalid watch path"))?;
+                    watch.depth = Some(u32::from(w.depth));
+                    if let Some(c) = e.conns.get_mut(&ConnId(w.watch.conn_id)) {
+                        c.watches.push(watch);
                     }
                 }
+                Record::XenGlobal(_) => {}
                 Record::Watch(w) => {
                     let conn = e
                         .conns
@@ -405,16 +406,61 @@ impl Engine {
                 }
                 Record::Node(n) if n.conn_id == 0 => e.restore_committed(n).map_err(&err)?,
                 Record::Node(n) => e.restore_pending(n).map_err(&err)?,
-                Record::XenGlobal(_) | Record::XenConnection(_) | Record::XenWatchExt(_) => {
-                    return Err(err(
-                        "a record of Xen's layout: import it with the Xen layout reader",
-                    ))
-                }
             }
         }
         e.finish_transactions();
         e.set_next_conn(max_conn.wrapping_add(1).max(1));
         Ok(e)
+    }
+
+    /// Rebuilds one connection: a ring `(domid, tdomid, evtchn, mfn)` or a socket, its
+    /// partly received request (Xen's layout only) and its unsent output.
+    fn restore_connection(
+        &mut self,
+        conn_id: u32,
+        ring: Option<(u16, u16, u32, u64)>,
+        read_only: bool,
+        input: &[u8],
+        output: &[u8],
+    ) -> Result<(), &'static str> {
+        let id = ConnId(conn_id);
+        let (kind, domid) = match ring {
+            Some((domid, tdomid, evtchn, mfn)) => {
+                let domid = DomId(domid);
+                let quotas = self.config.quotas;
+                let dom = self
+                    .domains
+                    .entry(domid)
+                    .or_insert_with(|| Domain::new(domid, quotas));
+                if dom.conn.is_some() {
+                    return Err("a second ring connection for the same domain");
+                }
+                dom.conn = Some(id);
+                dom.introduced = true;
+                dom.target = (tdomid != DomId::INVALID.0).then_some(DomId(tdomid));
+                (
+                    ConnKind::Ring {
+                        port: EvtchnPort(evtchn),
+                        gfn: mfn,
+                    },
+                    domid,
+                )
+            }
+            None => (ConnKind::Socket { read_only }, self.config.priv_domid),
+        };
+        let mut conn = Connection::new(id, kind, domid);
+        for out in split_output(output) {
+            conn.push(out);
+        }
+        // A partly received request goes back into the decoder; it cannot be complete.
+        match conn.decoder.feed(input) {
+            Ok(crate::wire::Decoded::NeedMore) => {}
+            _ => return Err("the pending input is not a partial request"),
+        }
+        if self.conns.insert(id, conn).is_some() {
+            return Err("duplicate connection id");
+        }
+        Ok(())
     }
 
     fn restore_committed(&mut self, n: &NodeData) -> Result<(), &'static str> {
