@@ -362,12 +362,7 @@ fn remove_subtree(v: &mut View<'_>, name: &str) -> Result<(), XsError> {
         v.delete(&p)?;
         v.event(&p, p != name, old);
     }
-    let parent_path = path::parent(name);
-    if let Some(mut parent) = v.read(parent_path)?.map(Cow::into_owned) {
-        parent.remove_child(path::basename(name));
-        v.write(String::from(parent_path), parent)?;
-    }
-    Ok(())
+    v.unlink_child(path::parent(name), path::basename(name))
 }
 
 /// The `node-size` and `memory` checks for unprivileged writers.
@@ -441,12 +436,7 @@ fn create_node(
     let mut value = Some(value);
     let mut parent_path = String::from(cur);
     for &p in missing.iter().rev() {
-        let mut parent = v
-            .read(&parent_path)?
-            .map(Cow::into_owned)
-            .ok_or(XsError::Eio)?;
-        parent.add_child(path::basename(p));
-        v.write(parent_path, parent)?;
+        v.link_new_child(&parent_path, path::basename(p))?;
         let mut node = Node::new(perms.clone());
         if p == name {
             node.value = value.take().unwrap_or_default();

@@ -484,14 +484,12 @@ impl Engine {
         if self.store.contains(&n.path) {
             return Err("duplicate node");
         }
-        let parent_path = path::parent(&n.path);
-        let mut parent = self
+        if !self
             .store
-            .get(parent_path)
-            .cloned()
-            .ok_or("a node without its parent")?;
-        parent.add_child(path::basename(&n.path));
-        self.store.put(String::from(parent_path), parent);
+            .link_new_child(path::parent(&n.path), path::basename(&n.path))
+        {
+            return Err("a node without its parent");
+        }
         self.store.put(n.path.clone(), node);
         Ok(())
     }

@@ -195,6 +195,37 @@ impl Store {
         self.charge(owner, 1, cost);
     }
 
+    /// Appends `name` to the children of `parent` in place (the child must be new: no
+    /// duplicate check) and gives the parent a new generation. Returns false when `parent`
+    /// does not exist.
+    pub fn link_new_child(&mut self, parent: &str, name: &str) -> bool {
+        let generation = self.bump_generation();
+        let Some(p) = self.nodes.get_mut(parent) else {
+            return false;
+        };
+        p.children.push(String::from(name));
+        p.generation = generation;
+        let owner = p.perms.owner();
+        self.charge(owner, 0, (name.len() + 1) as isize);
+        true
+    }
+
+    /// Removes `name` from the children of `parent` in place and gives the parent a new
+    /// generation. Returns whether it was listed.
+    pub fn unlink_child(&mut self, parent: &str, name: &str) -> bool {
+        let generation = self.bump_generation();
+        let Some(p) = self.nodes.get_mut(parent) else {
+            return false;
+        };
+        if !p.remove_child(name) {
+            return false;
+        }
+        p.generation = generation;
+        let owner = p.perms.owner();
+        self.charge(owner, 0, -((name.len() + 1) as isize));
+        true
+    }
+
     /// Removes the single node at `path` (not its children, not the parent's list entry).
     pub fn remove(&mut self, path: &str) -> Option<Node> {
         let old = self.nodes.remove(path)?;

@@ -66,6 +66,36 @@ impl<'a> View<'a> {
         Ok(())
     }
 
+    /// Links a newly created `name` into `parent`'s children.
+    pub(crate) fn link_new_child(&mut self, parent: &str, name: &str) -> Result<(), XsError> {
+        if self.txn.is_none() {
+            return if self.store.link_new_child(parent, name) {
+                Ok(())
+            } else {
+                Err(XsError::Eio)
+            };
+        }
+        let mut node = self
+            .read(parent)?
+            .map(Cow::into_owned)
+            .ok_or(XsError::Eio)?;
+        node.add_child(name);
+        self.write(String::from(parent), node)
+    }
+
+    /// Unlinks `name` from `parent`'s children.
+    pub(crate) fn unlink_child(&mut self, parent: &str, name: &str) -> Result<(), XsError> {
+        if self.txn.is_none() {
+            self.store.unlink_child(parent, name);
+            return Ok(());
+        }
+        if let Some(mut node) = self.read(parent)?.map(Cow::into_owned) {
+            node.remove_child(name);
+            self.write(String::from(parent), node)?;
+        }
+        Ok(())
+    }
+
     /// Deletes one node (children and the parent's list are the caller's business).
     pub(crate) fn delete(&mut self, path: &str) -> Result<(), XsError> {
         match self.txn.as_deref_mut() {

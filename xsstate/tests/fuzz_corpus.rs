@@ -46,6 +46,11 @@ fn engine_requests_corpus() {
 }
 
 #[test]
+fn image_decoder_corpus() {
+    replay("image_decoder", common::image_decoder);
+}
+
+#[test]
 fn every_corpus_dir_is_replayed() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
     for entry in std::fs::read_dir(&dir)

@@ -699,3 +699,58 @@ pub fn engine_requests(data: &[u8]) {
     }
     st.check();
 }
+
+/// The image reader on arbitrary bytes: the first byte picks the layout (even: seed, odd:
+/// Xen). It must never panic; what it builds is bounded by the input (every record costs at
+/// least 8 input octets, every string or value byte one); an accepted image writes back to
+/// an image that reads as the same; a seed image restores into a consistent engine whose own
+/// dump reads back.
+pub fn image_decoder(data: &[u8]) {
+    use xsstate::image::{read, write_layout, Layout, Record};
+    let Some((&sel, bytes)) = data.split_first() else {
+        return;
+    };
+    let layout = if sel & 1 == 0 {
+        Layout::Seed
+    } else {
+        Layout::Xen
+    };
+    let Ok(image) = read(bytes, layout) else {
+        return;
+    };
+    assert!(
+        image.records.len() <= bytes.len() / 8,
+        "more records than input allows"
+    );
+    let payload: usize = image
+        .records
+        .iter()
+        .map(|r| match r {
+            Record::Node(n) => n.path.len() + n.value.len() + 4 * n.perms.len(),
+            Record::Connection(c) => c.data.len(),
+            Record::XenConnection(c) => c.in_data.len() + c.out_data.len(),
+            Record::Watch(w) => w.wpath.len() + w.token.len(),
+            Record::XenWatchExt(w) => w.watch.wpath.len() + w.watch.token.len(),
+            Record::GlobalQuota(q) => q
+                .domain
+                .iter()
+                .chain(&q.global)
+                .map(|x| x.name.len() + 4)
+                .sum(),
+            Record::Domain(d) => d.quotas.iter().map(|x| x.name.len() + 4).sum(),
+            _ => 0,
+        })
+        .sum();
+    assert!(payload <= bytes.len(), "parsed data larger than the input");
+    let again = write_layout(&image, layout).expect("an accepted image writes back");
+    assert_eq!(read(&again, layout).expect("and reads back"), image);
+    if let Ok(engine) = Engine::restore(&image, EngineConfig::default()) {
+        engine
+            .store()
+            .check()
+            .expect("a restored store is consistent");
+        let dump = engine.dump(&xsstate::snapshot::DumpOptions::default());
+        let bytes = xsstate::image::write(&dump).expect("our dump writes");
+        read(&bytes, Layout::Seed).expect("our dump reads back");
+    }
+}
