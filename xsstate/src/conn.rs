@@ -166,6 +166,18 @@ impl Connection {
         self.transactions.get(&tx.0)
     }
 
+    /// Forgets all state (watches, transactions, queued output, partial input): a fault or
+    /// a re-introduction starts the connection afresh.
+    pub fn reset(&mut self) {
+        self.reset_watches_and_transactions();
+        self.out.clear();
+        self.out_bytes = 0;
+        self.out_sent = 0;
+        self.replies_queued = 0;
+        self.decoder = Decoder::new();
+        self.faulted = None;
+    }
+
     /// Forgets everything a reconnect or `RESET_WATCHES` resets: watches and transactions.
     pub fn reset_watches_and_transactions(&mut self) {
         self.watches.clear();

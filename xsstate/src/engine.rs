@@ -294,12 +294,7 @@ impl Engine {
     /// are dropped and its input is ignored from now on; nobody else is affected.
     pub fn fault(&mut self, id: ConnId, fault: Fault) {
         if let Some(c) = self.conns.get_mut(&id) {
-            c.reset_watches_and_transactions();
-            c.out.clear();
-            c.out_bytes = 0;
-            c.out_sent = 0;
-            c.replies_queued = 0;
-            c.decoder = crate::wire::Decoder::new();
+            c.reset();
             c.faulted = Some(fault);
         }
         self.log(alloc::format!("{id}: faulted: {fault}"));

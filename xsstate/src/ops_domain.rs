@@ -43,13 +43,7 @@ impl Engine {
         if let Some(existing) = self.domains.get(&domid).and_then(|d| d.conn) {
             // Re-introduction (resume, or a guest asking to reconnect): reset the connection.
             if let Some(c) = self.conns.get_mut(&existing) {
-                c.reset_watches_and_transactions();
-                c.out.clear();
-                c.out_bytes = 0;
-                c.out_sent = 0;
-                c.replies_queued = 0;
-                c.decoder = crate::wire::Decoder::new();
-                c.faulted = None;
+                c.reset();
                 c.kind = ConnKind::Ring { port, gfn };
             }
             self.effects.push(Effect::Reintroduced {

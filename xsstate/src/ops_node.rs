@@ -84,9 +84,7 @@ impl Engine {
     }
 
     fn canonical(&self, who: &Requester, raw: &[u8]) -> Result<String, XsError> {
-        let max = self.quotas_for(who.domid).get(QuotaKind::PathMax) as usize;
-        let max = if max == 0 { path::REL_PATH_MAX } else { max };
-        path::canonicalize(raw, who.domid, max)
+        path::canonicalize(raw, who.domid, self.quotas_for(who.domid).path_max())
     }
 
     pub(crate) fn op_read(

@@ -40,9 +40,7 @@ impl Engine {
                 depth,
             });
         }
-        let max = self.quotas_for(who.domid).get(QuotaKind::PathMax) as usize;
-        let max = if max == 0 { path::REL_PATH_MAX } else { max };
-        let full = path::canonicalize(raw, who.domid, max)?;
+        let full = path::canonicalize(raw, who.domid, self.quotas_for(who.domid).path_max())?;
         Ok(Watch {
             path: full,
             token,

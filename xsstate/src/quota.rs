@@ -121,6 +121,14 @@ impl Quotas {
         }
     }
 
+    /// The path length limit (`path-max`; 0 falls back to `XENSTORE_REL_PATH_MAX`).
+    pub fn path_max(&self) -> usize {
+        match self.get(QuotaKind::PathMax) as usize {
+            0 => crate::path::REL_PATH_MAX,
+            m => m,
+        }
+    }
+
     /// Whether `used` has reached the limit `kind` (never when the limit is 0).
     pub fn reached(&self, kind: QuotaKind, used: usize) -> bool {
         let limit = self.get(kind);

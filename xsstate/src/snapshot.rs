@@ -664,10 +664,7 @@ fn restore_watch(home: DomId, wpath: &str, token: &str, quotas: &Quotas) -> Opti
             depth: None,
         });
     }
-    let max = match quotas.get(QuotaKind::PathMax) as usize {
-        0 => path::REL_PATH_MAX,
-        m => m,
-    };
+    let max = quotas.path_max();
     let full = path::canonicalize(wpath.as_bytes(), home, max).ok()?;
     Some(Watch {
         path: full,
