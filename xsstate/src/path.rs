@@ -108,11 +108,13 @@ pub fn basename(path: &str) -> &str {
 
 /// The child path `parent/name`.
 pub fn join(parent: &str, name: &str) -> String {
-    if parent == "/" {
-        format!("/{name}")
-    } else {
-        format!("{parent}/{name}")
+    let mut out = String::with_capacity(parent.len() + 1 + name.len());
+    if parent != "/" {
+        out.push_str(parent);
     }
+    out.push('/');
+    out.push_str(name);
+    out
 }
 
 /// What a relative watch reports: `path` with the home prefix and its slash removed.

@@ -242,8 +242,23 @@ impl Engine {
                 }));
             }
         }
-        for p in dfs("/", |p| self.store.get(p).map(alloc::borrow::Cow::Borrowed)) {
-            records.push(node_record(0, 0, 0, &p, self.store.get(&p)));
+        // Depth first, children in list order, one lookup per node, no recursion.
+        let mut stack = alloc::vec![String::from("/")];
+        while let Some(p) = stack.pop() {
+            let Some(n) = self.store.get(&p) else {
+                continue;
+            };
+            for c in n.children.iter().rev() {
+                stack.push(path::join(&p, c));
+            }
+            records.push(Record::Node(NodeData {
+                conn_id: 0,
+                tx_id: 0,
+                access: 0,
+                perms: image_perms(&n.perms),
+                path: p,
+                value: n.value.clone(),
+            }));
         }
         for (name, perms) in [INTRODUCE_DOMAIN, RELEASE_DOMAIN]
             .iter()
@@ -315,10 +330,10 @@ impl Engine {
 
     /// Rebuilds an engine from an image the reader accepted. The engine answers every request
     /// as the dumped one would; open transactions commit unless something they used changed.
-    pub fn restore(image: &Image, config: EngineConfig) -> Result<Engine, RestoreError> {
+    pub fn restore(image: Image, config: EngineConfig) -> Result<Engine, RestoreError> {
         let mut e = Engine::empty(config);
         let mut max_conn = 0u32;
-        for (i, rec) in image.records.iter().enumerate() {
+        for (i, rec) in image.records.into_iter().enumerate() {
             let err = |reason: &str| RestoreError {
                 record: i,
                 reason: String::from(reason),
@@ -463,7 +478,7 @@ impl Engine {
         Ok(())
     }
 
-    fn restore_committed(&mut self, n: &NodeData) -> Result<(), &'static str> {
+    fn restore_committed(&mut self, n: NodeData) -> Result<(), &'static str> {
         let perms = engine_perms(&n.perms).ok_or("a committed node without permissions")?;
         if n.path == INTRODUCE_DOMAIN || n.path == RELEASE_DOMAIN {
             let slot = usize::from(n.path == RELEASE_DOMAIN);
@@ -473,7 +488,7 @@ impl Engine {
             return Ok(());
         }
         let mut node = Node::new(perms);
-        node.value = n.value.clone();
+        node.value = n.value;
         if n.path == "/" {
             if let Some(root) = self.store.get("/") {
                 node.children = root.children.clone();
@@ -490,11 +505,11 @@ impl Engine {
         {
             return Err("a node without its parent");
         }
-        self.store.put(n.path.clone(), node);
+        self.store.put(n.path, node);
         Ok(())
     }
 
-    fn restore_pending(&mut self, n: &NodeData) -> Result<(), &'static str> {
+    fn restore_pending(&mut self, n: NodeData) -> Result<(), &'static str> {
         let store = &self.store;
         let c = self
             .conns

@@ -13,7 +13,7 @@ fn roundtrip(e: &Engine, endianness: Endianness) -> Engine {
     };
     let bytes = write(&e.dump(&opts)).expect("writable");
     let image = read(&bytes, Layout::Seed).expect("readable");
-    let restored = Engine::restore(&image, EngineConfig::default()).expect("restorable");
+    let restored = Engine::restore(image, EngineConfig::default()).expect("restorable");
     let again = write(&restored.dump(&opts)).expect("writable");
     assert_eq!(bytes, again, "dump of the restored engine differs");
     restored
@@ -128,7 +128,7 @@ fn import_from_xen_layout() {
     };
     let bytes = write_layout(&image, Layout::Xen).unwrap();
     let parsed = read(&bytes, Layout::Xen).unwrap();
-    let engine = Engine::restore(&parsed, EngineConfig::default()).unwrap();
+    let engine = Engine::restore(parsed, EngineConfig::default()).unwrap();
     engine.store().check().unwrap();
     let mut h = Harness::around(engine);
     let g = h.engine.connections().find(|c| c.domid.0 == 5).unwrap().id;

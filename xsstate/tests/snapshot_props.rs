@@ -197,7 +197,7 @@ proptest! {
             let image = read(&bytes, Layout::Seed).expect("our own image reads back");
             let mut cfg = EngineConfig::default();
             cfg.write_rate.per_s = 0;
-            let b = Engine::restore(&image, cfg).expect("restorable");
+            let b = Engine::restore(image, cfg).expect("restorable");
             b.store().check().expect("restored store consistent");
             prop_assert_eq!(&bytes, &dump_bytes(&b, endianness));
             restored = Some(b);

@@ -512,17 +512,18 @@ pub(crate) fn node(
         return Err(b.err_at(path_at, Reason::InvalidPath));
     }
     let value = b.var(usize::from(value_len))?.to_vec();
-    let key_tx = if conn_id == 0 { 0 } else { tx_id };
-    if st.nodes.contains(&(conn_id, key_tx, path.clone())) {
-        return Err(b.err_at(path_at, Reason::DuplicateNode));
-    }
+    // Committed nodes are unique by path (and need their parent); transaction nodes by
+    // (connection, transaction, path).
     if conn_id == 0 {
         if path != "/" && !special && !st.committed.contains(path::parent(&path)) {
             return Err(b.err_at(path_at, Reason::MissingParent));
         }
-        st.committed.insert(path.clone());
+        if !st.committed.insert(path.clone()) {
+            return Err(b.err_at(path_at, Reason::DuplicateNode));
+        }
+    } else if !st.nodes.insert((conn_id, tx_id, path.clone())) {
+        return Err(b.err_at(path_at, Reason::DuplicateNode));
     }
-    st.nodes.insert((conn_id, key_tx, path.clone()));
     Ok(NodeData {
         conn_id,
         tx_id,

@@ -97,6 +97,8 @@ pub fn write_layout(image: &Image, layout: Layout) -> Result<Vec<u8>, ImageError
     out.extend_from_slice(&image.version.to_be_bytes());
     out.extend_from_slice(&image.endianness.flags().to_be_bytes());
     let mut framing = Out::new(image.endianness);
+    // One body buffer for every record: it grows to the largest body once.
+    let mut body = Out::new(image.endianness);
     for (index, rec) in image.records.iter().enumerate() {
         let rtype = rec.type_number();
         let start = out.len();
@@ -105,7 +107,7 @@ pub fn write_layout(image: &Image, layout: Layout) -> Result<Vec<u8>, ImageError
             record: Some(RecordRef { index, rtype }),
             reason,
         };
-        let mut body = Out::new(image.endianness);
+        body.buf.clear();
         match layout {
             Layout::Seed => seed_body(rec, &mut body),
             Layout::Xen => xen::write_body(rec, &mut body),

@@ -194,7 +194,7 @@ fn image_section(quick: bool) {
     let restore = best(&mut || {
         let t = Instant::now();
         let image = read(&bytes, Layout::Seed).expect("image reads");
-        let r = Engine::restore(&image, cfg.clone()).expect("image restores");
+        let r = Engine::restore(image, cfg.clone()).expect("image restores");
         let took = t.elapsed();
         restored_nodes = r.store().len();
         took

@@ -744,7 +744,7 @@ pub fn image_decoder(data: &[u8]) {
     assert!(payload <= bytes.len(), "parsed data larger than the input");
     let again = write_layout(&image, layout).expect("an accepted image writes back");
     assert_eq!(read(&again, layout).expect("and reads back"), image);
-    if let Ok(engine) = Engine::restore(&image, EngineConfig::default()) {
+    if let Ok(engine) = Engine::restore(image, EngineConfig::default()) {
         engine
             .store()
             .check()
