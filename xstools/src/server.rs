@@ -107,7 +107,14 @@ pub fn serve(cfg: ServerConfig) -> io::Result<()> {
     }
 
     'outer: loop {
-        match poll.poll(&mut events, Some(Duration::from_secs(1))) {
+        // Sleep at most a second, less when the engine has something due (a watch event
+        // to expire, a rate-limited domain to serve again).
+        let now_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let wait_ms = engine
+            .next_wakeup_ms()
+            .map_or(1000, |w| w.saturating_sub(now_ms))
+            .min(1000);
+        match poll.poll(&mut events, Some(Duration::from_millis(wait_ms))) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
