@@ -359,7 +359,10 @@ impl Engine {
             .conns
             .values()
             .flat_map(|c| c.out.iter().filter_map(|m| m.deadline_ms));
-        writes.chain(events).min()
+        // Only future times: a deadline already passed belongs to a message being sent,
+        // which is never dropped, and must not make the shell spin.
+        let now = self.now_ms;
+        writes.chain(events).filter(|&t| t > now).min()
     }
 
     /// Feeds received bytes; complete messages are processed at once. Returns how many
