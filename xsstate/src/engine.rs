@@ -269,14 +269,21 @@ impl Engine {
         let id = self.alloc_conn_id();
         self.conns
             .insert(id, Connection::new(id, ConnKind::Ring { port, gfn }, domid));
-        let quotas = self.config.quotas;
-        let d = self
-            .domains
-            .entry(domid)
-            .or_insert_with(|| Domain::new(domid, quotas));
+        let (rate, now) = (self.config.write_rate, self.now_ms);
+        let d = self.domain_entry(domid);
         d.conn = Some(id);
         d.introduced = true;
+        d.shutdown_reported = false;
+        d.writes = crate::ratelimit::WriteBudget::full(rate, now);
         id
+    }
+
+    /// The record of `domid`, created with the global quotas when it is new.
+    pub(crate) fn domain_entry(&mut self, domid: DomId) -> &mut Domain {
+        let quotas = self.config.quotas;
+        self.domains
+            .entry(domid)
+            .or_insert_with(|| Domain::new(domid, quotas))
     }
 
     /// Removes a connection and everything it held (watches, transactions, output).

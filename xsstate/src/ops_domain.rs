@@ -3,8 +3,8 @@
 
 use alloc::vec::Vec;
 
-use crate::conn::{ConnKind, Connection};
-use crate::engine::{ok, Domain, Effect, Engine, HandlerResult};
+use crate::conn::ConnKind;
+use crate::engine::{ok, Effect, Engine, HandlerResult};
 use crate::error::XsError;
 use crate::ids::{DomId, EvtchnPort};
 use crate::perms::Requester;
@@ -53,18 +53,7 @@ impl Engine {
             });
             return ok();
         }
-        let quotas = self.config.quotas;
-        let id = self.alloc_conn_id();
-        self.conns
-            .insert(id, Connection::new(id, ConnKind::Ring { port, gfn }, domid));
-        let d = self
-            .domains
-            .entry(domid)
-            .or_insert_with(|| Domain::new(domid, quotas));
-        d.conn = Some(id);
-        d.introduced = true;
-        d.shutdown_reported = false;
-        d.writes = crate::ratelimit::WriteBudget::full(self.config.write_rate, self.now_ms);
+        let id = self.connect_domain(domid, port, gfn);
         self.effects.push(Effect::Introduced {
             conn: id,
             domid,
@@ -158,11 +147,7 @@ impl Engine {
         if value & !SUPPORTED_FEATURES != 0 {
             return Err(XsError::Einval);
         }
-        let quotas = self.config.quotas;
-        let d = self
-            .domains
-            .entry(domid)
-            .or_insert_with(|| Domain::new(domid, quotas));
+        let d = self.domain_entry(domid);
         if d.introduced {
             return Err(XsError::Ebusy);
         }
@@ -204,11 +189,7 @@ impl Engine {
                 let domid = domid_arg(d)?;
                 let kind = QuotaKind::from_name(q).ok_or(XsError::Einval)?;
                 let value = Quotas::parse_value(v, true)?;
-                let quotas = self.config.quotas;
-                let d = self
-                    .domains
-                    .entry(domid)
-                    .or_insert_with(|| Domain::new(domid, quotas));
+                let d = self.domain_entry(domid);
                 d.quotas.set(kind, value);
                 ok()
             }

@@ -34,7 +34,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::conn::{ConnKind, Connection, Outgoing};
-use crate::engine::{Domain, Engine, EngineConfig};
+use crate::engine::{Engine, EngineConfig};
 use crate::ids::{ConnId, DomId, EvtchnPort, TxId};
 use crate::image::{
     ConnSpec, ConnectionData, DomainData, Endianness, GlobalData, GlobalQuotaData, Image, NodeData,
@@ -343,11 +343,7 @@ impl Engine {
                 Record::GlobalQuota(q) => apply_quotas(&mut e.config.quotas, &q.domain),
                 Record::Domain(d) => {
                     let domid = DomId(d.domid);
-                    let quotas = e.config.quotas;
-                    let dom = e
-                        .domains
-                        .entry(domid)
-                        .or_insert_with(|| Domain::new(domid, quotas));
+                    let dom = e.domain_entry(domid);
                     dom.features = d.features;
                     apply_quotas(&mut dom.quotas, &d.quotas);
                 }
@@ -442,11 +438,7 @@ impl Engine {
         let (kind, domid) = match ring {
             Some((domid, tdomid, evtchn, mfn)) => {
                 let domid = DomId(domid);
-                let quotas = self.config.quotas;
-                let dom = self
-                    .domains
-                    .entry(domid)
-                    .or_insert_with(|| Domain::new(domid, quotas));
+                let dom = self.domain_entry(domid);
                 if dom.conn.is_some() {
                     return Err("a second ring connection for the same domain");
                 }

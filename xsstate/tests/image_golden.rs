@@ -1,68 +1,13 @@
 //! Golden vectors for the seed image layout, written by hand from the design document's diagrams.
 
-use xsstate::image::{
-    read, write, write_layout, ConnSpec, ConnectionData, DomainData, Endianness, GlobalData,
-    GlobalQuotaData, Image, Layout, NodeData, NodePerm, PermKind, Quota, Record, TransactionData,
-    WatchData, XenConnSpec, XenConnectionData, XenGlobalData, XenWatchExtData,
-};
+mod image_sample;
+use image_sample::sample;
 
-fn sample(endianness: Endianness) -> Image {
-    Image {
-        endianness,
-        version: 1,
-        records: vec![
-            Record::Global(GlobalData {
-                rw_socket_fd: 5,
-                ro_socket_fd: 6,
-            }),
-            Record::Connection(ConnectionData {
-                conn_id: 1,
-                spec: ConnSpec::Ring {
-                    flags: 0,
-                    domid: 1,
-                    tdomid: 0x7ff4,
-                    evtchn: 9,
-                    mfn: !0,
-                },
-                data: b"ab".to_vec(),
-            }),
-            Record::Transaction(TransactionData {
-                conn_id: 1,
-                tx_id: 7,
-            }),
-            Record::Watch(WatchData {
-                conn_id: 1,
-                wpath: "/a".into(),
-                token: "t".into(),
-            }),
-            Record::Node(NodeData {
-                conn_id: 0,
-                tx_id: 0,
-                access: 0,
-                perms: vec![NodePerm {
-                    kind: PermKind::None,
-                    flags: 0,
-                    domid: 0,
-                }],
-                path: "/".into(),
-                value: vec![],
-            }),
-            Record::Node(NodeData {
-                conn_id: 1,
-                tx_id: 7,
-                access: 2,
-                perms: vec![NodePerm {
-                    kind: PermKind::Both,
-                    flags: 0,
-                    domid: 1,
-                }],
-                path: "/a".into(),
-                value: b"v".to_vec(),
-            }),
-            Record::End,
-        ],
-    }
-}
+use xsstate::image::{
+    read, write, write_layout, ConnSpec, ConnectionData, DomainData, Endianness, GlobalQuotaData,
+    Image, Layout, NodeData, NodePerm, PermKind, Quota, Record, WatchData, XenConnSpec,
+    XenConnectionData, XenGlobalData, XenWatchExtData,
+};
 
 #[rustfmt::skip]
 const SAMPLE_LE: &[u8] = &[

@@ -1,5 +1,7 @@
 //! One test per refusal of the image reader, each checking the offset, record and reason.
 
+mod image_sample;
+
 use xsstate::image::{
     read, write, write_layout, ConnSpec, ConnectionData, Endianness, GlobalData, Image, ImageError,
     Layout, NodeData, NodePerm, PermKind, Reason, Record, RecordRef, TransactionData, WatchData,
@@ -39,52 +41,7 @@ fn ring(conn_id: u32) -> Record {
 /// #1 CONNECTION 32 (body 40..70), #2 TRANSACTION 72 (body 80), #3 WATCH 88 (body 96..109),
 /// #4 NODE "/" 112 (body 120..142), #5 NODE "/a" 144 (body 152..176), #6 END 176..184.
 fn sample() -> Vec<u8> {
-    let img = Image {
-        endianness: Endianness::Little,
-        version: 1,
-        records: vec![
-            Record::Global(GlobalData {
-                rw_socket_fd: 5,
-                ro_socket_fd: 6,
-            }),
-            ring(1),
-            Record::Transaction(TransactionData {
-                conn_id: 1,
-                tx_id: 7,
-            }),
-            Record::Watch(WatchData {
-                conn_id: 1,
-                wpath: "/a".into(),
-                token: "t".into(),
-            }),
-            Record::Node(NodeData {
-                conn_id: 0,
-                tx_id: 0,
-                access: 0,
-                perms: vec![NodePerm {
-                    kind: PermKind::None,
-                    flags: 0,
-                    domid: 0,
-                }],
-                path: "/".into(),
-                value: vec![],
-            }),
-            Record::Node(NodeData {
-                conn_id: 1,
-                tx_id: 7,
-                access: 2,
-                perms: vec![NodePerm {
-                    kind: PermKind::Both,
-                    flags: 0,
-                    domid: 1,
-                }],
-                path: "/a".into(),
-                value: b"v".to_vec(),
-            }),
-            Record::End,
-        ],
-    };
-    let bytes = write(&img).unwrap();
+    let bytes = write(&image_sample::sample(Endianness::Little)).unwrap();
     assert_eq!(bytes.len(), 184);
     assert!(read(&bytes, Layout::Seed).is_ok());
     bytes
