@@ -5,9 +5,11 @@ fn main() {
     let dir =
         PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let script = dir.join("..").join("linker.ld");
-    let boot = dir.join("..").join("boot").join("pvh.S");
     println!("cargo:rerun-if-changed={}", script.display());
-    println!("cargo:rerun-if-changed={}", boot.display());
+    for asm in ["pvh.S", "handover.S"] {
+        let path = dir.join("..").join("boot").join(asm);
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
     for arg in [
         "-nostartfiles",
         "-nostdlib",
@@ -15,8 +17,18 @@ fn main() {
         "-no-pie",
         "-Wl,--build-id=sha1",
         "-Wl,-n",
+        "-Wl,--no-dynamic-linker",
     ] {
         println!("cargo:rustc-link-arg-bins={arg}");
     }
     println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", script.display());
+    // The image is only bootable when every crate was built without a red zone (the prebuilt
+    // core is covered by the IST stacks, our crates must not rely on one either): say so when
+    // this build is the host-flavoured one (`cargo build`/`clippy` of the workspace).
+    let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    if !flags.split('\x1f').any(|f| f == "no-redzone=yes") {
+        println!(
+            "cargo:warning=xsstub built without -C no-redzone=yes: not a bootable image (use `cargo xtask build`)"
+        );
+    }
 }

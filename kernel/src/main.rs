@@ -1,20 +1,58 @@
 //! The xenstore stub domain: a `no_std` PVH unikernel around the `xsstate` engine.
 //!
-//! This is the placeholder laid by the workspace issue: it links as a static PVH ELF with the
-//! boot entry from `boot/pvh.S`. The drivers and the service loop come with the kernel issue.
+//! Boot: `boot/pvh.S` -> `arch::entry::xs_rust_entry` (GDT/TSS, IDT) -> [`kmain`]. Under Xen
+//! the service runs; on bare QEMU (no Xen CPUID leaves) the in-image self-tests run and the
+//! verdict ends QEMU through isa-debug-exit.
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
 
+extern crate alloc;
+
 #[allow(unsafe_code)]
 mod arch;
+mod console;
+mod selftest;
+mod selftest_handover;
+mod service;
 #[allow(unsafe_code)]
 mod xen;
 
-/// The engine the kernel will serve; linked now so the image build covers it.
-pub use xsstate as engine;
+/// The kernel's main function, entered once per boot with the start info address.
+pub fn kmain(start_info_paddr: u64) -> ! {
+    kprintln!("xsstub {} starting", env!("CARGO_PKG_VERSION"));
+    match arch::cpu::running_on_xen() {
+        Some(_) => service::run(start_info_paddr),
+        None => bare_qemu(start_info_paddr),
+    }
+}
+
+/// Bare QEMU: heap from the start info's memory map, self-tests, verdict, exit.
+fn bare_qemu(start_info_paddr: u64) -> ! {
+    arch::cpu::mask_legacy_pic();
+    match arch::heap::init_from_start_info(start_info_paddr) {
+        Ok((lo, hi)) => kprintln!("xsstub: heap {lo:#x}..{hi:#x} ({} KiB)", (hi - lo) / 1024),
+        Err(e) => {
+            kprintln!("XSSTUB-SMOKE FAIL heap: {e}");
+            arch::exit::qemu_exit(1)
+        }
+    }
+    match selftest::run(start_info_paddr) {
+        Ok(n) => {
+            selftest_handover::run(start_info_paddr);
+            selftest::inject_fault(start_info_paddr);
+            kprintln!("XSSTUB-SMOKE PASS {n} tests");
+            arch::exit::qemu_exit(0)
+        }
+        Err(what) => {
+            kprintln!("XSSTUB-SMOKE FAIL {what}");
+            arch::exit::qemu_exit(1)
+        }
+    }
+}
 
 #[panic_handler]
-fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
-    arch::halt()
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    kprintln!("xsstub: PANIC {info}");
+    arch::exit::shutdown(true)
 }

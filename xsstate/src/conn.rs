@@ -63,6 +63,9 @@ pub struct Connection {
     pub events_dropped: u64,
     /// Set once the connection violated the protocol; it is ignored from then on.
     pub faulted: Option<crate::error::Fault>,
+    /// A `TRANSACTION_START` received while a live update holds new transactions; the
+    /// connection takes no further input until it is processed.
+    pub held: Option<crate::wire::Message>,
 }
 
 impl Connection {
@@ -81,6 +84,7 @@ impl Connection {
             transactions: BTreeMap::new(),
             events_dropped: 0,
             faulted: None,
+            held: None,
         }
     }
 
@@ -176,6 +180,7 @@ impl Connection {
         self.replies_queued = 0;
         self.decoder = Decoder::new();
         self.faulted = None;
+        self.held = None;
     }
 
     /// Forgets everything a reconnect or `RESET_WATCHES` resets: watches and transactions.

@@ -81,7 +81,7 @@ pub fn parse_live_update(rest: &[u8]) -> Result<LiveUpdateCmd, XsError> {
 }
 
 /// Commands and their argument synopsis, as `help` lists them.
-const COMMANDS: [(&str, &str); 8] = [
+const COMMANDS: [(&str, &str); 9] = [
     ("check", ""),
     ("log", "on|off"),
     (
@@ -89,6 +89,7 @@ const COMMANDS: [(&str, &str); 8] = [
         "[-c <cmdline>] [-F] [-t <timeout>] <file>\n    Default timeout is 60 seconds.",
     ),
     ("memreport", ""),
+    ("version", ""),
     ("print", "<string>"),
     ("quota", "[set <name> <val>|<domid>]"),
     ("quota-soft", "[set <name> <val>]"),
@@ -160,6 +161,7 @@ impl Engine {
                 self.config.quotas.memory_soft = Quotas::parse_value(value, false)?;
                 ok()
             }
+            (b"version", []) => text(&self.version_text()),
             (b"help", []) => {
                 let mut s = String::new();
                 for (name, args) in COMMANDS {

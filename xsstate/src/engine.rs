@@ -133,6 +133,12 @@ pub struct Engine {
     pub(crate) conns: BTreeMap<ConnId, Connection>,
     pub(crate) domains: BTreeMap<DomId, Domain>,
     pub(crate) special_perms: [Perms; 2],
+    /// A live update is quiescing: new `TRANSACTION_START`s wait.
+    transactions_held: bool,
+    /// The `CONTROL version` answer the shell set.
+    version_text: Option<String>,
+    /// Heap use the shell reports (`used`, `free` bytes), shown by `memreport`.
+    heap_usage: Option<(usize, usize)>,
     pub(crate) effects: Vec<Effect>,
     pub(crate) now_ms: u64,
     pub(crate) trace: bool,
@@ -176,6 +182,9 @@ impl Engine {
             conns: BTreeMap::new(),
             domains: BTreeMap::new(),
             special_perms: [special.clone(), special],
+            heap_usage: None,
+            transactions_held: false,
+            version_text: None,
             effects: Vec::new(),
             now_ms: 0,
             trace: false,
@@ -335,7 +344,7 @@ impl Engine {
         let Some(c) = self.conns.get(&id) else {
             return false;
         };
-        if c.faulted.is_some() {
+        if c.faulted.is_some() || c.held.is_some() {
             return false;
         }
         if c.domid == self.config.priv_domid {
@@ -395,6 +404,10 @@ impl Engine {
                 Decoded::NeedMore => return Ok(bytes.len()),
                 Decoded::Message { msg, consumed } => {
                     used += consumed;
+                    if self.transactions_held && msg.msg_type == MsgType::TransactionStart as u32 {
+                        c.held = Some(msg);
+                        return Ok(used);
+                    }
                     self.process(id, msg);
                 }
             }
@@ -767,6 +780,70 @@ impl Engine {
         self.effects.push(Effect::Released { conn, domid });
     }
 
+    /// Holds (`true`) or releases new `TRANSACTION_START`s while a live update quiesces.
+    /// Releasing processes the held requests at once.
+    pub fn hold_transactions(&mut self, hold: bool) {
+        self.transactions_held = hold;
+        if hold {
+            return;
+        }
+        let held: Vec<(ConnId, Message)> = self
+            .conns
+            .iter_mut()
+            .filter_map(|(id, c)| c.held.take().map(|m| (*id, m)))
+            .collect();
+        for (id, msg) in held {
+            self.process(id, msg);
+        }
+    }
+
+    /// Whether new transactions are held.
+    pub fn transactions_held(&self) -> bool {
+        self.transactions_held
+    }
+
+    /// Domains of connections with an open transaction (sorted, no duplicates).
+    pub fn domains_with_transactions(&self) -> Vec<DomId> {
+        let mut v: Vec<DomId> = self
+            .conns
+            .values()
+            .filter(|c| !c.transactions.is_empty())
+            .map(|c| c.domid)
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Input received but not yet processed: a held request, then a partly received one.
+    /// A state image cannot carry it; the live-update shell passes it on beside the image
+    /// and feeds it back with [`Engine::receive`].
+    pub fn pending_input(&self, id: ConnId) -> Vec<u8> {
+        let Some(c) = self.conns.get(&id) else {
+            return Vec::new();
+        };
+        let mut out = c.held.as_ref().map(Message::encode).unwrap_or_default();
+        out.extend_from_slice(&c.decoder.partial_bytes());
+        out
+    }
+
+    /// Sets the answer to `CONTROL version`.
+    pub fn set_version_text(&mut self, text: String) {
+        self.version_text = Some(text);
+    }
+
+    /// The answer to `CONTROL version`.
+    pub(crate) fn version_text(&self) -> String {
+        self.version_text
+            .clone()
+            .unwrap_or_else(|| alloc::format!("xsstate {}\n", env!("CARGO_PKG_VERSION")))
+    }
+
+    /// Records the shell's heap use for `memreport` (the stub domain's allocator).
+    pub fn set_heap_usage(&mut self, used_bytes: usize, free_bytes: usize) {
+        self.heap_usage = Some((used_bytes, free_bytes));
+    }
+
     /// The engine's memory report (`CONTROL memreport`).
     pub fn memreport(&self) -> String {
         use core::fmt::Write;
@@ -783,6 +860,9 @@ impl Engine {
         let _ = writeln!(s, "transactions: {txns}");
         let _ = writeln!(s, "queued output: {out} bytes");
         let _ = writeln!(s, "dropped watch events: {dropped}");
+        if let Some((used, free)) = self.heap_usage {
+            let _ = writeln!(s, "heap: {used} bytes used, {free} bytes free");
+        }
         s
     }
 }

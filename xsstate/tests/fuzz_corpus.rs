@@ -2,6 +2,8 @@
 
 #[path = "../fuzz/fuzz_targets/common/mod.rs"]
 mod common;
+#[path = "../fuzz/fuzz_targets/common/pvh_image.rs"]
+mod pvh_image;
 
 use std::path::{Path, PathBuf};
 
@@ -51,6 +53,18 @@ fn image_decoder_corpus() {
 }
 
 #[test]
+fn pvh_image_corpus() {
+    replay("pvh_image", pvh_image::pvh_image);
+    // The seeds are valid images, so the fuzzer starts from inputs that reach `flatten`.
+    for file in corpus("pvh_image") {
+        let data = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        if let Err(e) = xsstate::pvh::parse(&data) {
+            panic!("{}: seed refused: {e}", file.display());
+        }
+    }
+}
+
+#[test]
 fn every_corpus_dir_is_replayed() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
     for entry in std::fs::read_dir(&dir)
@@ -60,7 +74,13 @@ fn every_corpus_dir_is_replayed() {
     {
         let name = entry.file_name().to_string_lossy().into_owned();
         assert!(
-            ["wire_decoder", "engine_requests", "image_decoder"].contains(&name.as_str()),
+            [
+                "wire_decoder",
+                "engine_requests",
+                "image_decoder",
+                "pvh_image"
+            ]
+            .contains(&name.as_str()),
             "corpus directory {name} has no replay test"
         );
     }

@@ -2,6 +2,8 @@
 
 mod bench;
 mod fuzz;
+mod lab;
+mod smoke;
 mod util;
 
 use std::process::ExitCode;
@@ -14,6 +16,9 @@ commands:
   test    install what is missing, then fmt --check, clippy -D warnings and every test
   bench   print engine and socket benchmark figures
   fuzz    run every fuzz target time-boxed (FUZZ_SECONDS per target, default 60)
+  smoke   build the image and boot it on bare QEMU: its self-tests must pass
+  lab     Xen 4.17 in QEMU: qemu-tests scenarios against C xenstored or the stub domain
+          (cargo xtask lab --help)
 ";
 
 fn main() -> ExitCode {
@@ -24,6 +29,8 @@ fn main() -> ExitCode {
         Some("demo") => util::demo(),
         Some("bench") => bench::run(args.get(1..).unwrap_or(&[])),
         Some("fuzz") => fuzz::run(args.get(1..).unwrap_or(&[])),
+        Some("lab") => lab::run(args.get(1..).unwrap_or(&[])),
+        Some("smoke") => util::build().and_then(|image| smoke::run(&image)),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{USAGE}");
             Ok(())

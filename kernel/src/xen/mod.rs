@@ -1,1 +1,17 @@
-//! Xen interfaces (hypercalls, shared info, event channels, grant table): added by the kernel issue.
+//! Xen drivers: hypercalls, event channels, grant table, time, console, domain queries, rings.
+//!
+//! This and `arch` are the only modules with `unsafe` code; everything above them uses the
+//! safe interfaces here.
+
+pub mod abi;
+pub mod domctl;
+pub mod events;
+pub mod gnttab;
+pub mod hypercall;
+pub mod memory;
+pub mod page;
+pub mod pvconsole;
+pub mod ring;
+pub mod sched;
+pub mod start_info;
+pub mod time;

@@ -1,0 +1,419 @@
+//! The live-update jump: copy a new PVH image over the running one and enter it, in place.
+//!
+//! [`jump`] writes a fresh `hvm_start_info` (with the command line, the module list and the
+//! modules' command lines) and a trampoline (`boot/handover.S`) into [`AREA`], low memory
+//! that neither the boot code nor the heap ever use, and jumps to the trampoline. That
+//! leaves long mode and paging, copies the flattened image to its load address with a
+//! forward `rep movsb` and enters it at its 32-bit PVH entry point with `%ebx` pointing at
+//! the start info, exactly as a PVH loader would. [`check`] says beforehand whether a
+//! hand-over is possible; Xen state (shared info, event channels, grant mappings, timers)
+//! is the caller's business.
+//!
+//! Addresses are physical; the identity map makes a pointer's address its physical
+//! address, so `slice.as_ptr() as u64` is what [`ModuleSpec::paddr`] wants.
+
+use core::fmt;
+use core::ops::Range;
+
+use super::{cpu, exit};
+
+core::arch::global_asm!(
+    include_str!("../../../boot/handover.S"),
+    options(att_syntax)
+);
+
+/// The low-memory pages the hand-over uses: trampoline (with its GDT and stack), start
+/// info, module list and command lines. Below 1 MiB (RAM in every PVH domain), below the
+/// image (loaded at 1 MiB) and so below every heap region (they start above the image).
+pub const AREA: Range<u64> = 0x8000..0x1_0000;
+
+/// Where the trampoline is copied, and the room it has.
+const TRAMPOLINE_AT: u64 = AREA.start;
+const TRAMPOLINE_MAX: u64 = 0x1000;
+/// The start info; the module list follows at [`MODLIST_AT`], then the command lines.
+const START_INFO_AT: u64 = AREA.start + TRAMPOLINE_MAX;
+const START_INFO_LEN: usize = 56;
+const MODLIST_AT: u64 = START_INFO_AT + 64;
+const MODULE_ENTRY_LEN: u64 = 32;
+/// The 1 MiB floor of load addresses.
+const MIN_DEST: u64 = 1 << 20;
+/// The identity map's (and the 32-bit copy's) limit.
+const LIMIT_4G: u64 = 1 << 32;
+
+unsafe extern "C" {
+    static xs_handover_tramp_start: u8;
+    static xs_handover_tramp_end: u8;
+}
+
+/// The trampoline's bytes (position independent; see `boot/handover.S`).
+fn trampoline() -> &'static [u8] {
+    let start = &raw const xs_handover_tramp_start;
+    let end = &raw const xs_handover_tramp_end;
+    let len = (end as usize).saturating_sub(start as usize);
+    // SAFETY: both symbols delimit the trampoline in `.rodata` (boot/handover.S), start
+    // before end; the bytes are part of the loaded image and never written.
+    unsafe { core::slice::from_raw_parts(start, len) }
+}
+
+/// One module for the new image's start info.
+#[derive(Clone, Copy, Debug)]
+pub struct ModuleSpec<'a> {
+    /// Physical address of the module's bytes (they stay where they are).
+    pub paddr: u64,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its command line, without NUL (copied into [`AREA`]; empty: none).
+    pub cmdline: &'a [u8],
+}
+
+/// Everything a hand-over needs.
+#[derive(Clone, Copy, Debug)]
+pub struct Handover<'a> {
+    /// The new image as it must lie in memory from `dest_paddr`
+    /// (`xsstate::pvh::PvhImage::flatten`).
+    pub blob: &'a [u8],
+    /// Where the image goes (its `load_lo`).
+    pub dest_paddr: u64,
+    /// Its 32-bit PVH entry point.
+    pub entry32: u32,
+    /// The new image's command line, without NUL (copied into [`AREA`]; empty: none).
+    pub cmdline: &'a [u8],
+    /// The modules the new image finds in its start info, in this order.
+    pub modules: &'a [ModuleSpec<'a>],
+}
+
+/// A part of a hand-over, as [`HandoverError`] names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// Where the image goes: `[dest_paddr, dest_paddr + blob.len())`.
+    Destination,
+    /// The image bytes as they are now (`blob`).
+    Blob,
+    /// The command line.
+    Cmdline,
+    /// Module `i`.
+    Module(usize),
+    /// The command line of module `i`.
+    ModuleCmdline(usize),
+    /// [`AREA`].
+    Area,
+}
+
+impl fmt::Display for Part {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Part::Destination => f.write_str("the image's destination"),
+            Part::Blob => f.write_str("the image bytes"),
+            Part::Cmdline => f.write_str("the command line"),
+            Part::Module(i) => write!(f, "module {i}"),
+            Part::ModuleCmdline(i) => write!(f, "the command line of module {i}"),
+            Part::Area => write!(f, "the hand-over area {:#x}..{:#x}", AREA.start, AREA.end),
+        }
+    }
+}
+
+/// Why a hand-over is impossible.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandoverError {
+    /// The image is empty.
+    EmptyBlob,
+    /// The destination is below 1 MiB.
+    DestinationLow {
+        /// The destination.
+        dest: u64,
+    },
+    /// A range does not end at or below 4 GiB (or its end overflows).
+    Above4G {
+        /// Which range.
+        part: Part,
+        /// Its start.
+        start: u64,
+        /// Its length.
+        len: u64,
+    },
+    /// Two ranges overlap that must not.
+    Overlap {
+        /// One range.
+        part: Part,
+        /// The range it overlaps.
+        with: Part,
+    },
+    /// The image bytes lie below their destination and overlap it: a forward copy would
+    /// overwrite bytes before reading them.
+    SourceBelowDestination {
+        /// The image bytes' address.
+        src: u64,
+        /// The destination.
+        dest: u64,
+    },
+    /// The entry point is outside the destination range.
+    EntryOutside {
+        /// The entry point.
+        entry32: u32,
+    },
+    /// A command line contains a NUL byte.
+    CmdlineNul {
+        /// Which one.
+        part: Part,
+    },
+    /// The start info, module list and command lines need more room than [`AREA`] has.
+    AreaFull {
+        /// Bytes needed.
+        need: u64,
+        /// Bytes available.
+        room: u64,
+    },
+    /// The trampoline is larger than its slot (a build problem).
+    Trampoline {
+        /// Its length.
+        len: u64,
+    },
+}
+
+impl fmt::Display for HandoverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            HandoverError::EmptyBlob => f.write_str("empty image"),
+            HandoverError::DestinationLow { dest } => {
+                write!(f, "destination {dest:#x} is below 1 MiB")
+            }
+            HandoverError::Above4G { part, start, len } => write!(
+                f,
+                "{part} ({start:#x}, {len:#x} bytes) does not end below 4 GiB"
+            ),
+            HandoverError::Overlap { part, with } => write!(f, "{part} overlaps {with}"),
+            HandoverError::SourceBelowDestination { src, dest } => write!(
+                f,
+                "the image bytes at {src:#x} lie below their destination {dest:#x} and overlap it"
+            ),
+            HandoverError::EntryOutside { entry32 } => write!(
+                f,
+                "entry point {entry32:#x} is outside the image's destination"
+            ),
+            HandoverError::CmdlineNul { part } => write!(f, "{part} contains a NUL byte"),
+            HandoverError::AreaFull { need, room } => write!(
+                f,
+                "start info, module list and command lines need {need} bytes, {room} available"
+            ),
+            HandoverError::Trampoline { len } => write!(
+                f,
+                "the trampoline is {len} bytes, its slot {TRAMPOLINE_MAX}"
+            ),
+        }
+    }
+}
+
+/// Whether `[a, a + alen)` and `[b, b + blen)` overlap (empty ranges overlap nothing).
+fn overlaps(a: u64, alen: u64, b: u64, blen: u64) -> bool {
+    alen != 0 && blen != 0 && a < b.saturating_add(blen) && b < a.saturating_add(alen)
+}
+
+/// The address and length of a slice (identity map: the address is physical).
+fn range_of(s: &[u8]) -> (u64, u64) {
+    (s.as_ptr() as u64, s.len() as u64)
+}
+
+/// `[start, start + len)` must end at or below 4 GiB.
+fn below_4g(part: Part, start: u64, len: u64) -> Result<(), HandoverError> {
+    match start.checked_add(len) {
+        Some(end) if end <= LIMIT_4G => Ok(()),
+        _ => Err(HandoverError::Above4G { part, start, len }),
+    }
+}
+
+/// Bytes of [`AREA`] the start info, module list and command lines take from
+/// [`START_INFO_AT`].
+fn area_need(h: &Handover) -> u64 {
+    let string = |s: &[u8]| if s.is_empty() { 0 } else { s.len() as u64 + 1 };
+    let strings: u64 = h.modules.iter().map(|m| string(m.cmdline)).sum();
+    (MODLIST_AT - START_INFO_AT)
+        + h.modules.len() as u64 * MODULE_ENTRY_LEN
+        + string(h.cmdline)
+        + strings
+}
+
+/// Whether `h` can be carried out: destination at or above 1 MiB; the image's destination
+/// and bytes, every module and the command lines' current copies below 4 GiB and outside
+/// [`AREA`]; no module in the destination; the image bytes not below an overlapping
+/// destination (the copy runs forwards); the entry point inside the destination; no NUL in
+/// a command line; start info, module list and command lines fitting in [`AREA`].
+pub fn check(h: &Handover) -> Result<(), HandoverError> {
+    let (area, area_len) = (AREA.start, AREA.end - AREA.start);
+    let (src, len) = range_of(h.blob);
+    let dest = h.dest_paddr;
+    if len == 0 {
+        return Err(HandoverError::EmptyBlob);
+    }
+    if dest < MIN_DEST {
+        return Err(HandoverError::DestinationLow { dest });
+    }
+    below_4g(Part::Destination, dest, len)?;
+    below_4g(Part::Blob, src, len)?;
+    let entry = u64::from(h.entry32);
+    if entry < dest || entry - dest >= len {
+        return Err(HandoverError::EntryOutside { entry32: h.entry32 });
+    }
+    let overlap = |part, with| Err(HandoverError::Overlap { part, with });
+    if overlaps(dest, len, area, area_len) {
+        return overlap(Part::Destination, Part::Area);
+    }
+    if overlaps(src, len, area, area_len) {
+        return overlap(Part::Blob, Part::Area);
+    }
+    if src < dest && overlaps(src, len, dest, len) {
+        return Err(HandoverError::SourceBelowDestination { src, dest });
+    }
+    let (c, clen) = range_of(h.cmdline);
+    if overlaps(c, clen, area, area_len) {
+        return overlap(Part::Cmdline, Part::Area);
+    }
+    if h.cmdline.contains(&0) {
+        return Err(HandoverError::CmdlineNul {
+            part: Part::Cmdline,
+        });
+    }
+    for (i, m) in h.modules.iter().enumerate() {
+        below_4g(Part::Module(i), m.paddr, m.size)?;
+        if overlaps(m.paddr, m.size, dest, len) {
+            return overlap(Part::Module(i), Part::Destination);
+        }
+        if overlaps(m.paddr, m.size, area, area_len) {
+            return overlap(Part::Module(i), Part::Area);
+        }
+        let (mc, mclen) = range_of(m.cmdline);
+        if overlaps(mc, mclen, area, area_len) {
+            return overlap(Part::ModuleCmdline(i), Part::Area);
+        }
+        if m.cmdline.contains(&0) {
+            return Err(HandoverError::CmdlineNul {
+                part: Part::ModuleCmdline(i),
+            });
+        }
+    }
+    let (need, room) = (area_need(h), AREA.end - START_INFO_AT);
+    if need > room {
+        return Err(HandoverError::AreaFull { need, room });
+    }
+    let tlen = trampoline().len() as u64;
+    if tlen > TRAMPOLINE_MAX {
+        return Err(HandoverError::Trampoline { len: tlen });
+    }
+    Ok(())
+}
+
+/// Copies `bytes` to physical `paddr` inside [`AREA`]; false (nothing written) when the
+/// range is not inside it.
+fn area_write(paddr: u64, bytes: &[u8]) -> bool {
+    let inside = paddr >= AREA.start
+        && paddr
+            .checked_add(bytes.len() as u64)
+            .is_some_and(|end| end <= AREA.end);
+    if !inside {
+        return false;
+    }
+    // SAFETY: the destination lies inside AREA, which is identity-mapped RAM no Rust object,
+    // stack, page table or heap region ever occupies (below the image, which starts at
+    // 1 MiB, and the heap starts above the image); `check` made sure no source handed in
+    // lies there either, so the ranges do not overlap.
+    unsafe { super::mem::memcpy(paddr as *mut _, bytes.as_ptr().cast(), bytes.len()) };
+    true
+}
+
+/// Zeroes [`AREA`].
+fn area_clear() {
+    let zeros = [0u8; 1024];
+    let mut at = AREA.start;
+    while at < AREA.end {
+        area_write(at, &zeros);
+        at += zeros.len() as u64;
+    }
+}
+
+/// Writes the start info, module list and command lines into [`AREA`]; returns the start
+/// info's address. `h` passed [`check`], so everything fits.
+fn write_start_info(h: &Handover) -> u64 {
+    let mut strings_at = MODLIST_AT + h.modules.len() as u64 * MODULE_ENTRY_LEN;
+    let mut put_string = |s: &[u8]| -> u64 {
+        if s.is_empty() {
+            return 0;
+        }
+        let at = strings_at;
+        area_write(at, s);
+        area_write(at + s.len() as u64, &[0]);
+        strings_at += s.len() as u64 + 1;
+        at
+    };
+    let cmdline_paddr = put_string(h.cmdline);
+    for (i, m) in h.modules.iter().enumerate() {
+        let mut entry = [0u8; MODULE_ENTRY_LEN as usize];
+        let fields = [m.paddr, m.size, put_string(m.cmdline), 0];
+        for (chunk, v) in entry.chunks_exact_mut(8).zip(fields) {
+            chunk.copy_from_slice(&v.to_le_bytes());
+        }
+        area_write(MODLIST_AT + i as u64 * MODULE_ENTRY_LEN, &entry);
+    }
+    let mut si = [0u8; START_INFO_LEN];
+    let nr_modules = u32::try_from(h.modules.len()).unwrap_or(0);
+    let modlist = if nr_modules == 0 { 0 } else { MODLIST_AT };
+    let words: [(usize, &[u8]); 9] = [
+        (0, &super::startinfo::MAGIC.to_le_bytes()),
+        (4, &1u32.to_le_bytes()),           // version
+        (8, &0u32.to_le_bytes()),           // flags
+        (12, &nr_modules.to_le_bytes()),    // nr_modules
+        (16, &modlist.to_le_bytes()),       // modlist_paddr
+        (24, &cmdline_paddr.to_le_bytes()), // cmdline_paddr
+        (32, &0u64.to_le_bytes()),          // rsdp_paddr
+        (40, &0u64.to_le_bytes()),          // memmap_paddr
+        (48, &0u32.to_le_bytes()),          // memmap_entries
+    ];
+    for (at, bytes) in words {
+        if let Some(d) = si.get_mut(at..at + bytes.len()) {
+            d.copy_from_slice(bytes);
+        }
+    }
+    area_write(START_INFO_AT, &si);
+    START_INFO_AT
+}
+
+/// Hands the domain over to the image `h` describes; never returns. `h` must have passed
+/// [`check`]: `jump` checks again and, should that fail, prints why and shuts down
+/// ([`exit::shutdown`]) rather than jump into a bad state.
+///
+/// With interrupts disabled for good, it clears [`AREA`], writes the start info (version 1,
+/// flags 0, no memory map, no RSDP), the module list and the NUL-terminated command lines
+/// there, copies the trampoline to the start of [`AREA`] and jumps to it. From then on
+/// nothing of the running image (stack, data, page tables, IDT) is used; see
+/// `boot/handover.S` for the CPU state the new image is entered with. Only the destination
+/// range and [`AREA`] are written; modules and all other memory are left as they are.
+pub fn jump(h: &Handover) -> ! {
+    cpu::disable_interrupts();
+    if let Err(e) = check(h) {
+        crate::kprintln!("xsstub: hand-over refused at the jump: {e}");
+        exit::shutdown(true)
+    }
+    area_clear();
+    let start_info = write_start_info(h);
+    if !area_write(TRAMPOLINE_AT, trampoline()) {
+        crate::kprintln!("xsstub: hand-over: the trampoline does not fit");
+        exit::shutdown(true)
+    }
+    let (src, len) = range_of(h.blob);
+    // SAFETY: `check` passed: source and destination lie below 4 GiB (the copy runs with
+    // paging off in 32-bit mode), the destination is at or above 1 MiB and misses AREA and
+    // every module, the source misses AREA and does not lie below an overlapping
+    // destination, and the entry point is inside the destination. The trampoline at
+    // TRAMPOLINE_AT is position independent and uses only AREA; it never returns. Nothing
+    // after this point relies on the old image's memory, which the copy overwrites.
+    unsafe {
+        core::arch::asm!(
+            "jmp {tramp}",
+            tramp = in(reg) TRAMPOLINE_AT,
+            in("rdi") h.dest_paddr,
+            in("rsi") src,
+            in("rcx") len,
+            in("rdx") u64::from(h.entry32),
+            in("r8") start_info,
+            options(noreturn)
+        )
+    }
+}

@@ -1,0 +1,488 @@
+//! The xenstore service under Xen: bring the drivers up, connect dom0, then serve every ring.
+
+mod cmdline;
+mod conns;
+mod handover;
+mod layout;
+mod liveupdate;
+mod testguest;
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+
+use xsstate::engine::{DomainState, Effect, Engine, EngineConfig};
+use xsstate::ids::{ConnId, DomId, EvtchnPort};
+
+use crate::kprintln;
+use crate::xen::{self, events, time};
+use conns::{GfnPool, XenConn};
+
+/// Why the service could not start.
+#[derive(Debug)]
+enum BootError {
+    /// A driver failed (which, and Xen's errno).
+    Xen(&'static str, i64),
+    /// The start info is missing or corrupt.
+    StartInfo,
+    /// The command line is unusable.
+    Cmdline(cmdline::CmdlineError),
+    /// No RAM above the image for the heap.
+    NoHeap,
+    /// The inherited state could not be restored.
+    State(String),
+}
+
+impl core::fmt::Display for BootError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BootError::Xen(what, rc) => write!(f, "{what} failed: Xen error {rc}"),
+            BootError::StartInfo => write!(f, "no valid hvm_start_info"),
+            BootError::Cmdline(e) => write!(f, "command line: {e}"),
+            BootError::NoHeap => write!(f, "no RAM for the heap"),
+            BootError::State(e) => write!(f, "inherited state: {e}"),
+        }
+    }
+}
+
+fn xen_err(what: &'static str) -> impl Fn(events::XenError) -> BootError {
+    move |e| BootError::Xen(what, e.0)
+}
+
+/// Runs the xenstore service (or, when asked, the misbehaving test guest); never returns.
+pub fn run(start_info_paddr: u64) -> ! {
+    match start(start_info_paddr) {
+        Ok(mut stub) => stub.serve(),
+        Err(e) => {
+            kprintln!("xsstub: cannot start: {e}");
+            xen::sched::shutdown(true)
+        }
+    }
+}
+
+/// Brings up the hypercall page and events, then decides what this domain is.
+fn start(start_info_paddr: u64) -> Result<Stub, BootError> {
+    xen::hypercall::init().map_err(|_| BootError::Xen("hypercall page", -1))?;
+    crate::arch::exit::set_shutdown_hook(xen::sched::shutdown);
+    events::init(layout::SHARED_INFO_GFN).map_err(xen_err("shared info"))?;
+    let boot_ns = time::now_ns();
+    let info = xen::start_info::parse(start_info_paddr).ok_or(BootError::StartInfo)?;
+    Stub::init_heap(&info)?;
+    if testguest::wanted(&info.cmdline) {
+        testguest::run()
+    }
+    Stub::boot(&info, boot_ns)
+}
+
+/// The running service: the engine plus the Xen side of every connection.
+struct Stub {
+    engine: Engine,
+    conns: BTreeMap<ConnId, XenConn>,
+    by_port: BTreeMap<u32, ConnId>,
+    gfns: GfnPool,
+    dom_exc_port: u32,
+    timer_port: u32,
+    timer_deadline_ms: Option<u64>,
+    boot_ns: u64,
+    first_served: bool,
+    trace: bool,
+    /// The command line this image booted with (passed on by a live update without `-c`).
+    cmdline: String,
+    /// Live-update protocol state.
+    lu: liveupdate::LiveUpdate,
+    /// Live updates since the domain started.
+    live_updates: u64,
+    /// TSC of the jump that started this image, until the first request is served.
+    jump_tsc: Option<u64>,
+}
+
+impl Stub {
+    fn boot(info: &xen::start_info::BootInfo, boot_ns: u64) -> Result<Stub, BootError> {
+        if let Err(e) = xen::pvconsole::init() {
+            kprintln!("xsstub: no PV console ({})", e.0);
+        }
+        kprintln!("xsstub: command line `{}`", info.cmdline);
+        let opts = cmdline::parse(&info.cmdline).map_err(BootError::Cmdline)?;
+        for t in &opts.ignored {
+            kprintln!("xsstub: ignoring option `{t}`");
+        }
+        xen::gnttab::init_own(layout::GRANT_FRAMES_GFN, layout::GRANT_FRAMES)
+            .map_err(xen_err("grant table"))?;
+        let inherited = match handover::inherited(info) {
+            Ok(i) => i,
+            Err(e) => {
+                kprintln!("xsstub: state module refused, starting empty: {e}");
+                None
+            }
+        };
+        let dom_exc_port =
+            events::bind_virq(xen_sys::VIRQ_DOM_EXC).map_err(xen_err("VIRQ_DOM_EXC"))?;
+        let timer_port = events::bind_virq(xen_sys::VIRQ_TIMER).map_err(xen_err("VIRQ_TIMER"))?;
+        let mut stub = Stub {
+            engine: Engine::new(EngineConfig::default()),
+            conns: BTreeMap::new(),
+            by_port: BTreeMap::new(),
+            gfns: GfnPool::new(layout::MAP_WINDOW_GFN, layout::MAP_WINDOW_PAGES),
+            dom_exc_port,
+            timer_port,
+            timer_deadline_ms: None,
+            boot_ns,
+            first_served: false,
+            trace: opts.trace,
+            cmdline: String::from(info.cmdline.as_str()),
+            lu: liveupdate::LiveUpdate::default(),
+            live_updates: 0,
+            jump_tsc: None,
+        };
+        stub.engine.set_time_ms(boot_ns / 1_000_000);
+        match inherited {
+            Some(inh) => stub.restore(inh)?,
+            None => match opts.dom0_port {
+                Some(port) => stub.connect_dom0(port)?,
+                None => kprintln!("xsstub: no --event: not serving dom0"),
+            },
+        }
+        stub.set_version();
+        kprintln!(
+            "xsstub: serving ({} KiB heap free)",
+            crate::arch::heap::stats().1 / 1024
+        );
+        Ok(stub)
+    }
+
+    /// Points the heap at the populated RAM above the image and the loader's data.
+    fn init_heap(info: &xen::start_info::BootInfo) -> Result<(), BootError> {
+        let map = xen::memory::memory_map().map_err(xen_err("memory map"))?;
+        let populated =
+            xen::memory::current_reservation_pages().map_err(xen_err("current reservation"))?;
+        let image_end = crate::arch::image_end() as u64;
+        let low = (image_end.max(info.end) + 0xfff) & !0xfff;
+        // RAM from the E820 map, clipped to what is populated (the map covers maxmem), minus
+        // the modules (a live update's state stays untouched until restored).
+        let populated_top = populated.saturating_mul(4096);
+        // No allocation here: the heap does not exist yet.
+        let mut free: heapless::Vec<(u64, u64), 16> = heapless::Vec::new();
+        for e in map.iter().filter(|e| e.kind == xen::abi::E820_RAM) {
+            let start = e.addr.max(low);
+            let end = e.addr.saturating_add(e.size).min(populated_top);
+            if end > start {
+                let _ = free.push((start, end));
+            }
+        }
+        for m in &info.modules {
+            let (ms, me) = (
+                m.paddr & !0xfff,
+                (m.paddr.saturating_add(m.size) + 0xfff) & !0xfff,
+            );
+            let mut cut: heapless::Vec<(u64, u64), 16> = heapless::Vec::new();
+            for (s, e) in free.iter().copied() {
+                for piece in [(s, e.min(ms)), (s.max(me), e)] {
+                    if piece.1 > piece.0 {
+                        let _ = cut.push(piece);
+                    }
+                }
+            }
+            free = cut;
+        }
+        free.sort_unstable_by_key(|(s, e)| core::cmp::Reverse(e - s));
+        kprintln!(
+            "xsstub: image ends {image_end:#x}, {} E820 entries, {populated} pages populated",
+            map.len()
+        );
+        let mut regions = free.into_iter().filter(|(s, e)| e - s >= 64 * 1024);
+        let (start, end) = regions.next().ok_or(BootError::NoHeap)?;
+        crate::arch::heap::init(start as usize, (end - start) as usize);
+        for (s, e) in regions.take(2) {
+            if crate::arch::heap::add_region(s as usize, (e - s) as usize).is_err() {
+                kprintln!("xsstub: heap region {s:#x}..{e:#x} not added");
+            }
+        }
+        for (s, e) in crate::arch::heap::regions() {
+            kprintln!("xsstub: heap {s:#x}..{:#x} ({} KiB)", s + e, e / 1024);
+        }
+        Ok(())
+    }
+
+    /// Restores the engine from a live update's state and reconnects every ring.
+    fn restore(&mut self, inh: handover::Inherited) -> Result<(), BootError> {
+        let t0 = crate::arch::cpu::rdtsc();
+        let image = handover::image_of(&inh.state).map_err(BootError::State)?;
+        let mut engine = Engine::restore(image, EngineConfig::default())
+            .map_err(|e| BootError::State(alloc::format!("{e:?}")))?;
+        engine.set_time_ms(self.engine_time_ms());
+        self.engine = engine;
+        self.live_updates = inh.state.live_updates;
+        self.jump_tsc = Some(inh.tag.jump_tsc);
+        let rings: alloc::vec::Vec<(ConnId, DomId, u32)> = self
+            .engine
+            .connections()
+            .filter_map(|c| match c.kind {
+                xsstate::conn::ConnKind::Ring { port, .. } => Some((c.id, c.domid, port.0)),
+                xsstate::conn::ConnKind::Socket { .. } => None,
+            })
+            .collect();
+        for (id, domid, port) in rings {
+            match XenConn::open(&mut self.gfns, domid, port) {
+                Ok(x) => {
+                    self.by_port.insert(x.local_port, id);
+                    self.conns.insert(id, x);
+                }
+                Err((what, e)) => {
+                    kprintln!(
+                        "xsstub: domain {}: {what} failed after the update ({})",
+                        domid.0,
+                        e.0
+                    );
+                    if domid == DomId::DOM0 {
+                        return Err(BootError::Xen(what, e.0));
+                    }
+                    self.engine.domain_state(domid, DomainState::Dead);
+                }
+            }
+        }
+        for (id, bytes) in &inh.state.pending_input {
+            if let Err(f) = self.engine.receive(*id, bytes) {
+                kprintln!("xsstub: pending input of {id}: {f}");
+            }
+        }
+        if let Some(r) = &inh.state.reply {
+            self.engine.reply(
+                r.conn,
+                handover::REPLY_TYPE,
+                r.req_id,
+                r.tx_id,
+                r.payload.clone(),
+            );
+        }
+        for x in self.conns.values() {
+            x.notify();
+        }
+        handover::revoke(&inh.tag);
+        let (lo, len) = (inh.paddr, inh.len);
+        drop(inh);
+        let start = (lo + 4095) & !4095;
+        let end = (lo + len) & !4095;
+        if end > start {
+            if let Err(e) = crate::arch::heap::add_region(start as usize, (end - start) as usize) {
+                kprintln!("xsstub: state pages not returned to the heap: {e:?}");
+            }
+        }
+        let restore_us = time::tsc_to_ns(crate::arch::cpu::rdtsc() - t0) / 1000;
+        kprintln!(
+            "xsstub: live update {} restored: {} nodes, {} connections in {restore_us} us",
+            self.live_updates,
+            self.engine.store().len(),
+            self.conns.len()
+        );
+        self.check_domains();
+        Ok(())
+    }
+
+    /// The engine clock: Xen system time in milliseconds.
+    fn engine_time_ms(&self) -> u64 {
+        time::now_ns() / 1_000_000
+    }
+
+    /// Sets the `CONTROL version` answer.
+    fn set_version(&mut self) {
+        let id: String = crate::arch::build_id()
+            .iter()
+            .map(|b| alloc::format!("{b:02x}"))
+            .collect();
+        self.engine.set_version_text(alloc::format!(
+            "xsstub {} build-id {id}\nlive-updates {}\n",
+            env!("CARGO_PKG_VERSION"),
+            self.live_updates
+        ));
+    }
+
+    /// Maps dom0's ring (its grant ref 1) and binds to the port it allocated for us.
+    fn connect_dom0(&mut self, port: u32) -> Result<(), BootError> {
+        let conn = XenConn::open(&mut self.gfns, DomId::DOM0, port)
+            .map_err(|(what, e)| BootError::Xen(what, e.0))?;
+        let id = self
+            .engine
+            .connect_domain(DomId::DOM0, EvtchnPort(port), conn.gfn());
+        self.by_port.insert(conn.local_port, id);
+        conn.notify();
+        self.conns.insert(id, conn);
+        kprintln!("xsstub: dom0 connected on port {port}");
+        Ok(())
+    }
+
+    fn serve(&mut self) -> ! {
+        loop {
+            let pending = events::take_pending();
+            self.engine.set_time_ms(time::now_ns() / 1_000_000);
+            let (used, free) = crate::arch::heap::stats();
+            self.engine.set_heap_usage(used, free);
+            for port in pending.iter() {
+                if port == self.dom_exc_port {
+                    self.check_domains();
+                } else if port == self.timer_port {
+                    self.timer_deadline_ms = None;
+                }
+            }
+            self.pump_all();
+            self.arm_timer();
+            crate::arch::cpu::disable_interrupts();
+            if !events::any_pending() {
+                crate::arch::cpu::wait_for_interrupt();
+            }
+        }
+    }
+
+    /// Moves bytes between every ring and the engine until nothing moves.
+    fn pump_all(&mut self) {
+        loop {
+            let mut moved = false;
+            let ids: alloc::vec::Vec<ConnId> = self.conns.keys().copied().collect();
+            for id in ids {
+                let Some(conn) = self.conns.get_mut(&id) else {
+                    continue;
+                };
+                let outcome = conn.pump(&mut self.engine, id, self.trace);
+                moved |= outcome.moved;
+                if outcome.served && !self.first_served {
+                    self.first_served = true;
+                    match self.jump_tsc.take() {
+                        Some(jump) => {
+                            let us = time::tsc_to_ns(crate::arch::cpu::rdtsc() - jump) / 1000;
+                            kprintln!("xsstub: first request served {us} us after the jump");
+                        }
+                        None => {
+                            let ms = time::now_ns().saturating_sub(self.boot_ns) / 1_000_000;
+                            kprintln!("xsstub: first request served {ms} ms after start");
+                        }
+                    }
+                }
+            }
+            moved |= self.apply_effects();
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// Carries out what the engine asked of the shell; returns whether anything changed.
+    fn apply_effects(&mut self) -> bool {
+        let effects = self.engine.take_effects();
+        let any = !effects.is_empty();
+        for effect in effects {
+            match effect {
+                Effect::Introduced {
+                    conn, domid, port, ..
+                } => match XenConn::open(&mut self.gfns, domid, port.0) {
+                    Ok(x) => {
+                        kprintln!("xsstub: domain {} introduced (port {})", domid.0, port.0);
+                        self.by_port.insert(x.local_port, conn);
+                        x.notify();
+                        self.conns.insert(conn, x);
+                    }
+                    Err((what, e)) => {
+                        kprintln!("xsstub: domain {}: {what} failed ({})", domid.0, e.0);
+                        self.engine.disconnect(conn);
+                    }
+                },
+                Effect::Reintroduced { conn, domid, port } => {
+                    if let Some(x) = self.conns.get_mut(&conn) {
+                        self.by_port.remove(&x.local_port);
+                        match x.rebind(domid, port.0) {
+                            Ok(()) => {
+                                self.by_port.insert(x.local_port, conn);
+                            }
+                            Err(e) => {
+                                kprintln!("xsstub: domain {}: rebind failed ({})", domid.0, e.0)
+                            }
+                        }
+                    }
+                }
+                Effect::Released { conn, domid } => {
+                    kprintln!("xsstub: domain {} released", domid.0);
+                    if let Some(x) = conn.and_then(|c| self.conns.remove(&c)) {
+                        self.by_port.remove(&x.local_port);
+                        x.close(&mut self.gfns);
+                    }
+                }
+                Effect::LiveUpdate {
+                    conn,
+                    req_id,
+                    tx_id,
+                    cmd,
+                } => self.live_update(conn, req_id, tx_id, cmd),
+                Effect::Log(line) => kprintln!("xsstub: {line}"),
+            }
+        }
+        any
+    }
+
+    /// One `live-update` sub-command; a quiesced `-s` hands over and does not come back.
+    fn live_update(
+        &mut self,
+        conn: ConnId,
+        req_id: u32,
+        tx_id: xsstate::TxId,
+        cmd: xsstate::control::LiveUpdateCmd,
+    ) {
+        let now = self.engine_time_ms();
+        let free = crate::arch::heap::stats().1;
+        let decision = self.lu.handle(cmd, &mut self.engine, now, free, |elf| {
+            xsstate::pvh::parse(elf)
+                .map(|_| ())
+                .map_err(|e| alloc::format!("{e}"))
+        });
+        let text = match decision {
+            liveupdate::Decision::Reply(t) => t,
+            liveupdate::Decision::Go => {
+                let err = self.hand_over(conn, req_id, tx_id);
+                kprintln!("xsstub: {err}");
+                self.lu.reset(&mut self.engine);
+                err
+            }
+        };
+        let mut payload = text.into_bytes();
+        payload.push(0);
+        self.engine.reply(
+            conn,
+            xsstate::wire::MsgType::Control,
+            req_id,
+            tx_id,
+            payload,
+        );
+    }
+
+    /// Asks Xen about every introduced domain after `VIRQ_DOM_EXC`.
+    fn check_domains(&mut self) {
+        for domid in self.engine.introduced_domains() {
+            if domid == DomId::DOM0 {
+                continue;
+            }
+            let state = match xen::domctl::domain_info(domid.0) {
+                Ok(info) if info.domid != domid.0 => DomainState::Dead,
+                Ok(info) if info.flags & xen::abi::XEN_DOMINF_DYING != 0 => DomainState::Dead,
+                Ok(info) if info.flags & xen::abi::XEN_DOMINF_SHUTDOWN != 0 => {
+                    DomainState::Shutdown
+                }
+                Ok(_) => DomainState::Running,
+                Err(_) => DomainState::Dead,
+            };
+            if state != DomainState::Running {
+                kprintln!("xsstub: domain {} is {state:?}", domid.0);
+            }
+            self.engine.domain_state(domid, state);
+        }
+    }
+
+    /// Arms the single-shot timer for the engine's next deadline.
+    fn arm_timer(&mut self) {
+        let Some(at_ms) = self.engine.next_wakeup_ms() else {
+            return;
+        };
+        if self.timer_deadline_ms == Some(at_ms) {
+            return;
+        }
+        self.timer_deadline_ms = Some(at_ms);
+        if let Err(e) = time::set_timer(at_ms.saturating_mul(1_000_000)) {
+            kprintln!("xsstub: timer: {}", e.0);
+        }
+    }
+}

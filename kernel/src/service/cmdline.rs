@@ -1,0 +1,52 @@
+//! The stub domain's command line: `--event PORT` from init-xenstore-domain, then options.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// What the command line asks for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// dom0's unbound port for its xenstore connection (`--event N`).
+    pub dom0_port: Option<u32>,
+    /// Log every request and reply (`--trace`).
+    pub trace: bool,
+    /// Tokens we did not understand (logged, not fatal: `--param` passes free text).
+    pub ignored: Vec<String>,
+}
+
+/// Why the command line cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CmdlineError {
+    /// `--event` without a port number in range.
+    BadEvent(String),
+}
+
+impl core::fmt::Display for CmdlineError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            CmdlineError::BadEvent(t) => write!(f, "--event needs a port number, got `{t}`"),
+        }
+    }
+}
+
+/// Parses the command line; unknown tokens are kept in `ignored`.
+pub fn parse(cmdline: &str) -> Result<Options, CmdlineError> {
+    let mut opts = Options::default();
+    let mut tokens = cmdline.split_ascii_whitespace();
+    while let Some(t) = tokens.next() {
+        match t {
+            "--event" => {
+                let v = tokens.next().unwrap_or("");
+                let port = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|p| *p != 0 && *p < crate::xen::events::MAX_PORTS)
+                    .ok_or_else(|| CmdlineError::BadEvent(String::from(v)))?;
+                opts.dom0_port = Some(port);
+            }
+            "--trace" => opts.trace = true,
+            other => opts.ignored.push(String::from(other)),
+        }
+    }
+    Ok(opts)
+}

@@ -1,0 +1,223 @@
+//! The Xen side of a connection: its mapped ring, its event channel, and moving bytes.
+
+use alloc::vec::Vec;
+
+use xsstate::engine::Engine;
+use xsstate::error::Fault;
+use xsstate::ids::{ConnId, DomId};
+
+use crate::kprintln;
+use crate::xen::events::{self, XenError};
+use crate::xen::gnttab::{self, Mapping};
+use crate::xen::ring::XsRing;
+
+/// Frames of the hole that hold foreign mappings, handed out and taken back.
+#[derive(Debug)]
+pub struct GfnPool {
+    next: u64,
+    end: u64,
+    free: Vec<u64>,
+}
+
+impl GfnPool {
+    /// A pool of `pages` frames from `first`.
+    pub fn new(first: u64, pages: u64) -> GfnPool {
+        GfnPool {
+            next: first,
+            end: first + pages,
+            free: Vec::new(),
+        }
+    }
+
+    /// A free frame, if any is left.
+    pub fn take(&mut self) -> Option<u64> {
+        if let Some(g) = self.free.pop() {
+            return Some(g);
+        }
+        (self.next < self.end).then(|| {
+            self.next += 1;
+            self.next - 1
+        })
+    }
+
+    /// Returns a frame.
+    pub fn give(&mut self, gfn: u64) {
+        self.free.push(gfn);
+    }
+}
+
+/// What one pump of a connection did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PumpOutcome {
+    /// Bytes moved in either direction.
+    pub moved: bool,
+    /// At least one request was taken in.
+    pub served: bool,
+}
+
+/// A domain's ring connection.
+#[derive(Debug)]
+pub struct XenConn {
+    /// The domain.
+    pub domid: DomId,
+    /// Our port.
+    pub local_port: u32,
+    /// The domain's port.
+    pub remote_port: u32,
+    ring: XsRing,
+    mapping: Option<Mapping>,
+    /// A stream violation stopped this connection; it is ignored from now on.
+    broken: bool,
+}
+
+impl XenConn {
+    /// Maps the domain's grant ref 1 and binds to its port.
+    pub fn open(
+        gfns: &mut GfnPool,
+        domid: DomId,
+        remote_port: u32,
+    ) -> Result<XenConn, (&'static str, XenError)> {
+        let gfn = gfns.take().ok_or(("frame for the ring", XenError(-12)))?;
+        let mapping = match gnttab::map(domid.0, crate::xen::abi::GNTTAB_RESERVED_XENSTORE, gfn) {
+            Ok(m) => m,
+            Err(e) => {
+                gfns.give(gfn);
+                return Err(("mapping the ring", e));
+            }
+        };
+        let local_port = match events::bind_interdomain(domid.0, remote_port) {
+            Ok(p) => p,
+            Err(e) => {
+                if gnttab::unmap(mapping).is_ok() {
+                    gfns.give(gfn);
+                }
+                return Err(("binding the event channel", e));
+            }
+        };
+        let ring = XsRing::new(mapping.page());
+        ring.set_server_features(xsstate::ring::SUPPORTED_FEATURES);
+        Ok(XenConn {
+            domid,
+            local_port,
+            remote_port,
+            ring,
+            mapping: Some(mapping),
+            broken: false,
+        })
+    }
+
+    /// The frame the ring is mapped at.
+    pub fn gfn(&self) -> u64 {
+        self.mapping.as_ref().map_or(0, |m| m.gfn)
+    }
+
+    /// Signals the domain.
+    pub fn notify(&self) {
+        let _ = events::notify(self.local_port);
+    }
+
+    /// Re-introduce: bind the (possibly new) port and reset the ring.
+    pub fn rebind(&mut self, domid: DomId, remote_port: u32) -> Result<(), XenError> {
+        let _ = events::close(self.local_port);
+        self.local_port = events::bind_interdomain(domid.0, remote_port)?;
+        self.remote_port = remote_port;
+        self.broken = false;
+        self.ring.reset();
+        self.ring.set_error(xsstate::ring::XENSTORE_ERROR_NONE);
+        self.notify();
+        Ok(())
+    }
+
+    /// Unbinds and unmaps (release or death).
+    pub fn close(mut self, gfns: &mut GfnPool) {
+        let _ = events::close(self.local_port);
+        if let Some(m) = self.mapping.take() {
+            let gfn = m.gfn;
+            match gnttab::unmap(m) {
+                Ok(()) => gfns.give(gfn),
+                Err(e) => kprintln!("xsstub: unmap of frame {gfn:#x} failed ({})", e.0),
+            }
+        }
+    }
+
+    /// Stops serving this ring after a stream violation: the error field tells the guest.
+    fn fail(&mut self, engine: &mut Engine, id: ConnId, fault: Fault, already_faulted: bool) {
+        self.broken = true;
+        self.ring.set_error(fault.ring_error());
+        if !already_faulted {
+            engine.fault(id, fault);
+        }
+        kprintln!(
+            "xsstub: domain {}: connection faulted: {fault}",
+            self.domid.0
+        );
+        self.notify();
+    }
+
+    /// Moves requests into the engine and replies out, as far as both sides allow.
+    pub fn pump(&mut self, engine: &mut Engine, id: ConnId, trace: bool) -> PumpOutcome {
+        let mut outcome = PumpOutcome::default();
+        if self.broken {
+            return outcome;
+        }
+        let mut buf = [0u8; xsstate::ring::RING_SIZE as usize];
+        let mut notify = false;
+        loop {
+            if !engine.can_receive(id) {
+                break;
+            }
+            let (cons, n) = match self.ring.peek_requests(&mut buf) {
+                Ok(v) => v,
+                Err(_) => {
+                    self.fail(engine, id, Fault::RingIndex, false);
+                    return outcome;
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            let bytes = buf.get(..n).unwrap_or(&[]);
+            match engine.receive(id, bytes) {
+                Ok(0) => break,
+                Ok(used) => {
+                    if trace {
+                        kprintln!("xsstub: domain {}: {used} request bytes", self.domid.0);
+                    }
+                    self.ring.consume_requests(cons, used);
+                    outcome.moved = true;
+                    outcome.served = true;
+                    notify = true;
+                    if used < n {
+                        break;
+                    }
+                }
+                Err(fault) => {
+                    self.fail(engine, id, fault, true);
+                    return outcome;
+                }
+            }
+        }
+        loop {
+            let out = engine.pending_output(id);
+            if out.is_empty() {
+                break;
+            }
+            match self.ring.write_responses(out) {
+                Ok(0) => break,
+                Ok(n) => {
+                    engine.consume_output(id, n);
+                    outcome.moved = true;
+                    notify = true;
+                }
+                Err(_) => {
+                    self.fail(engine, id, Fault::RingIndex, false);
+                    return outcome;
+                }
+            }
+        }
+        if notify {
+            self.notify();
+        }
+        outcome
+    }
+}

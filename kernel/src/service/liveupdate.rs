@@ -1,0 +1,153 @@
+//! `xenstore-control live-update` for a stub domain: receive the image, quiesce, decide.
+//!
+//! This is the protocol half; the hand-over itself (state buffer, jump) is in `handover`.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use xsstate::control::LiveUpdateCmd;
+use xsstate::engine::Engine;
+
+/// Most bytes a new image may have (it must fit the domain's RAM with the state beside it).
+pub const IMAGE_MAX_BYTES: u64 = 32 << 20;
+
+/// What to do with a `live-update` request.
+#[derive(Debug)]
+pub enum Decision {
+    /// Answer with this text (`OK`, `BUSY` or an error message).
+    Reply(String),
+    /// Quiesced: hand over to the staged image.
+    Go,
+}
+
+/// The live-update state between requests.
+#[derive(Debug, Default)]
+pub struct LiveUpdate {
+    /// Announced size and the bytes received so far (`-b`, `-d`).
+    staging: Option<(usize, Vec<u8>)>,
+    /// `-c`: the new image's command line.
+    cmdline: Option<String>,
+    /// Engine time of the first `-s`, while quiescing.
+    quiesce_since_ms: Option<u64>,
+}
+
+impl LiveUpdate {
+    /// The staged image (complete after a successful `-s` check).
+    pub fn image(&self) -> &[u8] {
+        self.staging.as_ref().map_or(&[], |(_, b)| b.as_slice())
+    }
+
+    /// The command line the new image gets, when `-c` set one.
+    pub fn cmdline(&self) -> Option<&str> {
+        self.cmdline.as_deref()
+    }
+
+    /// Forgets everything (abort, or a failed hand-over) and lets transactions start again.
+    pub fn reset(&mut self, engine: &mut Engine) {
+        *self = LiveUpdate::default();
+        engine.hold_transactions(false);
+    }
+
+    /// Handles one sub-command at engine time `now_ms`; `validate` checks a complete image.
+    pub fn handle(
+        &mut self,
+        cmd: LiveUpdateCmd,
+        engine: &mut Engine,
+        now_ms: u64,
+        heap_free_bytes: usize,
+        validate: impl Fn(&[u8]) -> Result<(), String>,
+    ) -> Decision {
+        match cmd {
+            LiveUpdateCmd::Begin { size } => {
+                self.reset(engine);
+                // The image, its flattened copy and the state must all fit beside the store.
+                let limit = (heap_free_bytes as u64 / 3).min(IMAGE_MAX_BYTES);
+                if size == 0 || size > limit {
+                    return reply(format!(
+                        "live-update: an image of {size} bytes does not fit (at most {limit} \
+                         with {heap_free_bytes} bytes free)"
+                    ));
+                }
+                let size = size as usize;
+                let mut buf = Vec::new();
+                if buf.try_reserve_exact(size).is_err() {
+                    return reply(format!("live-update: cannot reserve {size} bytes"));
+                }
+                self.staging = Some((size, buf));
+                reply(String::from("OK"))
+            }
+            LiveUpdateCmd::Data(chunk) => {
+                let Some((size, buf)) = self.staging.as_mut() else {
+                    return reply(String::from("live-update: -d without -b"));
+                };
+                if buf.len().saturating_add(chunk.len()) > *size {
+                    let have = buf.len();
+                    let size = *size;
+                    self.reset(engine);
+                    return reply(format!(
+                        "live-update: {} bytes more than the {size} announced",
+                        have + chunk.len() - size
+                    ));
+                }
+                buf.extend_from_slice(&chunk);
+                reply(String::from("OK"))
+            }
+            LiveUpdateCmd::Cmdline(c) => match String::from_utf8(c) {
+                Ok(c) if c.len() < 1024 => {
+                    self.cmdline = Some(c);
+                    reply(String::from("OK"))
+                }
+                _ => reply(String::from(
+                    "live-update: the command line must be UTF-8 and under 1024 bytes",
+                )),
+            },
+            LiveUpdateCmd::File(_) => reply(String::from(
+                "live-update: -f is for a xenstored daemon; a stub domain takes -b/-d",
+            )),
+            LiveUpdateCmd::Abort => {
+                self.reset(engine);
+                reply(String::from("OK"))
+            }
+            LiveUpdateCmd::Start { timeout_s, force } => {
+                let Some((size, buf)) = self.staging.as_ref() else {
+                    return reply(String::from("live-update: -s without an image"));
+                };
+                if buf.len() != *size {
+                    return reply(format!(
+                        "live-update: image incomplete ({} of {size} bytes)",
+                        buf.len()
+                    ));
+                }
+                if let Err(e) = validate(buf) {
+                    return reply(format!("live-update: image refused: {e}"));
+                }
+                let since = *self.quiesce_since_ms.get_or_insert(now_ms);
+                engine.hold_transactions(true);
+                let open = engine.domains_with_transactions();
+                if open.is_empty() {
+                    return Decision::Go;
+                }
+                let waited_ms = now_ms.saturating_sub(since);
+                if waited_ms < u64::from(timeout_s).saturating_mul(1000) {
+                    return reply(String::from("BUSY"));
+                }
+                if force {
+                    return Decision::Go;
+                }
+                self.quiesce_since_ms = None;
+                engine.hold_transactions(false);
+                let names: Vec<String> = open.iter().map(|d| format!("{}", d.0)).collect();
+                reply(format!(
+                    "live-update: timeout after {timeout_s} s: transactions still open by \
+                     domain(s) {}",
+                    names.join(", ")
+                ))
+            }
+        }
+    }
+}
+
+fn reply(text: String) -> Decision {
+    Decision::Reply(text)
+}

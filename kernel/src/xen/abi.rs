@@ -1,0 +1,208 @@
+//! Xen ABI structures and numbers that `xen-sys` lacks, laid out as in Xen 4.17's public headers.
+
+/// `DOMID_SELF`.
+pub const DOMID_SELF: u16 = 0x7ff0;
+
+/// `HVMOP_set_param`.
+pub const HVMOP_SET_PARAM: u64 = 0;
+/// `HVMOP_get_param`.
+pub const HVMOP_GET_PARAM: u64 = 1;
+/// `HVM_PARAM_CALLBACK_IRQ`.
+pub const HVM_PARAM_CALLBACK_IRQ: u32 = 0;
+/// `HVM_PARAM_STORE_PFN`.
+pub const HVM_PARAM_STORE_PFN: u32 = 1;
+/// `HVM_PARAM_STORE_EVTCHN`.
+pub const HVM_PARAM_STORE_EVTCHN: u32 = 2;
+/// `HVM_PARAM_CONSOLE_PFN`.
+pub const HVM_PARAM_CONSOLE_PFN: u32 = 17;
+/// `HVM_PARAM_CONSOLE_EVTCHN`.
+pub const HVM_PARAM_CONSOLE_EVTCHN: u32 = 18;
+/// `HVM_PARAM_CALLBACK_TYPE_VECTOR`, in bits 56..63 of the callback parameter.
+pub const HVM_CALLBACK_TYPE_VECTOR: u64 = 2;
+
+/// `struct xen_hvm_param`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HvmParam {
+    /// Domain (`DOMID_SELF`).
+    pub domid: u16,
+    /// Padding.
+    pub pad: u16,
+    /// `HVM_PARAM_*`.
+    pub index: u32,
+    /// Value.
+    pub value: u64,
+}
+const _: () = assert!(core::mem::size_of::<HvmParam>() == 16);
+
+/// `XENMEM_current_reservation`.
+pub const XENMEM_CURRENT_RESERVATION: u64 = 3;
+/// `XENMEM_add_to_physmap`.
+pub const XENMEM_ADD_TO_PHYSMAP: u64 = 7;
+/// `XENMEM_memory_map`.
+pub const XENMEM_MEMORY_MAP: u64 = 9;
+/// `XENMAPSPACE_shared_info`.
+pub const XENMAPSPACE_SHARED_INFO: u32 = 0;
+/// `XENMAPSPACE_grant_table`.
+pub const XENMAPSPACE_GRANT_TABLE: u32 = 1;
+
+/// `struct xen_add_to_physmap`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AddToPhysmap {
+    /// Domain (`DOMID_SELF`).
+    pub domid: u16,
+    /// Number of pages for `gmfn_range` (unused here).
+    pub size: u16,
+    /// `XENMAPSPACE_*`.
+    pub space: u32,
+    /// Index in the space (grant frame number).
+    pub idx: u64,
+    /// Where to map it.
+    pub gpfn: u64,
+}
+const _: () = assert!(core::mem::size_of::<AddToPhysmap>() == 24);
+
+/// `struct xen_memory_map` (for `XENMEM_memory_map`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MemoryMap {
+    /// In: room in the buffer; out: entries written.
+    pub nr_entries: u32,
+    /// Padding.
+    pub pad: u32,
+    /// Guest handle of an array of packed 20-byte E820 entries.
+    pub buffer: u64,
+}
+const _: () = assert!(core::mem::size_of::<MemoryMap>() == 16);
+
+/// Size of one packed `struct e820entry` as `XENMEM_memory_map` writes it.
+pub const E820_ENTRY_BYTES: usize = 20;
+/// E820 type of usable RAM.
+pub const E820_RAM: u32 = 1;
+
+/// `GNTTABOP_map_grant_ref`.
+pub const GNTTABOP_MAP_GRANT_REF: u64 = 0;
+/// `GNTTABOP_unmap_grant_ref`.
+pub const GNTTABOP_UNMAP_GRANT_REF: u64 = 1;
+/// `GNTMAP_host_map`.
+pub const GNTMAP_HOST_MAP: u32 = 1 << 1;
+/// `GTF_permit_access`.
+pub const GTF_PERMIT_ACCESS: u16 = 1 << 0;
+/// `GTF_readonly`.
+pub const GTF_READONLY: u16 = 1 << 2;
+/// `GNTTAB_RESERVED_XENSTORE`: the grant ref every domain puts its xenstore ring at.
+pub const GNTTAB_RESERVED_XENSTORE: u32 = 1;
+
+/// `struct gnttab_map_grant_ref`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GnttabMapGrantRef {
+    /// Guest physical address to map at.
+    pub host_addr: u64,
+    /// `GNTMAP_*`.
+    pub flags: u32,
+    /// The grant reference.
+    pub gref: u32,
+    /// The granting domain.
+    pub dom: u16,
+    /// Out: `GNTST_*`.
+    pub status: i16,
+    /// Out: handle for the unmap.
+    pub handle: u32,
+    /// Out: bus address (unused).
+    pub dev_bus_addr: u64,
+}
+const _: () = assert!(core::mem::size_of::<GnttabMapGrantRef>() == 32);
+
+/// `struct gnttab_unmap_grant_ref`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GnttabUnmapGrantRef {
+    /// The address the grant was mapped at.
+    pub host_addr: u64,
+    /// Bus address (unused).
+    pub dev_bus_addr: u64,
+    /// The handle from the map.
+    pub handle: u32,
+    /// Out: `GNTST_*`.
+    pub status: i16,
+    /// Padding.
+    pub pad: u16,
+}
+const _: () = assert!(core::mem::size_of::<GnttabUnmapGrantRef>() == 24);
+
+/// `struct grant_entry_v1`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GrantEntryV1 {
+    /// `GTF_*`.
+    pub flags: u16,
+    /// The domain allowed access.
+    pub domid: u16,
+    /// The frame granted.
+    pub frame: u32,
+}
+const _: () = assert!(core::mem::size_of::<GrantEntryV1>() == 8);
+
+/// `VCPUOP_set_singleshot_timer`.
+pub const VCPUOP_SET_SINGLESHOT_TIMER: u64 = 8;
+
+/// `struct vcpu_set_singleshot_timer`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SingleshotTimer {
+    /// Absolute Xen system time of the deadline.
+    pub timeout_abs_ns: u64,
+    /// `VCPU_SSHOTTMR_*` (0: fire at once when already past).
+    pub flags: u32,
+    /// Padding.
+    pub pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<SingleshotTimer>() == 16);
+
+/// `XEN_DOMCTL_INTERFACE_VERSION` of Xen 4.17.
+pub const XEN_DOMCTL_INTERFACE_VERSION: u32 = 0x15;
+/// `XEN_DOMCTL_getdomaininfo`.
+pub const XEN_DOMCTL_GETDOMAININFO: u32 = 5;
+/// `XEN_DOMINF_dying`.
+pub const XEN_DOMINF_DYING: u32 = 1 << 0;
+/// `XEN_DOMINF_shutdown`.
+pub const XEN_DOMINF_SHUTDOWN: u32 = 1 << 2;
+
+/// `struct xen_domctl` with its 128-byte union as raw words.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Domctl {
+    /// `XEN_DOMCTL_*`.
+    pub cmd: u32,
+    /// `XEN_DOMCTL_INTERFACE_VERSION`.
+    pub interface_version: u32,
+    /// The domain asked about.
+    pub domain: u16,
+    /// Padding.
+    pub pad: [u16; 3],
+    /// The command's union (`getdomaininfo`: domain u16 at 0, flags u32 at 4).
+    pub u: [u64; 16],
+}
+const _: () = assert!(core::mem::size_of::<Domctl>() == 144);
+
+/// `struct xencons_interface` offsets (the PV console ring page).
+pub mod cons {
+    /// Offset of `in[1024]`.
+    pub const IN: usize = 0;
+    /// Size of `in`.
+    pub const IN_SIZE: u32 = 1024;
+    /// Offset of `out[2048]`.
+    pub const OUT: usize = 1024;
+    /// Size of `out`.
+    pub const OUT_SIZE: u32 = 2048;
+    /// Offset of `in_cons`.
+    pub const IN_CONS: usize = 3072;
+    /// Offset of `in_prod`.
+    pub const IN_PROD: usize = 3076;
+    /// Offset of `out_cons`.
+    pub const OUT_CONS: usize = 3080;
+    /// Offset of `out_prod`.
+    pub const OUT_PROD: usize = 3084;
+}

@@ -1,0 +1,254 @@
+//! Event channels (2-level ABI): the shared-info page, the upcall that records, and the ops.
+
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+
+use xen_sys::{
+    __HYPERVISOR_event_channel_op, __HYPERVISOR_hvm_op, __HYPERVISOR_memory_op,
+    evtchn_bind_interdomain, evtchn_bind_virq, evtchn_close, evtchn_send, shared_info, vcpu_info,
+    EVTCHNOP_bind_interdomain, EVTCHNOP_bind_virq, EVTCHNOP_close, EVTCHNOP_send,
+};
+
+use super::abi::{
+    AddToPhysmap, HvmParam, DOMID_SELF, HVMOP_SET_PARAM, HVM_CALLBACK_TYPE_VECTOR,
+    HVM_PARAM_CALLBACK_IRQ, XENMAPSPACE_SHARED_INFO, XENMEM_ADD_TO_PHYSMAP,
+};
+use super::hypercall::hypercall2;
+
+/// Number of 64-bit words of pending/mask bits (4096 ports).
+const WORDS: usize = 64;
+/// Largest 2-level port number + 1.
+pub const MAX_PORTS: u32 = (WORDS * 64) as u32;
+
+/// Physical address of the shared-info page once mapped (0 before).
+static SHARED_INFO: AtomicU64 = AtomicU64::new(0);
+/// Ports the upcall saw pending, waiting for the main loop.
+static RECORDED: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
+
+/// A hypercall failed; the value is Xen's negative errno.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct XenError(pub i64);
+
+fn check(rc: i64) -> Result<(), XenError> {
+    if rc < 0 {
+        Err(XenError(rc))
+    } else {
+        Ok(())
+    }
+}
+
+/// Maps the shared-info page at `gfn` and routes event upcalls to the arch upcall vector.
+pub fn init(gfn: u64) -> Result<(), XenError> {
+    let mut xatp = AddToPhysmap {
+        domid: DOMID_SELF,
+        size: 0,
+        space: XENMAPSPACE_SHARED_INFO,
+        idx: 0,
+        gpfn: gfn,
+    };
+    // SAFETY: XENMEM_add_to_physmap reads a `xen_add_to_physmap` we own for the call; the
+    // target gfn is in a hole of our physical map reserved for Xen pages (see `layout`).
+    check(unsafe {
+        hypercall2(
+            __HYPERVISOR_memory_op,
+            XENMEM_ADD_TO_PHYSMAP,
+            &raw mut xatp as u64,
+        )
+    })?;
+    SHARED_INFO.store(gfn << 12, Ordering::SeqCst);
+    // Start from a clean slate: everything unmasked, nothing pending that we did not bind.
+    for w in 0..WORDS {
+        if let Some(mask) = word_ptr(core::mem::offset_of!(shared_info, evtchn_mask), w) {
+            mask.store(0, Ordering::SeqCst);
+        }
+    }
+    if let Some(m) = vcpu0_u8(core::mem::offset_of!(vcpu_info, evtchn_upcall_mask)) {
+        m.store(0, Ordering::SeqCst);
+    }
+    crate::arch::idt::set_upcall_handler(upcall);
+    let mut param = HvmParam {
+        domid: DOMID_SELF,
+        pad: 0,
+        index: HVM_PARAM_CALLBACK_IRQ,
+        value: (HVM_CALLBACK_TYPE_VECTOR << 56) | u64::from(crate::arch::idt::UPCALL_VECTOR),
+    };
+    // SAFETY: HVMOP_set_param reads the `xen_hvm_param` we own for the call.
+    check(unsafe { hypercall2(__HYPERVISOR_hvm_op, HVMOP_SET_PARAM, &raw mut param as u64) })?;
+    Ok(())
+}
+
+/// The physical address of the shared-info page (0 before [`init`]).
+pub fn shared_info_paddr() -> u64 {
+    SHARED_INFO.load(Ordering::Relaxed)
+}
+
+/// The atomic word `index` of the u64 array at byte `offset` in the shared-info page.
+fn word_ptr(offset: usize, index: usize) -> Option<&'static AtomicU64> {
+    let base = SHARED_INFO.load(Ordering::Relaxed);
+    if base == 0 || index >= WORDS {
+        return None;
+    }
+    let addr = base as usize + offset + index * 8;
+    // SAFETY: the shared-info page is mapped at `base` for the rest of the domain's life
+    // (it is never unmapped); `offset` is one of the two bitmap arrays of `shared_info` and
+    // `index < 64`, so the 8-byte-aligned word lies inside the page. Xen updates these words
+    // with atomic operations, so accessing them through `AtomicU64` is the required protocol.
+    Some(unsafe { AtomicU64::from_ptr(addr as *mut u64) })
+}
+
+/// A byte of vCPU 0's `vcpu_info` at `offset`.
+fn vcpu0_u8(offset: usize) -> Option<&'static AtomicU8> {
+    let base = SHARED_INFO.load(Ordering::Relaxed);
+    if base == 0 || offset >= core::mem::size_of::<vcpu_info>() {
+        return None;
+    }
+    // SAFETY: vCPU 0's `vcpu_info` is the first entry of the mapped shared-info page and
+    // `offset` is inside it; Xen writes these bytes concurrently, hence atomics.
+    Some(unsafe { AtomicU8::from_ptr((base as usize + offset) as *mut u8) })
+}
+
+/// vCPU 0's `evtchn_pending_sel`.
+fn pending_sel() -> Option<&'static AtomicU64> {
+    let base = SHARED_INFO.load(Ordering::Relaxed);
+    if base == 0 {
+        return None;
+    }
+    let addr = base as usize + core::mem::offset_of!(vcpu_info, evtchn_pending_sel);
+    // SAFETY: inside vCPU 0's `vcpu_info` in the mapped page, 8-byte aligned (offset 8).
+    Some(unsafe { AtomicU64::from_ptr(addr as *mut u64) })
+}
+
+/// Moves every pending, unmasked port from the shared-info page into our record. Runs in the
+/// upcall (interrupts off) and from the main loop.
+pub fn collect() {
+    let Some(sel) = pending_sel() else {
+        return;
+    };
+    if let Some(p) = vcpu0_u8(core::mem::offset_of!(vcpu_info, evtchn_upcall_pending)) {
+        p.store(0, Ordering::SeqCst);
+    }
+    let mut words = sel.swap(0, Ordering::SeqCst);
+    while words != 0 {
+        let w = words.trailing_zeros() as usize;
+        words &= words - 1;
+        let (Some(pending), Some(mask)) = (
+            word_ptr(core::mem::offset_of!(shared_info, evtchn_pending), w),
+            word_ptr(core::mem::offset_of!(shared_info, evtchn_mask), w),
+        ) else {
+            continue;
+        };
+        let ready = pending.load(Ordering::SeqCst) & !mask.load(Ordering::SeqCst);
+        if ready != 0 {
+            pending.fetch_and(!ready, Ordering::SeqCst);
+            if let Some(r) = RECORDED.get(w) {
+                r.fetch_or(ready, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+/// The upcall: record, nothing else (the main loop does the work).
+fn upcall() {
+    collect();
+}
+
+/// A set of ports taken from the record.
+#[derive(Clone, Debug)]
+pub struct PendingPorts {
+    words: [u64; WORDS],
+}
+
+impl PendingPorts {
+    /// The ports, in increasing order.
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.words.iter().enumerate().flat_map(|(i, &w)| {
+            (0..64u32)
+                .filter(move |b| w & (1u64 << b) != 0)
+                .map(move |b| i as u32 * 64 + b)
+        })
+    }
+}
+
+/// Takes every recorded port.
+pub fn take_pending() -> PendingPorts {
+    collect();
+    let mut words = [0u64; WORDS];
+    for (dst, src) in words.iter_mut().zip(RECORDED.iter()) {
+        *dst = src.swap(0, Ordering::SeqCst);
+    }
+    PendingPorts { words }
+}
+
+/// Whether any port is recorded (checked with interrupts off before sleeping).
+pub fn any_pending() -> bool {
+    RECORDED.iter().any(|w| w.load(Ordering::SeqCst) != 0)
+        || pending_sel().is_some_and(|s| s.load(Ordering::SeqCst) != 0)
+}
+
+fn evtchn_op<T>(cmd: u32, arg: &mut T) -> Result<(), XenError> {
+    // SAFETY: every caller passes the `evtchn_*` structure `cmd` expects, which we own for
+    // the duration of the call.
+    check(unsafe {
+        hypercall2(
+            __HYPERVISOR_event_channel_op,
+            u64::from(cmd),
+            arg as *mut T as u64,
+        )
+    })
+}
+
+/// Binds to `remote_port` of `domid`; returns our local port.
+pub fn bind_interdomain(domid: u16, remote_port: u32) -> Result<u32, XenError> {
+    let mut op = evtchn_bind_interdomain {
+        remote_dom: domid,
+        remote_port,
+        local_port: 0,
+    };
+    evtchn_op(EVTCHNOP_bind_interdomain, &mut op)?;
+    Ok(op.local_port)
+}
+
+/// Binds a virtual IRQ on vCPU 0; returns the local port.
+pub fn bind_virq(virq: u32) -> Result<u32, XenError> {
+    let mut op = evtchn_bind_virq {
+        virq,
+        vcpu: 0,
+        port: 0,
+    };
+    evtchn_op(EVTCHNOP_bind_virq, &mut op)?;
+    Ok(op.port)
+}
+
+/// Signals the other end of `port`.
+pub fn notify(port: u32) -> Result<(), XenError> {
+    let mut op = evtchn_send { port };
+    evtchn_op(EVTCHNOP_send, &mut op)
+}
+
+/// Closes `port`, dropping anything recorded for it.
+pub fn close(port: u32) -> Result<(), XenError> {
+    let mut op = evtchn_close { port };
+    let rc = evtchn_op(EVTCHNOP_close, &mut op);
+    if let Some(r) = RECORDED.get((port / 64) as usize) {
+        r.fetch_and(!(1u64 << (port % 64)), Ordering::SeqCst);
+    }
+    rc
+}
+
+/// `HVMOP_get_param` for this domain.
+pub fn hvm_param(index: u32) -> Result<u64, XenError> {
+    let mut param = HvmParam {
+        domid: DOMID_SELF,
+        pad: 0,
+        index,
+        value: 0,
+    };
+    // SAFETY: HVMOP_get_param reads and writes the `xen_hvm_param` we own for the call.
+    check(unsafe {
+        hypercall2(
+            __HYPERVISOR_hvm_op,
+            super::abi::HVMOP_GET_PARAM,
+            &raw mut param as u64,
+        )
+    })?;
+    Ok(param.value)
+}

@@ -1,0 +1,17 @@
+#!/bin/sh
+# The lab guest's /init: a PVH Linux domU that talks to xenstore through Linux's xenbus
+# driver with the stock clients and reports what it saw in data/result.
+export PATH=/usr/bin:/bin:/sbin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+[ -e /dev/xen/xenbus ] || mount -t xenfs xenfs /proc/xen
+echo "xslab-guest: up after $(cut -d' ' -f1 /proc/uptime) s"
+name=$(timeout 30 xenstore-read name 2>&1) || name="error:$name"
+probe=$(timeout 30 xenstore-write data/probe hello 2>&1 &&
+    timeout 30 xenstore-read data/probe 2>&1) || probe="error:$probe"
+timeout 30 xenstore-write data/result "name=$name probe=$probe"
+echo "xslab-guest: wrote data/result: name=$name probe=$probe"
+while :; do
+    sleep 3600
+done

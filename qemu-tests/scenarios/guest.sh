@@ -1,0 +1,27 @@
+#!/bin/sh
+# A PVH Linux guest reads and writes its xenstore home with the stock clients through
+# Linux's xenbus driver; destroying it fires @releaseDomain and removes its nodes.
+. /xslab/lib.sh
+
+nodes0=$(node_count)
+mem0=$(memreport_nodes)
+guest_start
+log "guest $DOMID reported after $BOOT s"
+expect_match xl-list-guest '^xslab-guest +[0-9]+ ' xl list
+expect_eq guest-name xslab-guest xenstore-read "/local/domain/$DOMID/name"
+expect_eq guest-probe hello xenstore-read "/local/domain/$DOMID/data/probe"
+
+bg xenstore-watch -n 2 @releaseDomain >/tmp/guest-release 2>&1
+wait_lines 20 /tmp/guest-release 1 || fail "@releaseDomain: no initial event"
+guest_stop
+wait_lines 30 /tmp/guest-release 2 ||
+    fail "@releaseDomain did not fire on xl destroy: $(cat /tmp/guest-release)"
+log "ok @releaseDomain fired"
+check_fails guest-home-gone xenstore-exists "/local/domain/$DOMID"
+
+nodes1=$(node_count)
+mem1=$(memreport_nodes)
+log "nodes in the store: $nodes0 before, $nodes1 after; memreport: '$mem0' -> '$mem1'"
+# The first guest may leave parents such as /local/domain/0/backend behind: a little slack.
+[ "$nodes1" -le $((nodes0 + 5)) ] || fail "store grew from $nodes0 to $nodes1 nodes"
+pass "domid=$DOMID boot=${BOOT}s nodes=$nodes0->$nodes1 retries=${RETRIES:-0}"

@@ -1,0 +1,81 @@
+#!/bin/sh
+# One fixed client session, printed between markers and hashed, so that the C and the stub
+# runs can be compared line by line (`cargo xtask lab --compare`).
+. /xslab/lib.sh
+
+out=/tmp/session.out
+: >"$out"
+
+# step CMD...: the command line, its output (stdout and stderr) and its exit status.
+step() {
+    line="\$"
+    for a in "$@"; do
+        if [ ${#a} -gt 40 ]; then
+            line="$line <${#a} chars>"
+        else
+            line="$line $a"
+        fi
+    done
+    echo "$line" >>"$out"
+    timeout "$T" "$@" >>"$out" 2>&1
+    echo "exit=$?" >>"$out"
+}
+
+step xenstore-write /session/a 1
+step xenstore-read /session/a
+step xenstore-write /session/dir/x hello /session/dir/y "two words" /session/dir/z ""
+step xenstore-read /session/dir/z
+step xenstore-ls -f /session
+step xenstore-list /session/dir
+step xenstore-exists /session/dir/x
+step xenstore-exists /session/nope
+step xenstore-read /session/nope
+step xenstore-read /session/nope/deeper
+step xenstore-list /session/nope
+step xenstore-rm /session/dir/x
+step xenstore-rm /session/nope
+step xenstore-rm /session/nope/deeper
+step xenstore-ls -f /session
+step xenstore-chmod /session/dir n0 r5 w7 b9
+step xenstore-ls -fp /session
+step xenstore-chmod -r /session b0
+step xenstore-ls -fp /session
+step xenstore-chmod /session/dir x0
+step xenstore-write "/session/bad path" x
+step xenstore-write /session/trailing/ x
+step xenstore-write /session//double x
+step xenstore-read ""
+step xenstore-read name
+step xenstore-read domid
+step xenstore-write session-rel/node v
+step xenstore-read /local/domain/0/session-rel/node
+step xenstore-rm session-rel
+step xenstore-exists /local/domain/0/session-rel
+step xenstore-write /session/big "$(head -c 3000 /dev/zero | tr '\0' a)"
+echo "\$ xenstore-read /session/big | wc -c" >>"$out"
+timeout "$T" xenstore-read /session/big 2>&1 | wc -c >>"$out"
+step xenstore-write /session/toobig "$(head -c 5000 /dev/zero | tr '\0' a)"
+step xenstore-write "/session/$(head -c 3100 /dev/zero | tr '\0' p)" x
+step xenstore-write "/session/$(head -c 2000 /dev/zero | tr '\0' p)" x
+step xenstore-rm "/session/$(head -c 2000 /dev/zero | tr '\0' p)"
+step xenstore-read @introduceDomain
+step xenstore-write @foo x
+
+# Watch events in order, from a second client.
+rm -f /tmp/session-watch
+bg xenstore-watch -n 4 /session/w >/tmp/session-watch 2>&1
+wait_lines 20 /tmp/session-watch 1
+step xenstore-write /session/w/a 1
+step xenstore-write /session/w/a 2
+step xenstore-rm /session/w
+wait_lines 20 /tmp/session-watch 4
+echo "\$ (watch events)" >>"$out"
+cat /tmp/session-watch >>"$out"
+
+step xenstore-rm /session
+step xenstore-exists /session
+
+echo "XSLAB-SESSION-BEGIN"
+sed 's/^/XSLAB-S| /' "$out"
+echo "XSLAB-SESSION-END"
+pass "lines=$(wc -l <"$out") sha256=$(sha256sum "$out" | cut -d' ' -f1)"
