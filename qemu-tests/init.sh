@@ -26,13 +26,14 @@ setup_c() {
 setup_stub() {
     [ -e /dev/xen/xenbus_backend ] || { SETUP_ERR="no /dev/xen/xenbus_backend"; return 1; }
     t0=$(now)
-    timeout 60 init-xenstore-domain --kernel /xslab/xsstub --memory 8 -v \
+    timeout 60 init-xenstore-domain --kernel /xslab/xsstub --memory "${XSLAB_STUB_MEMORY:-8}" ${XSLAB_STUB_PARAM:+--param "$XSLAB_STUB_PARAM"} -v \
         >/var/log/xen/init-xenstore-domain.out 2>&1
     rc=$?
     sed 's/^/init-xenstore-domain: /' /var/log/xen/init-xenstore-domain.out | tail -n 40
     echo "XSLAB-INFO init-xenstore-domain exit $rc after $(since "$t0") s"
     [ $rc -eq 0 ] || { SETUP_ERR="init-xenstore-domain exit $rc"; return 1; }
     wait_until 30 xenstore-read / || { SETUP_ERR="the stub domain does not answer"; return 1; }
+    timeout 10 xenstore-read /tool/xenstored/domid >/run/xslab-stub-domid 2>/dev/null
 }
 
 setup() {
@@ -47,8 +48,14 @@ setup() {
 echo "XSLAB-BOOTED store=$XSLAB_STORE scenarios=$XSLAB_SCENARIOS"
 if setup; then
     echo "XSLAB-READY store=$XSLAB_STORE"
+    dead=""
     for s in $XSLAB_SCENARIOS; do
+        if [ -n "$dead" ]; then
+            echo "XSLAB-VERDICT $s FAIL not run: $dead"
+            continue
+        fi
         run_scenario "$s"
+        xenstore_answers || dead="xenstore stopped answering dom0 (during $s)"
     done
 else
     echo "XSLAB-INFO set-up failed: $SETUP_ERR"

@@ -14,10 +14,16 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 
 log() { echo "[${XSLAB_SCENARIO:-init}] $*"; }
 
-# Runs CMD... with the timeout T; sets OUT (stdout+stderr) and RC.
+# Runs CMD... with the timeout T; sets OUT (stdout+stderr), RC and HOW ("exit N", or
+# "timed out after T s").
 runq() {
     OUT=$(timeout "$T" "$@" 2>&1)
     RC=$?
+    if [ "$RC" -eq 143 ]; then
+        HOW="timed out after $T s"
+    else
+        HOW="exit $RC"
+    fi
 }
 
 # Ends the scenario with a failure: one line of reason.
@@ -37,7 +43,7 @@ check() {
     name=$1
     shift
     runq "$@"
-    [ "$RC" -eq 0 ] || fail "$name: '$*' exit $RC: $OUT"
+    [ "$RC" -eq 0 ] || fail "$name: '$*' $HOW: $OUT"
     log "ok $name"
 }
 
@@ -46,7 +52,7 @@ check_fails() {
     name=$1
     shift
     runq "$@"
-    [ "$RC" -ne 0 ] && [ "$RC" -ne 143 ] || fail "$name: '$*' exit $RC (expected a failure): $OUT"
+    [ "$RC" -ne 0 ] && [ "$RC" -ne 143 ] || fail "$name: '$*' $HOW (expected a failure): $OUT"
     log "ok $name"
 }
 
@@ -57,7 +63,7 @@ expect_eq() {
     shift 2
     runq "$@"
     [ "$RC" -eq 0 ] && [ "$OUT" = "$want" ] ||
-        fail "$name: '$*' printed '$OUT' (exit $RC), expected '$want'"
+        fail "$name: '$*' printed '$OUT' ($HOW), expected '$want'"
     log "ok $name"
 }
 
@@ -69,7 +75,7 @@ expect_match() {
     shift 2
     runq "$@"
     [ "$RC" -eq 0 ] && echo "$OUT" | grep -qE -- "$pattern" ||
-        fail "$name: '$*' (exit $RC) has no line matching '$pattern': $OUT"
+        fail "$name: '$*' ($HOW) has no line matching '$pattern': $OUT"
     log "ok $name"
 }
 
@@ -116,19 +122,42 @@ memreport_nodes() {
 
 # Destroys every domain but dom0 and the xenstore domain.
 destroy_guests() {
-    for d in $(xl list 2>/dev/null | awk 'NR > 1 && $1 != "Domain-0" && $1 != "Xenstore" { print $1 }'); do
+    for d in $(timeout 10 xl list 2>/dev/null |
+        awk 'NR > 1 && $1 != "Domain-0" && $1 != "Xenstore" { print $1 }'); do
         timeout "$T" xl destroy "$d"
     done
 }
 
-# Everything worth seeing after a failure.
+# True if xenstore answers dom0 within 10 s.
+xenstore_answers() {
+    timeout 10 xenstore-read / >/dev/null 2>&1
+}
+
+# Everything worth seeing after a failure (every command bounded: xenstore may be stuck).
 diagnostics() {
     echo "XSLAB-DIAG begin"
+    if xenstore_answers; then
+        echo "--- xenstore answers dom0"
+    else
+        echo "--- xenstore does NOT answer dom0 (a read of / timed out after 10 s)"
+    fi
     echo "--- xl list"
     timeout 10 xl list 2>&1
     echo "--- xenstored output and trace (tail)"
     tail -n 20 /var/log/xen/xenstored.out 2>/dev/null
     tail -n 60 /var/log/xen/xenstored-trace.log 2>/dev/null
+    if [ -s /run/xslab-stub-domid ]; then
+        stub=$(cat /run/xslab-stub-domid)
+        echo "--- xenctx of the xenstore domain $stub"
+        timeout 10 xenctx "$stub" 2>&1 | head -n 30
+        for i in 1 2 3 4 5; do
+            timeout 10 xenctx "$stub" 2>&1 | sed -n 's/^rip: /xenctx sample rip: /p;s/^flags: /  flags: /p'
+            sleep 0.3
+        done
+        echo "--- event channels (xl debug-keys e)"
+        timeout 10 xl debug-keys e >/dev/null 2>&1
+        timeout 10 xl dmesg 2>&1 | grep -A 40 "Event channel information for domain $stub" | head -n 40
+    fi
     echo "--- syslog (tail)"
     tail -n 30 /var/log/messages 2>/dev/null
     for f in /var/log/xen/console/*.log; do
@@ -172,12 +201,19 @@ if [ -n "$XSLAB_SCENARIO" ]; then
 fi
 
 # guest_wait SECS: until the guest DOMID has written data/result (0), its domain is gone
-# (2: it crashed; on_crash and on_reboot are "destroy") or SECS pass (1).
+# (2: it crashed; on_crash and on_reboot are "destroy"), xenstore does not answer within 10 s
+# (3) or SECS pass (1).
 guest_wait() {
     w0=$(now)
     while :; do
-        timeout 10 xenstore-read "/local/domain/$DOMID/data/result" >/dev/null 2>&1 && return 0
-        timeout 10 xl list "$DOMID" >/dev/null 2>&1 || return 2
+        timeout 10 xenstore-read "/local/domain/$DOMID/data/result" >/dev/null 2>&1
+        case $? in
+        0) return 0 ;;
+        143) return 3 ;;
+        esac
+        # Exit 1 is xl's "no such domain"; a timeout (143) is not.
+        timeout 10 xl list "$DOMID" >/dev/null 2>&1
+        [ $? -eq 1 ] && return 2
         awk -v s="$(since "$w0")" -v l="$1" 'BEGIN { exit !(s >= l) }' && return 1
         sleep 0.3
     done
@@ -198,6 +234,7 @@ guest_start() {
         case $? in
         0) break ;;
         1) fail "guest $DOMID: no data/result after 120 s" ;;
+        3) fail "guest $DOMID: xenstore did not answer a read of its data/result within 10 s" ;;
         esac
         echo "XSLAB-INFO guest $DOMID died before it reported (attempt $attempt):"
         timeout 10 xl dmesg 2>&1 | grep -E "d$DOMID|Dom$DOMID" | tail -n 5

@@ -17,6 +17,13 @@ use crate::kprintln;
 use crate::xen::{self, events, time};
 use conns::{GfnPool, XenConn};
 
+/// A build flavour baked into the version (`XSSTUB_FLAVOR=b` builds the second image the
+/// live-update tests switch between).
+const FLAVOR: &str = match option_env!("XSSTUB_FLAVOR") {
+    Some(f) => f,
+    None => "",
+};
+
 /// Why the service could not start.
 #[derive(Debug)]
 enum BootError {
@@ -289,8 +296,9 @@ impl Stub {
             .map(|b| alloc::format!("{b:02x}"))
             .collect();
         self.engine.set_version_text(alloc::format!(
-            "xsstub {} build-id {id}\nlive-updates {}\n",
+            "xsstub {}{} build-id {id}\nlive-updates {}\n",
             env!("CARGO_PKG_VERSION"),
+            FLAVOR,
             self.live_updates
         ));
     }
@@ -310,8 +318,21 @@ impl Stub {
     }
 
     fn serve(&mut self) -> ! {
+        // Wake-ups in a row that found no event: a storm of spurious upcalls is reported once.
+        let mut idle_wakeups = 0u64;
         loop {
             let pending = events::take_pending();
+            if pending.iter().next().is_none() {
+                idle_wakeups += 1;
+                if idle_wakeups == 100_000 {
+                    kprintln!(
+                        "xsstub: 100000 wake-ups without an event: {}",
+                        events::debug_state()
+                    );
+                }
+            } else {
+                idle_wakeups = 0;
+            }
             self.engine.set_time_ms(time::now_ns() / 1_000_000);
             let (used, free) = crate::arch::heap::stats();
             self.engine.set_heap_usage(used, free);
@@ -425,10 +446,20 @@ impl Stub {
     ) {
         let now = self.engine_time_ms();
         let free = crate::arch::heap::stats().1;
+        let ram_top = crate::arch::heap::regions()
+            .iter()
+            .map(|(base, len)| (base + len) as u64)
+            .max()
+            .unwrap_or(0);
         let decision = self.lu.handle(cmd, &mut self.engine, now, free, |elf| {
-            xsstate::pvh::parse(elf)
-                .map(|_| ())
-                .map_err(|e| alloc::format!("{e}"))
+            let p = xsstate::pvh::parse(elf).map_err(|e| alloc::format!("{e}"))?;
+            if p.load_hi > ram_top {
+                return Err(alloc::format!(
+                    "it loads up to {:#x} but this domain's RAM ends at {ram_top:#x}",
+                    p.load_hi
+                ));
+            }
+            Ok(())
         });
         let text = match decision {
             liveupdate::Decision::Reply(t) => t,

@@ -12,6 +12,10 @@ probe=$(timeout 30 xenstore-write data/probe hello 2>&1 &&
     timeout 30 xenstore-read data/probe 2>&1) || probe="error:$probe"
 timeout 30 xenstore-write data/result "name=$name probe=$probe"
 echo "xslab-guest: wrote data/result: name=$name probe=$probe"
+# Answer pings from dom0 through the same xenbus connection: every change of data/ping is
+# copied to data/pong (the live-update scenario checks the guest's connection survives).
 while :; do
-    sleep 3600
+    timeout 3600 xenstore-watch -n 2 data/ping >/dev/null 2>&1 || sleep 1
+    v=$(timeout 30 xenstore-read data/ping 2>/dev/null) &&
+        timeout 30 xenstore-write data/pong "$v"
 done

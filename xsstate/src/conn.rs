@@ -63,9 +63,9 @@ pub struct Connection {
     pub events_dropped: u64,
     /// Set once the connection violated the protocol; it is ignored from then on.
     pub faulted: Option<crate::error::Fault>,
-    /// A `TRANSACTION_START` received while a live update holds new transactions; the
-    /// connection takes no further input until it is processed.
-    pub held: Option<crate::wire::Message>,
+    /// `TRANSACTION_START`s received while a live update holds new transactions, in order.
+    /// Other requests go on being served (dom0's tools all share one ring connection).
+    pub held: Vec<crate::wire::Message>,
 }
 
 impl Connection {
@@ -84,7 +84,7 @@ impl Connection {
             transactions: BTreeMap::new(),
             events_dropped: 0,
             faulted: None,
-            held: None,
+            held: Vec::new(),
         }
     }
 
@@ -180,7 +180,7 @@ impl Connection {
         self.replies_queued = 0;
         self.decoder = Decoder::new();
         self.faulted = None;
-        self.held = None;
+        self.held.clear();
     }
 
     /// Forgets everything a reconnect or `RESET_WATCHES` resets: watches and transactions.

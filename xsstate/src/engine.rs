@@ -344,7 +344,7 @@ impl Engine {
         let Some(c) = self.conns.get(&id) else {
             return false;
         };
-        if c.faulted.is_some() || c.held.is_some() {
+        if c.faulted.is_some() {
             return false;
         }
         if c.domid == self.config.priv_domid {
@@ -405,8 +405,8 @@ impl Engine {
                 Decoded::Message { msg, consumed } => {
                     used += consumed;
                     if self.transactions_held && msg.msg_type == MsgType::TransactionStart as u32 {
-                        c.held = Some(msg);
-                        return Ok(used);
+                        c.held.push(msg);
+                        continue;
                     }
                     self.process(id, msg);
                 }
@@ -513,8 +513,22 @@ impl Engine {
                 Ok(_) => "ok",
                 Err(e) => e.name(),
             };
+            let shown: String = msg
+                .payload
+                .iter()
+                .take(64)
+                .map(|&b| {
+                    if b == 0 {
+                        '|'
+                    } else if b.is_ascii_graphic() || b == b' ' {
+                        b as char
+                    } else {
+                        '?'
+                    }
+                })
+                .collect();
             self.log(alloc::format!(
-                "{id} dom{} {name} req {req_id} tx {}: {outcome}",
+                "{id} dom{} {name} req {req_id} tx {} [{shown}]: {outcome}",
                 who.domid,
                 tx_id.0
             ));
@@ -790,7 +804,7 @@ impl Engine {
         let held: Vec<(ConnId, Message)> = self
             .conns
             .iter_mut()
-            .filter_map(|(id, c)| c.held.take().map(|m| (*id, m)))
+            .flat_map(|(id, c)| core::mem::take(&mut c.held).into_iter().map(|m| (*id, m)))
             .collect();
         for (id, msg) in held {
             self.process(id, msg);
@@ -815,14 +829,14 @@ impl Engine {
         v
     }
 
-    /// Input received but not yet processed: a held request, then a partly received one.
+    /// Input received but not yet processed: held requests, then a partly received one.
     /// A state image cannot carry it; the live-update shell passes it on beside the image
     /// and feeds it back with [`Engine::receive`].
     pub fn pending_input(&self, id: ConnId) -> Vec<u8> {
         let Some(c) = self.conns.get(&id) else {
             return Vec::new();
         };
-        let mut out = c.held.as_ref().map(Message::encode).unwrap_or_default();
+        let mut out: Vec<u8> = c.held.iter().flat_map(Message::encode).collect();
         out.extend_from_slice(&c.decoder.partial_bytes());
         out
     }

@@ -32,17 +32,20 @@ const PACKAGES: [(&str, &str); 6] = [
     ("busybox-static", "/bin/busybox"),
 ];
 
-const USAGE: &str = "usage: cargo xtask lab [--store c|stub] [--compare] [--timeout SECS] [--keep]
-                       [--image PATH] [SCENARIO...]
+const USAGE: &str = "usage: cargo xtask lab [--store c|stub] [--compare] [--demo] [--timeout SECS]
+                       [--keep] [--image PATH] [--file NAME=PATH]... [SCENARIO...]
 
   --store c|stub   xenstore in dom0 (C xenstored) or the stub domain (default: stub)
-  --compare        run the session scenario with both and require identical output
+  --compare        SCENARIOs and the session with the stub domain, the session with C
+                   xenstored; the two session transcripts must be identical
+  --demo           the demo scenario with the stub domain, its output on stdout
   --timeout SECS   limit for one boot (default 900)
   --keep           keep the serial log and the initramfs even on success
   --image PATH     the stub-domain image (default: what `cargo xtask build` builds)
+  --file NAME=PATH also put PATH into dom0 as /xslab/NAME (repeatable)
   SCENARIO         names from qemu-tests/scenarios (default: tools session guest cycles)
 
-environment: XSLAB_EXTRA_XEN_ARGS, XSLAB_EXTRA_DOM0_ARGS, XSLAB_SMP (default 2),
+environment: XSLAB_EXTRA_XEN_ARGS, XSLAB_EXTRA_DOM0_ARGS, XSLAB_SMP (default 1),
 XSLAB_CYCLES (default 10), XSLAB_VERBOSE=1 (echo the whole console)
 ";
 
@@ -69,9 +72,11 @@ impl Store {
 struct Options {
     store: Store,
     compare: bool,
+    demo: bool,
     timeout: Duration,
     keep: bool,
     image: Option<PathBuf>,
+    files: Vec<(String, PathBuf)>,
     scenarios: Vec<String>,
 }
 
@@ -79,9 +84,11 @@ fn parse(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
         store: Store::Stub,
         compare: false,
+        demo: false,
         timeout: Duration::from_secs(DEFAULT_TIMEOUT),
         keep: false,
         image: None,
+        files: Vec::new(),
         scenarios: Vec::new(),
     };
     let mut it = args.iter();
@@ -100,6 +107,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 }
             }
             "--compare" => o.compare = true,
+            "--demo" => o.demo = true,
             "--keep" => o.keep = true,
             "--timeout" => {
                 let v = value("--timeout")?;
@@ -109,6 +117,17 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 o.timeout = Duration::from_secs(secs);
             }
             "--image" => o.image = Some(PathBuf::from(value("--image")?)),
+            "--file" => {
+                let v = value("--file")?;
+                let (name, path) = v
+                    .split_once('=')
+                    .filter(|(n, _)| !n.is_empty() && !n.contains('/'))
+                    .ok_or_else(|| format!("--file {v}: NAME=PATH\n\n{USAGE}"))?;
+                if !Path::new(path).is_file() {
+                    return Err(format!("--file {v}: {path} is not a file"));
+                }
+                o.files.push((name.to_string(), PathBuf::from(path)));
+            }
             "-h" | "--help" => return Err(USAGE.to_string()),
             s if s.starts_with('-') => return Err(format!("unknown option {s}\n\n{USAGE}")),
             s => o.scenarios.push(s.to_string()),
@@ -128,6 +147,9 @@ fn parse(args: &[String]) -> Result<Options, String> {
 /// `cargo xtask lab ...`.
 pub fn run(args: &[String]) -> Result<(), String> {
     let o = parse(args)?;
+    if o.demo {
+        return demo(&stub_image(o.image.as_deref())?);
+    }
     prepare()?;
     if o.compare {
         let mut scenarios = o.scenarios.clone();
@@ -142,13 +164,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     } else {
         o.scenarios.clone()
     };
-    let image = match o.store {
-        Store::Stub => Some(stub_image(o.image.as_deref())?),
-        Store::C => None,
-    };
-    one(o.store, &scenarios, &o, image.as_deref())
-        .map(|_| ())
-        .map_err(|(_, e)| e)
+    // C mode carries the image too: the misbehaving test guest is the same image.
+    let image = Some(stub_image(o.image.as_deref())?);
+    one(o.store, &scenarios, &o, image.as_deref()).1
 }
 
 /// The lab as `cargo xtask test` runs it: every scenario with the stub domain, then the
@@ -164,20 +182,19 @@ pub fn run_for_test() -> Result<(), String> {
 /// The stub domain with `scenarios`, C xenstored with the session only, then the comparison
 /// of their session transcripts; every failure is reported.
 fn both(scenarios: &[String], o: &Options, image: &Path) -> Result<(), String> {
-    let stub = one(Store::Stub, scenarios, o, Some(image));
-    let c = one(Store::C, &["session".to_string()], o, None);
+    let (stub, stub_result) = one(Store::Stub, scenarios, o, Some(image));
+    let (c, c_result) = one(Store::C, &["session".to_string()], o, None);
     let mut errors = Vec::new();
-    let compared = match (outcome(&c), outcome(&stub)) {
-        (Some(c), Some(s)) => compare(c, s),
-        _ => Ok(()),
-    };
-    for (name, r) in [("stub domain", &stub), ("C xenstored", &c)] {
-        if let Err((_, e)) = r {
-            errors.push(format!("with the {name}: {e}"));
-        }
+    if let Err(e) = stub_result {
+        errors.push(format!("with the stub domain: {e}"));
     }
-    if let Err(e) = compared {
-        errors.push(e);
+    if let Err(e) = c_result {
+        errors.push(format!("with C xenstored: {e}"));
+    }
+    if let (Some(c), Some(stub)) = (&c, &stub) {
+        if let Err(e) = compare(c, stub) {
+            errors.push(e);
+        }
     }
     if errors.is_empty() {
         Ok(())
@@ -201,11 +218,13 @@ pub fn demo(image: &Path) -> Result<(), String> {
         timeout: o.timeout,
         scenario_timeout: Duration::from_secs(SCENARIO_TIMEOUT),
         image: Some(image),
+        files: &[],
         keep: false,
         demo: true,
     };
     let outcome = harness::boot(&boot)?;
     settle(&outcome, boot.scenarios)?;
+    let _ = std::fs::remove_file(&outcome.log);
     println!("== demo done in {:.1} s", outcome.total);
     Ok(())
 }
@@ -221,54 +240,53 @@ fn stub_image(given: Option<&Path>) -> Result<PathBuf, String> {
         Some(p) => p.to_path_buf(),
         None => crate::util::build()?,
     };
+    // The live-update scenarios switch between this image and a second flavour.
+    crate::util::build_flavor_b()?;
     if !image.is_file() {
         return Err(format!("stub image {} does not exist", image.display()));
     }
     Ok(image)
 }
 
-/// The outcome inside a result of [`one`], if the boot got that far.
-fn outcome(r: &Result<Outcome, (Option<Outcome>, String)>) -> Option<&Outcome> {
-    match r {
-        Ok(o) | Err((Some(o), _)) => Some(o),
-        Err((None, _)) => None,
-    }
-}
-
-/// One boot: runs, prints the timings and fails on any problem (with the outcome, if the
-/// boot got that far).
+/// One boot: runs and prints the timings; returns what it saw (if the boot got that far)
+/// and whether it passed.
 fn one(
     store: Store,
     scenarios: &[String],
     o: &Options,
     image: Option<&Path>,
-) -> Result<Outcome, (Option<Outcome>, String)> {
+) -> (Option<Outcome>, Result<(), String>) {
     let boot = Boot {
         store,
         scenarios,
         timeout: o.timeout,
         scenario_timeout: Duration::from_secs(SCENARIO_TIMEOUT.min(o.timeout.as_secs())),
         image,
+        files: &o.files,
         keep: o.keep,
         demo: false,
     };
-    let outcome = harness::boot(&boot).map_err(|e| (None, e))?;
-    if let Err(e) = settle(&outcome, scenarios) {
-        return Err((Some(outcome), e));
-    }
-    if o.keep {
-        eprintln!("xtask: lab: log kept: {}", outcome.log.display());
-    } else {
+    let outcome = match harness::boot(&boot) {
+        Ok(outcome) => outcome,
+        Err(e) => return (None, Err(e)),
+    };
+    let result = settle(&outcome, scenarios);
+    if result.is_ok() && !o.keep {
         let _ = std::fs::remove_file(&outcome.log);
+    } else {
+        eprintln!("xtask: lab: log kept: {}", outcome.log.display());
     }
-    Ok(outcome)
+    (Some(outcome), result)
 }
 
 /// Prints the summary; on failure returns the reasons, the log's tail and its path.
 fn settle(outcome: &Outcome, scenarios: &[String]) -> Result<(), String> {
     eprintln!("xtask: lab summary:");
+    if let Some(b) = outcome.booted {
+        eprintln!("  dom0 /init started         {b:7.1} s after QEMU started");
+    }
     if let Some(r) = outcome.ready {
-        eprintln!("  dom0 and xenstore ready    {r:7.1} s after QEMU started");
+        eprintln!("  xenstore ready             {r:7.1} s after QEMU started");
     }
     for v in &outcome.verdicts {
         eprintln!(

@@ -37,6 +37,17 @@ pub fn cargo() -> Command {
 /// unstripped ELF stays next to it for debuggers.
 pub fn build() -> Result<PathBuf, String> {
     run(cargo().args(["build", "--release", "--workspace", "--exclude", "xsstub"]))?;
+    build_image(KERNEL_TARGET_DIR, None)
+}
+
+/// Builds the second image the live-update tests switch between: the same sources with
+/// `XSSTUB_FLAVOR=+b`, so its version text and build id differ. Returns its path.
+pub fn build_flavor_b() -> Result<PathBuf, String> {
+    build_image("target/kernel-b", Some("+b"))
+}
+
+/// Builds the kernel image into `target_dir` and strips its debug info; returns the path.
+fn build_image(target_dir: &str, flavor: Option<&str>) -> Result<PathBuf, String> {
     // Every crate of the kernel gets no-redzone (interrupts must not clobber the stack below
     // RSP) and static relocation (a non-PIE image at 1 MiB).
     let flags = [
@@ -47,15 +58,18 @@ pub fn build() -> Result<PathBuf, String> {
         "-C",
         "target-cpu=x86-64",
     ];
-    run(cargo()
-        .args(["build", "--release", "-p", "xsstub"])
-        .env("CARGO_TARGET_DIR", root().join(KERNEL_TARGET_DIR))
+    let mut cmd = cargo();
+    cmd.args(["build", "--release", "-p", "xsstub"])
+        .env("CARGO_TARGET_DIR", root().join(target_dir))
         .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"))
-        .env_remove("RUSTFLAGS"))?;
-    let full = root().join(KERNEL_TARGET_DIR).join("release/xsstub");
-    let stripped = root()
-        .join(KERNEL_TARGET_DIR)
-        .join("release/xsstub-stripped");
+        .env_remove("RUSTFLAGS")
+        .env_remove("XSSTUB_FLAVOR");
+    if let Some(f) = flavor {
+        cmd.env("XSSTUB_FLAVOR", f);
+    }
+    run(&mut cmd)?;
+    let full = root().join(target_dir).join("release/xsstub");
+    let stripped = root().join(target_dir).join("release/xsstub-stripped");
     run(Command::new("objcopy")
         .arg("--strip-debug")
         .arg(&full)
@@ -122,6 +136,11 @@ pub fn test() -> Result<(), String> {
     run(cargo()
         .args(["test", "--workspace"])
         .env("XS_REQUIRE_STOCK", "1"))?;
+    // The Xen-in-QEMU lab: every scenario with the stub domain, and its session compared
+    // with C xenstored's. Opt-in (XS_LAB=1) until the stub kernel is complete.
+    if std::env::var("XS_LAB").is_ok_and(|v| v == "1") {
+        crate::lab::run_for_test()?;
+    }
     eprintln!("xtask: all tests passed");
     Ok(())
 }

@@ -128,8 +128,12 @@ impl LiveUpdate {
                 if open.is_empty() {
                     return Decision::Go;
                 }
+                // The stock client re-sends `-s` once a second and gives up after `-t` seconds,
+                // so its last `-s` comes about a second before that: decide by then, or it
+                // would only ever see BUSY.
                 let waited_ms = now_ms.saturating_sub(since);
-                if waited_ms < u64::from(timeout_s).saturating_mul(1000) {
+                let deadline_ms = u64::from(timeout_s.saturating_sub(1)).saturating_mul(1000);
+                if waited_ms < deadline_ms {
                     return reply(String::from("BUSY"));
                 }
                 if force {

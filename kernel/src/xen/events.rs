@@ -168,6 +168,25 @@ impl PendingPorts {
     }
 }
 
+/// A one-line dump of the event state (for storms and hangs).
+pub fn debug_state() -> heapless::String<256> {
+    use core::fmt::Write;
+    let mut out = heapless::String::new();
+    let pending = vcpu0_u8(core::mem::offset_of!(vcpu_info, evtchn_upcall_pending))
+        .map_or(0, |p| p.load(Ordering::SeqCst));
+    let sel = pending_sel().map_or(0, |s| s.load(Ordering::SeqCst));
+    let _ = write!(out, "upcall_pending={pending} sel={sel:#x}");
+    for w in 0..2 {
+        let p = word_ptr(core::mem::offset_of!(shared_info, evtchn_pending), w)
+            .map_or(0, |a| a.load(Ordering::SeqCst));
+        let m = word_ptr(core::mem::offset_of!(shared_info, evtchn_mask), w)
+            .map_or(0, |a| a.load(Ordering::SeqCst));
+        let r = RECORDED.get(w).map_or(0, |a| a.load(Ordering::SeqCst));
+        let _ = write!(out, " w{w}: pending={p:#x} mask={m:#x} recorded={r:#x}");
+    }
+    out
+}
+
 /// Takes every recorded port.
 pub fn take_pending() -> PendingPorts {
     collect();

@@ -16,7 +16,7 @@ const RECIPE: &str = "xslab-4";
 pub const XEN_BIN: &str = "/usr/lib/xen-4.17/bin";
 
 /// The Xen tools dom0 gets, from [`XEN_BIN`].
-const XEN_TOOLS: [&str; 8] = [
+const XEN_TOOLS: [&str; 9] = [
     "xl",
     "xenstored",
     "init-xenstore-domain",
@@ -25,6 +25,7 @@ const XEN_TOOLS: [&str; 8] = [
     "xenstore-control",
     "test-xenstore",
     "xenconsole",
+    "xenctx",
 ];
 
 /// The names the multi-call `xenstore` client (xenstore-utils) answers to.

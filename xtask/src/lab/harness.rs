@@ -27,8 +27,10 @@ pub struct Boot<'a> {
     pub timeout: Duration,
     /// Each scenario's time limit (enforced in dom0, and by the harness with some grace).
     pub scenario_timeout: Duration,
-    /// The stub-domain image (stub mode).
+    /// The stub-domain image (stub mode), `/xslab/xsstub` in dom0.
     pub image: Option<&'a Path>,
+    /// More files for dom0: `/xslab/NAME` from a host path.
+    pub files: &'a [(String, PathBuf)],
     /// Keep the serial log and the run directory even on success.
     pub keep: bool,
     /// Print `XSLAB-DEMO` lines on stdout.
@@ -55,7 +57,9 @@ pub struct Outcome {
     pub verdicts: Vec<Verdict>,
     /// The session transcript (`XSLAB-S| ` lines), if the session scenario ran.
     pub session: Vec<String>,
-    /// Seconds from QEMU's start to dom0's `XSLAB-READY`.
+    /// Seconds from QEMU's start to dom0's `/init` (`XSLAB-BOOTED`).
+    pub booted: Option<f64>,
+    /// Seconds from QEMU's start to xenstore answering dom0 (`XSLAB-READY`).
     pub ready: Option<f64>,
     /// Seconds QEMU ran.
     pub total: f64,
@@ -163,14 +167,37 @@ fn overlay(boot: &Boot, guest: &Path) -> Result<Vec<Item>, String> {
     if let Some(image) = boot.image {
         items.push(Item::Copy("xslab/xsstub".into(), image.into(), Some(0o644)));
     }
-    let config = format!(
+    for (name, path) in boot.files {
+        items.push(Item::Copy(format!("xslab/{name}"), path.clone(), None));
+    }
+    // The live-update scenarios' second image and the probe client, when built.
+    let extras = [
+        (
+            "xslab/xsstub-b",
+            root().join("target/kernel-b/release/xsstub-stripped"),
+            0o644,
+        ),
+        (
+            "xslab/xsprobe",
+            root().join("target/release/xsprobe"),
+            0o755,
+        ),
+    ];
+    for (name, path, mode) in extras {
+        if path.is_file() {
+            items.push(Item::Copy(name.into(), path, Some(mode)));
+        }
+    }
+    let config =
+        format!(
         "export XSLAB_STORE={}\nexport XSLAB_SCENARIOS='{}'\nexport XSLAB_SCENARIO_TIMEOUT={}\n{}",
         boot.store.name(),
         boot.scenarios.join(" "),
         boot.scenario_timeout.as_secs(),
-        std::env::var("XSLAB_CYCLES")
-            .map(|c| format!("export XSLAB_CYCLES={c}\n"))
-            .unwrap_or_default(),
+        ["XSLAB_CYCLES", "XSLAB_STUB_MEMORY", "XSLAB_STUB_PARAM", "XSLAB_BENCH_NODES"]
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| format!("export {k}={v}\n")))
+            .collect::<String>(),
     );
     items.push(Item::Data(
         "xslab/config".into(),
@@ -178,6 +205,31 @@ fn overlay(boot: &Boot, guest: &Path) -> Result<Vec<Item>, String> {
         config.into_bytes(),
     ));
     Ok(items)
+}
+
+/// Removes run directories and logs of earlier runs: all but the newest `keep`, and only those
+/// untouched for 20 minutes (longer than any run, so a concurrent run keeps its own).
+fn prune(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut found: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .filter(|(_, p)| p.extension().is_none_or(|x| x == "log"))
+        .collect();
+    found.sort();
+    let old = std::time::SystemTime::now() - Duration::from_secs(20 * 60);
+    let excess = found.len().saturating_sub(keep);
+    for (modified, path) in found.into_iter().take(excess) {
+        if modified < old {
+            let _ = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+        }
+    }
 }
 
 /// Builds (or reuses) everything, boots QEMU and watches the serial console until dom0
@@ -188,6 +240,8 @@ pub fn boot(boot: &Boot) -> Result<Outcome, String> {
     let kernel = assets::kernel()?;
     let base = assets::dom0_base(&kernel)?;
     let guest = assets::guest_initrd()?;
+    prune(&assets::lab_dir().join("run"), 3);
+    prune(&assets::lab_dir().join("logs"), 30);
     let tag = format!(
         "{}-{}-{}",
         boot.store.name(),
@@ -239,7 +293,7 @@ pub fn boot(boot: &Boot) -> Result<Outcome, String> {
         "-m",
         "2048",
     ])
-    .args(["-smp", &env_or("XSLAB_SMP", "2")])
+    .args(["-smp", &env_or("XSLAB_SMP", "1")])
     .args([
         "-nographic",
         "-no-reboot",
@@ -302,6 +356,7 @@ fn watch(
         log: log_path.to_path_buf(),
         verdicts: Vec::new(),
         session: Vec::new(),
+        booted: None,
         ready: None,
         total: 0.0,
         problems: Vec::new(),
@@ -367,6 +422,7 @@ fn watch(
                 }
                 continue;
             }
+            "XSLAB-BOOTED" => out.booted = Some(t),
             "XSLAB-READY" => out.ready = Some(t),
             "XSLAB-BEGIN" => {
                 current = words.next().map(|s| (s.to_string(), Instant::now()));

@@ -1,0 +1,21 @@
+#!/bin/sh
+# Bad images are refused before anything is touched: a truncated kernel, an ELF without the
+# PVH note, and junk. The running image keeps serving and nothing was counted.
+. /xslab/lib.sh
+[ "$XSLAB_STORE" = stub ] || { pass "stub domain only"; exit 0; }
+check write xenstore-write /lurefuse/a 1
+runq xenstore-control version
+before=$OUT
+head -c 200000 /xslab/xsstub > /tmp/lr-truncated
+dd if=/dev/urandom of=/tmp/lr-junk bs=1024 count=64 2>/dev/null
+for f in /tmp/lr-truncated /bin/busybox /tmp/lr-junk; do
+    runq xenstore-control live-update "$f"
+    [ "$RC" -ne 0 ] || fail "$f was accepted"
+    echo "$OUT" | grep -qi "refused\|image" || fail "$f: unclear error: $OUT"
+    log "ok $f refused (exit $RC): $(echo "$OUT" | tr '\n' ' ' | head -c 200)"
+    expect_eq "read-after-$(basename $f)" 1 xenstore-read /lurefuse/a
+done
+runq xenstore-control version
+[ "$OUT" = "$before" ] || fail "version changed: $before -> $OUT"
+check rm xenstore-rm /lurefuse
+pass "3 refused"

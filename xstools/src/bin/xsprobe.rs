@@ -1,0 +1,550 @@
+//! `xsprobe`: a xenstore client that fills, loops on, holds transactions on and watches a store.
+//!
+//! It speaks the wire protocol over a Unix socket (`--socket`) or the Linux xenbus device
+//! (`--device`, default `/dev/xen/xenbus`). Results are `key=value` lines on stdout; on
+//! failure the exit status is 1 and the reason is on stderr.
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use xsstate::MsgType;
+use xstools::xsclient::{
+    check_ok, check_reply, payload0, text0, Client, ClientError, Endpoint, XENBUS_DEVICE,
+};
+
+/// How long any single reply may take before it counts as lost.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often `loop` looks for its `--until-file`.
+const UNTIL_FILE_CHECK: Duration = Duration::from_millis(5);
+/// How many errors `loop` describes on stderr before only counting them.
+const MAX_PRINTED_ERRORS: u64 = 100;
+
+/// Command line.
+#[derive(Parser)]
+#[command(
+    name = "xsprobe",
+    about = "Probe a xenstore: fill it, loop on it, hold a transaction, watch it",
+    long_about = "Probe a xenstore over a Unix socket (--socket) or the Linux xenbus device \
+                  (--device, default /dev/xen/xenbus). Results are key=value lines on stdout; \
+                  exit status 0 on success, 1 on failure with the reason on stderr."
+)]
+struct Cli {
+    /// Talk to xenstore on this Unix socket (as served by xenstored-host).
+    #[arg(long, global = true, value_name = "PATH", conflicts_with = "device")]
+    socket: Option<PathBuf>,
+    /// Talk to xenstore through this xenbus device.
+    #[arg(long, global = true, value_name = "PATH", default_value = XENBUS_DEVICE)]
+    device: PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create COUNT nodes PREFIX/<i> = v<i>, pipelined; prints `created=N ms=T`.
+    ///
+    /// Nodes with i % 3 == 0 get the permissions `n0 r1`, the others with i % 5 == 0 get
+    /// `w2 b3`, the rest keep the inherited ones. Every reply is checked; any failure
+    /// exits 1.
+    Fill {
+        /// Parent path of the nodes.
+        #[arg(long)]
+        prefix: String,
+        /// How many nodes.
+        #[arg(long, default_value_t = 1000)]
+        count: u32,
+        /// Most requests in flight at once.
+        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+        window: u32,
+    },
+    /// READ PATH back to back; prints `requests=N max_gap_us=G p99_gap_us=P errors=E`.
+    ///
+    /// G and P are the largest and 99th-percentile gap between consecutive successful
+    /// replies. A reply may take up to 60 s; error replies, I/O errors (the connection is
+    /// then opened again) and lost replies count in E and are described on stderr. Exits 1
+    /// if E > 0.
+    Loop {
+        /// The node to read.
+        #[arg(long)]
+        path: String,
+        /// How long to loop.
+        #[arg(long, default_value_t = 30_000)]
+        duration_ms: u64,
+        /// Stop as soon as this file exists.
+        #[arg(long, value_name = "F")]
+        until_file: Option<PathBuf>,
+    },
+    /// Hold a transaction with one write until told to commit; prints `commit=OK|EAGAIN|...`.
+    ///
+    /// TRANSACTION_START, WRITE PATH=VALUE in it, create READY_FILE, wait for GO_FILE, then
+    /// TRANSACTION_END (commit). Prints `tx_id=N`, then `commit=OK`, `commit=<error name>`
+    /// or `commit=TIMEOUT` (GO_FILE never came: aborted). Exits 0 only if committed.
+    TxnHold {
+        /// The node to write inside the transaction.
+        #[arg(long)]
+        path: String,
+        /// The value to write.
+        #[arg(long)]
+        value: String,
+        /// Created once the write is in the transaction.
+        #[arg(long, value_name = "R")]
+        ready_file: PathBuf,
+        /// Commit once this file exists (polled every 50 ms).
+        #[arg(long, value_name = "G")]
+        go_file: PathBuf,
+        /// Give up (abort the transaction) if GO_FILE has not appeared by then.
+        #[arg(long, default_value_t = 120)]
+        timeout_s: u64,
+    },
+    /// Watch PATH and append each event to a file; prints `events=N`.
+    ///
+    /// Each event is appended to OUT as a line `path token` (flushed at once). Stops after
+    /// COUNT events (the initial one included) or the timeout; exits 0 if COUNT arrived.
+    Watch {
+        /// The path to watch.
+        #[arg(long)]
+        path: String,
+        /// The watch token.
+        #[arg(long)]
+        token: String,
+        /// How many events to wait for.
+        #[arg(long, default_value_t = 1)]
+        count: u64,
+        /// The file the events are appended to.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Give up after this long.
+        #[arg(long, default_value_t = 60)]
+        timeout_s: u64,
+    },
+}
+
+/// A failure: the message for stderr (stdout lines have been printed already).
+type Failure = String;
+
+fn main() -> ExitCode {
+    // Usage errors exit with 1 like every other failure; --help and --version with 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let endpoint = match cli.socket {
+        Some(p) => Endpoint::Socket(p),
+        None => Endpoint::Device(cli.device),
+    };
+    let result = match cli.cmd {
+        Cmd::Fill {
+            prefix,
+            count,
+            window,
+        } => fill(&endpoint, &prefix, count, window),
+        Cmd::Loop {
+            path,
+            duration_ms,
+            until_file,
+        } => read_loop(
+            &endpoint,
+            &path,
+            Duration::from_millis(duration_ms),
+            until_file.as_deref(),
+        ),
+        Cmd::TxnHold {
+            path,
+            value,
+            ready_file,
+            go_file,
+            timeout_s,
+        } => txn_hold(
+            &endpoint,
+            &path,
+            &value,
+            &ready_file,
+            &go_file,
+            Duration::from_secs(timeout_s),
+        ),
+        Cmd::Watch {
+            path,
+            token,
+            count,
+            out,
+            timeout_s,
+        } => watch(
+            &endpoint,
+            &path,
+            &token,
+            count,
+            &out,
+            Duration::from_secs(timeout_s),
+        ),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("xsprobe: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn open(endpoint: &Endpoint) -> Result<Client, Failure> {
+    Client::open(endpoint).map_err(|e| format!("cannot reach xenstore: {e}"))
+}
+
+/// The permissions `fill` gives node `i` (`None`: leave the inherited ones).
+fn fill_perms(i: u32) -> Option<[&'static str; 2]> {
+    if i.is_multiple_of(3) {
+        Some(["n0", "r1"])
+    } else if i.is_multiple_of(5) {
+        Some(["w2", "b3"])
+    } else {
+        None
+    }
+}
+
+fn fill(endpoint: &Endpoint, prefix: &str, count: u32, window: u32) -> Result<(), Failure> {
+    if !prefix.starts_with('/') {
+        return Err(format!(
+            "fill: --prefix must be an absolute path, not {prefix:?}"
+        ));
+    }
+    // "/" and "/a/" give "/0" and "/a/0".
+    let prefix = prefix.trim_end_matches('/');
+    let mut c = open(endpoint)?;
+    // Every request, in order: (type, node index, payload).
+    let mut requests = Vec::new();
+    for i in 0..count {
+        let path = format!("{prefix}/{i}");
+        let mut write = payload0(&[path.as_bytes()]);
+        write.extend_from_slice(format!("v{i}").as_bytes());
+        requests.push((MsgType::Write, i, write));
+        if let Some(perms) = fill_perms(i) {
+            let mut parts: Vec<&[u8]> = vec![path.as_bytes()];
+            parts.extend(perms.iter().map(|p| p.as_bytes()));
+            requests.push((MsgType::SetPerms, i, payload0(&parts)));
+        }
+    }
+    // Requests still needed before node i counts as created.
+    let mut needed: Vec<u8> = (0..count)
+        .map(|i| 1 + u8::from(fill_perms(i).is_some()))
+        .collect();
+    let mut in_flight: HashMap<u32, (MsgType, u32)> = HashMap::new();
+    let mut failures: Vec<String> = Vec::new();
+    let mut created = 0u32;
+    let start = Instant::now();
+    let mut next = requests.into_iter();
+    let mut sending = true;
+    loop {
+        while sending && in_flight.len() < window as usize {
+            let Some((ty, i, payload)) = next.next() else {
+                sending = false;
+                break;
+            };
+            match c.send(ty, 0, payload) {
+                Ok(req_id) => {
+                    in_flight.insert(req_id, (ty, i));
+                }
+                Err(e) => {
+                    failures.push(format!("sending {} {prefix}/{i}: {e}", ty.name()));
+                    sending = false;
+                }
+            }
+        }
+        if in_flight.is_empty() {
+            break;
+        }
+        let msg = match c.next_reply(Instant::now() + REPLY_TIMEOUT) {
+            Ok(m) => m,
+            Err(e) => {
+                failures.push(format!("waiting for {} replies: {e}", in_flight.len()));
+                break;
+            }
+        };
+        let Some((ty, i)) = in_flight.remove(&msg.req_id) else {
+            failures.push(format!(
+                "reply with unknown req_id {} (type {})",
+                msg.req_id, msg.msg_type
+            ));
+            continue;
+        };
+        match check_ok(ty, &msg) {
+            Ok(()) => {
+                if let Some(n) = needed.get_mut(i as usize) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        created += 1;
+                    }
+                }
+            }
+            Err(e) => failures.push(format!("{} {prefix}/{i}: {e}", ty.name())),
+        }
+    }
+    let ms = start.elapsed().as_millis();
+    println!("created={created} ms={ms}");
+    if failures.is_empty() && created == count {
+        return Ok(());
+    }
+    for f in failures.iter().take(MAX_PRINTED_ERRORS as usize) {
+        eprintln!("xsprobe: fill: {f}");
+    }
+    Err(format!(
+        "fill: {created} of {count} nodes created, {} failed requests",
+        failures.len()
+    ))
+}
+
+fn read_loop(
+    endpoint: &Endpoint,
+    path: &str,
+    duration: Duration,
+    until_file: Option<&Path>,
+) -> Result<(), Failure> {
+    let start = Instant::now();
+    let end = start + duration;
+    let mut c = Some(open(endpoint)?);
+    let payload = payload0(&[path.as_bytes()]);
+    let mut requests = 0u64;
+    let mut errors = 0u64;
+    let mut gaps_us: Vec<u64> = Vec::new();
+    let mut last_ok: Option<Instant> = None;
+    let mut last_check = start;
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        if let Some(f) = until_file {
+            if now.duration_since(last_check) >= UNTIL_FILE_CHECK || requests == 0 {
+                last_check = now;
+                if f.exists() {
+                    break;
+                }
+            }
+        }
+        let Some(client) = c.as_mut() else {
+            // The connection broke: try again to connect, without spinning.
+            match Client::open(endpoint) {
+                Ok(new) => c = Some(new),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+            continue;
+        };
+        requests += 1;
+        match client.call(MsgType::Read, 0, payload.clone(), REPLY_TIMEOUT) {
+            Ok(_) => {
+                let t = Instant::now();
+                if let Some(prev) = last_ok {
+                    gaps_us.push(
+                        u64::try_from(t.duration_since(prev).as_micros()).unwrap_or(u64::MAX),
+                    );
+                }
+                last_ok = Some(t);
+            }
+            Err(e) => {
+                report(&mut errors, format!("request {requests}: READ {path}: {e}"));
+                if matches!(e, ClientError::Io(_)) {
+                    c = None;
+                }
+            }
+        }
+    }
+    gaps_us.sort_unstable();
+    let max = gaps_us.last().copied().unwrap_or(0);
+    let p99 = percentile(&gaps_us, 99);
+    println!("requests={requests} max_gap_us={max} p99_gap_us={p99} errors={errors}");
+    if errors > 0 {
+        return Err(format!("loop: {errors} of {requests} requests failed"));
+    }
+    Ok(())
+}
+
+/// Counts an error of `loop` and describes it on stderr (the first few only).
+fn report(errors: &mut u64, what: String) {
+    *errors += 1;
+    if *errors <= MAX_PRINTED_ERRORS {
+        eprintln!("xsprobe: loop: {what}");
+    } else if *errors == MAX_PRINTED_ERRORS + 1 {
+        eprintln!("xsprobe: loop: further errors are only counted");
+    }
+}
+
+/// The `pct`-th percentile (nearest rank) of sorted values; 0 for none.
+fn percentile(sorted: &[u64], pct: u64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let n = sorted.len() as u64;
+    let rank = (n * pct).div_ceil(100).max(1);
+    sorted
+        .get(usize::try_from(rank - 1).unwrap_or(0))
+        .copied()
+        .unwrap_or(0)
+}
+
+fn txn_hold(
+    endpoint: &Endpoint,
+    path: &str,
+    value: &str,
+    ready_file: &Path,
+    go_file: &Path,
+    timeout: Duration,
+) -> Result<(), Failure> {
+    let mut c = open(endpoint)?;
+    let reply = c
+        .call(MsgType::TransactionStart, 0, b"\0".to_vec(), REPLY_TIMEOUT)
+        .map_err(|e| format!("txn-hold: TRANSACTION_START: {e}"))?;
+    let tx: u32 = text0(&reply).parse().map_err(|_| {
+        format!(
+            "txn-hold: TRANSACTION_START answered {:?}, not a transaction id",
+            String::from_utf8_lossy(&reply)
+        )
+    })?;
+    println!("tx_id={tx}");
+    let mut write = payload0(&[path.as_bytes()]);
+    write.extend_from_slice(value.as_bytes());
+    let req = c
+        .send(MsgType::Write, tx, write)
+        .map_err(|e| format!("txn-hold: WRITE {path}: {e}"))?;
+    let msg = c
+        .wait_reply(req, Instant::now() + REPLY_TIMEOUT)
+        .map_err(|e| format!("txn-hold: WRITE {path}: {e}"))?;
+    check_ok(MsgType::Write, &msg).map_err(|e| format!("txn-hold: WRITE {path}: {e}"))?;
+    create_file(ready_file, &format!("tx_id={tx}\n"))
+        .map_err(|e| format!("txn-hold: cannot create {}: {e}", ready_file.display()))?;
+    let deadline = Instant::now() + timeout;
+    while !go_file.exists() {
+        if Instant::now() >= deadline {
+            let _ = c.call(MsgType::TransactionEnd, tx, b"F\0".to_vec(), REPLY_TIMEOUT);
+            println!("commit=TIMEOUT");
+            return Err(format!(
+                "txn-hold: {} did not appear within {} s; transaction aborted",
+                go_file.display(),
+                timeout.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let req = c
+        .send(MsgType::TransactionEnd, tx, b"T\0".to_vec())
+        .map_err(|e| format!("txn-hold: TRANSACTION_END: {e}"))?;
+    let msg = c
+        .wait_reply(req, Instant::now() + REPLY_TIMEOUT)
+        .map_err(|e| format!("txn-hold: TRANSACTION_END: {e}"))?;
+    match check_ok(MsgType::TransactionEnd, &msg) {
+        Ok(()) => {
+            println!("commit=OK");
+            Ok(())
+        }
+        Err(ClientError::Reply(name)) => {
+            println!("commit={name}");
+            Err(format!("txn-hold: commit failed with {name}"))
+        }
+        Err(e) => {
+            println!("commit=ERROR");
+            Err(format!("txn-hold: TRANSACTION_END: {e}"))
+        }
+    }
+}
+
+/// Creates `path` with `text` atomically (written aside, then renamed into place).
+fn create_file(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn watch(
+    endpoint: &Endpoint,
+    path: &str,
+    token: &str,
+    count: u64,
+    out: &Path,
+    timeout: Duration,
+) -> Result<(), Failure> {
+    let deadline = Instant::now() + timeout;
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(out)
+        .map_err(|e| format!("watch: cannot open {}: {e}", out.display()))?;
+    let mut c = open(endpoint)?;
+    let req = c
+        .send(
+            MsgType::Watch,
+            0,
+            payload0(&[path.as_bytes(), token.as_bytes()]),
+        )
+        .map_err(|e| format!("watch: WATCH {path}: {e}"))?;
+    // Events may be queued before the reply (the Linux driver answers WATCH itself, racing
+    // with the initial event); next_event hands them over in order afterwards.
+    let msg = c
+        .wait_reply(req, Instant::now() + REPLY_TIMEOUT)
+        .map_err(|e| format!("watch: WATCH {path}: {e}"))?;
+    check_reply(MsgType::Watch, &msg).map_err(|e| format!("watch: WATCH {path}: {e}"))?;
+    let mut events = 0u64;
+    let mut failure = None;
+    while events < count {
+        match c.next_event(deadline) {
+            Ok(ev) => {
+                let line = format!("{} {}\n", ev.path, ev.token);
+                if let Err(e) = file.write_all(line.as_bytes()).and_then(|()| file.flush()) {
+                    failure = Some(format!("watch: writing {}: {e}", out.display()));
+                    break;
+                }
+                events += 1;
+            }
+            Err(ClientError::Timeout) => {
+                failure = Some(format!(
+                    "watch: {events} of {count} events within {} s",
+                    timeout.as_secs()
+                ));
+                break;
+            }
+            Err(e) => {
+                failure = Some(format!("watch: {e}"));
+                break;
+            }
+        }
+    }
+    println!("events={events}");
+    match failure {
+        None => Ok(()),
+        Some(f) => Err(f),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_nearest_rank() {
+        assert_eq!(percentile(&[], 99), 0);
+        assert_eq!(percentile(&[5], 99), 5);
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 99), 99);
+        assert_eq!(percentile(&v, 100), 100);
+        let v: Vec<u64> = (1..=1000).collect();
+        assert_eq!(percentile(&v, 99), 990);
+    }
+
+    #[test]
+    fn fill_perm_pattern() {
+        assert_eq!(fill_perms(0), Some(["n0", "r1"]));
+        assert_eq!(fill_perms(15), Some(["n0", "r1"]));
+        assert_eq!(fill_perms(5), Some(["w2", "b3"]));
+        assert_eq!(fill_perms(7), None);
+    }
+}
