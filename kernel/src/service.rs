@@ -345,9 +345,8 @@ impl Stub {
             }
             self.pump_all();
             self.arm_timer();
-            crate::arch::cpu::disable_interrupts();
             if !events::any_pending() {
-                crate::arch::cpu::wait_for_interrupt();
+                self.wait();
             }
         }
     }
@@ -500,6 +499,25 @@ impl Stub {
                 kprintln!("xsstub: domain {} is {state:?}", domid.0);
             }
             self.engine.domain_state(domid, state);
+        }
+    }
+
+    /// Sleeps until an event on one of our ports (the timer's included).
+    fn wait(&mut self) {
+        let mut ports: alloc::vec::Vec<u32> =
+            alloc::vec::Vec::with_capacity(self.by_port.len() + 2);
+        ports.push(self.dom_exc_port);
+        ports.push(self.timer_port);
+        ports.extend(self.by_port.keys().copied());
+        // The engine's deadlines come by the single-shot timer (VIRQ_TIMER, polled below).
+        let mut deadline_ns = 0;
+        if ports.len() > events::POLL_MAX_PORTS {
+            // Ports beyond the poll list still wake us, but one that was already pending
+            // would not: look again within 10 ms.
+            deadline_ns = time::now_ns() + 10_000_000;
+        }
+        if let Err(e) = events::wait(&ports, deadline_ns) {
+            kprintln!("xsstub: SCHEDOP_poll failed ({}); spinning once", e.0);
         }
     }
 

@@ -22,4 +22,12 @@ guest_stop
 say "guest destroyed; its home is gone"
 show xl list
 show xenstore-control memreport
+if [ "$XSLAB_STORE" = stub ]; then
+    say "live update into image B, in memory, while serving"
+    show xenstore-control version
+    show xenstore-control live-update /xslab/xsstub-b
+    show xenstore-control version
+    show sh -c "xl dmesg | grep -a 'xsstub: \(live update\|first request\)' | tail -n 3"
+    show xenstore-ls -f /local/domain/0
+fi
 pass

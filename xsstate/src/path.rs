@@ -59,6 +59,11 @@ pub fn validate(path: &str, path_max: usize) -> Result<(), XsError> {
 /// connection's home (`/local/domain/<domid>/`), then the result is validated.
 pub fn canonicalize(raw: &[u8], home: DomId, path_max: usize) -> Result<String, XsError> {
     let text = core::str::from_utf8(raw).map_err(|_| XsError::Einval)?;
+    // As C xenstored: an `@` name is never made relative to the home path, and as a node
+    // name it is invalid (only watches and GET/SET_PERMS know the special names).
+    if text.starts_with('@') {
+        return Err(XsError::Einval);
+    }
     let full = if text.starts_with('/') {
         String::from(text)
     } else {
@@ -179,6 +184,7 @@ mod tests {
         assert_eq!(join("/", "a"), "/a");
         assert_eq!(relative_to_home("/local/domain/3/x/y", DomId(3)), "x/y");
         assert_eq!(relative_to_home("/local/domain/3", DomId(3)), "");
+        assert_eq!(canonicalize(b"@foo", DomId(3), 2048), Err(XsError::Einval));
         assert_eq!(
             canonicalize(b"x", DomId(3), 2048).unwrap(),
             "/local/domain/3/x"

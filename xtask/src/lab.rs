@@ -12,7 +12,17 @@ use std::time::Duration;
 use harness::{Boot, Outcome};
 
 /// Every scenario `cargo xtask lab` runs by default, in order.
-pub const ALL: [&str; 4] = ["tools", "session", "guest", "cycles"];
+pub const ALL: [&str; 9] = [
+    "tools",
+    "session",
+    "guest",
+    "badring",
+    "cycles",
+    "lu-refuse",
+    "lu-quiesce",
+    "liveupdate",
+    "lu-cycle",
+];
 
 /// Default limit for one boot, in seconds.
 const DEFAULT_TIMEOUT: u64 = 900;

@@ -12,7 +12,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   build   build the stub-domain image and the host tools; prints the image path last
-  demo    show the engine serving stock xenstore clients (the Xen lab comes with the kernel issue)
+  demo    boot Xen in QEMU with the stub domain: dom0 tools, a guest, a live update
+          (--host: the engine behind xenstored-host with the stock clients instead)
   test    install what is missing, then fmt --check, clippy -D warnings and every test
   bench   print engine and socket benchmark figures
   fuzz    run every fuzz target time-boxed (FUZZ_SECONDS per target, default 60)
@@ -26,7 +27,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("build") => util::build().map(|image| println!("{}", image.display())),
         Some("test") => util::test(),
-        Some("demo") => util::demo(),
+        Some("demo") => util::demo(args.get(1..).unwrap_or(&[])),
         Some("bench") => bench::run(args.get(1..).unwrap_or(&[])),
         Some("fuzz") => fuzz::run(args.get(1..).unwrap_or(&[])),
         Some("lab") => lab::run(args.get(1..).unwrap_or(&[])),

@@ -1,11 +1,12 @@
-//! Event channels (2-level ABI): the shared-info page, the upcall that records, and the ops.
+//! Event channels (2-level ABI): the shared-info page, polling for events, and the ops.
 
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use xen_sys::{
     __HYPERVISOR_event_channel_op, __HYPERVISOR_hvm_op, __HYPERVISOR_memory_op,
-    evtchn_bind_interdomain, evtchn_bind_virq, evtchn_close, evtchn_send, shared_info, vcpu_info,
-    EVTCHNOP_bind_interdomain, EVTCHNOP_bind_virq, EVTCHNOP_close, EVTCHNOP_send,
+    __HYPERVISOR_sched_op, evtchn_bind_interdomain, evtchn_bind_virq, evtchn_close, evtchn_send,
+    sched_poll, shared_info, vcpu_info, EVTCHNOP_bind_interdomain, EVTCHNOP_bind_virq,
+    EVTCHNOP_close, EVTCHNOP_send, SCHEDOP_poll,
 };
 
 use super::abi::{
@@ -18,6 +19,9 @@ use super::hypercall::hypercall2;
 const WORDS: usize = 64;
 /// Largest 2-level port number + 1.
 pub const MAX_PORTS: u32 = (WORDS * 64) as u32;
+
+/// Deliver events by the callback vector (`true`) or only poll for them (`false`).
+const UPCALL_MODE: bool = false;
 
 /// Physical address of the shared-info page once mapped (0 before).
 static SHARED_INFO: AtomicU64 = AtomicU64::new(0);
@@ -64,12 +68,21 @@ pub fn init(gfn: u64) -> Result<(), XenError> {
     if let Some(m) = vcpu0_u8(core::mem::offset_of!(vcpu_info, evtchn_upcall_mask)) {
         m.store(0, Ordering::SeqCst);
     }
+    // No upcall: under Xen 4.17 on QEMU's nested SVM the callback vector was seen to be
+    // injected forever with `evtchn_upcall_pending` clear (an interrupt storm that starved
+    // the service). The main loop waits with SCHEDOP_poll instead ([`wait`]), which checks
+    // the pending bits itself, so no event can be lost. A previous image's callback is
+    // turned off here (value 0).
     crate::arch::idt::set_upcall_handler(upcall);
     let mut param = HvmParam {
         domid: DOMID_SELF,
         pad: 0,
         index: HVM_PARAM_CALLBACK_IRQ,
-        value: (HVM_CALLBACK_TYPE_VECTOR << 56) | u64::from(crate::arch::idt::UPCALL_VECTOR),
+        value: if UPCALL_MODE {
+            (HVM_CALLBACK_TYPE_VECTOR << 56) | u64::from(crate::arch::idt::UPCALL_VECTOR)
+        } else {
+            0
+        },
     };
     // SAFETY: HVMOP_set_param reads the `xen_hvm_param` we own for the call.
     check(unsafe { hypercall2(__HYPERVISOR_hvm_op, HVMOP_SET_PARAM, &raw mut param as u64) })?;
@@ -146,9 +159,19 @@ pub fn collect() {
     }
 }
 
+/// Upcalls since the main loop last took the record (a storm detector).
+static UPCALLS_SINCE_TAKE: AtomicU64 = AtomicU64::new(0);
+
 /// The upcall: record, nothing else (the main loop does the work).
 fn upcall() {
     collect();
+    let n = UPCALLS_SINCE_TAKE.fetch_add(1, Ordering::Relaxed) + 1;
+    if n.is_power_of_two() && n >= 1 << 16 {
+        crate::kprintln!(
+            "xsstub: {n} upcalls without the main loop running: {}",
+            debug_state()
+        );
+    }
 }
 
 /// A set of ports taken from the record.
@@ -189,6 +212,7 @@ pub fn debug_state() -> heapless::String<256> {
 
 /// Takes every recorded port.
 pub fn take_pending() -> PendingPorts {
+    UPCALLS_SINCE_TAKE.store(0, Ordering::Relaxed);
     collect();
     let mut words = [0u64; WORDS];
     for (dst, src) in words.iter_mut().zip(RECORDED.iter()) {
@@ -211,6 +235,35 @@ fn evtchn_op<T>(cmd: u32, arg: &mut T) -> Result<(), XenError> {
             __HYPERVISOR_event_channel_op,
             u64::from(cmd),
             arg as *mut T as u64,
+        )
+    })
+}
+
+/// Most ports one `SCHEDOP_poll` may name.
+pub const POLL_MAX_PORTS: usize = 128;
+
+/// Blocks until one of `ports` is pending (any event of the domain also wakes us) or Xen
+/// system time reaches `deadline_ns` (0: no deadline). Returns at once when one is already
+/// pending, so an event that arrived since the last [`take_pending`] is never slept through.
+/// Give at most [`POLL_MAX_PORTS`] ports; with more, pass a short deadline.
+pub fn wait(ports: &[u32], deadline_ns: u64) -> Result<(), XenError> {
+    let n = ports.len().min(POLL_MAX_PORTS);
+    let mut list = [0u32; POLL_MAX_PORTS];
+    if let (Some(dst), Some(src)) = (list.get_mut(..n), ports.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    let mut op = sched_poll {
+        ports: list.as_mut_ptr(),
+        nr_ports: n as u32,
+        timeout: deadline_ns,
+    };
+    // SAFETY: SCHEDOP_poll reads the `sched_poll` we own and the `n` ports of `list`, which
+    // outlives the call.
+    check(unsafe {
+        hypercall2(
+            __HYPERVISOR_sched_op,
+            u64::from(SCHEDOP_poll),
+            &raw mut op as u64,
         )
     })
 }

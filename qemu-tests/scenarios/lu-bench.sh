@@ -1,0 +1,152 @@
+#!/bin/sh
+# Live-update downtime benchmark (stub domain only): XSLAB_BENCH_NODES nodes (default 1000),
+# filled in directories of at most 1000 children by parallel clients; a client reading /tool
+# back to back while `xenstore-control live-update` switches A -> B; the stub's own timings
+# (prepare, restore, first request after the jump) from its console. The store must be the
+# same before and after (memreport's node count and bytes, and a checksum of
+# `xenstore-ls -fp`, in part above 20000 nodes), and the reading client must see no error.
+. /xslab/lib.sh
+[ "$XSLAB_STORE" = stub ] || { pass "stub domain only"; exit 0; }
+P=/xslab/xsprobe
+N=${XSLAB_BENCH_NODES:-1000}
+# Children per directory, and fill clients running at once (each one request at a time:
+# Linux's xenbus device mixes up pipelined writes of one open file, not separate files).
+CHUNK=1000
+JOBS=4
+# Above this many nodes the full `xenstore-ls -fp` (three requests per node) takes minutes
+# under TCG; the check is then memreport's totals plus a listing of a few directories.
+LS_MAX=20000
+case "$N" in
+'' | *[!0-9]*) fail "XSLAB_BENCH_NODES=$N: not a number" ;;
+esac
+[ "$N" -ge 1 ] || fail "XSLAB_BENCH_NODES=$N: at least 1"
+
+# `NODES BYTES` from memreport (or `none`).
+totals() {
+    t=$(memreport_nodes)
+    echo "${t:-none}"
+}
+
+# A checksum of what the store holds: the whole `xenstore-ls -fp` for a small store, else
+# the listing of the first, middle and last directory and of everything outside /bench.
+# Fails the scenario if a listing fails or takes too long.
+store_sum() {
+    : >/tmp/lb-ls
+    if [ "$N" -le "$LS_MAX" ]; then
+        timeout 180 xenstore-ls -fp / >>/tmp/lb-ls 2>&1 || fail "xenstore-ls -fp / failed ($1)"
+    else
+        last=$(((N - 1) / CHUNK))
+        tops=$(timeout 10 xenstore-list /) || fail "xenstore-list / failed ($1)"
+        for top in $tops; do
+            [ "$top" = bench ] && continue
+            timeout 60 xenstore-ls -fp "/$top" >>/tmp/lb-ls 2>&1 ||
+                fail "xenstore-ls -fp /$top failed ($1)"
+        done
+        for k in 0 $((last / 2)) "$last"; do
+            timeout 60 xenstore-ls -fp "/bench/c$k" >>/tmp/lb-ls 2>&1 ||
+                fail "xenstore-ls -fp /bench/c$k failed ($1)"
+        done
+    fi
+    SUM="$(wc -l </tmp/lb-ls) $(md5sum </tmp/lb-ls | cut -d' ' -f1)"
+}
+
+# Fill lane L: directories L, L + JOBS, ... (node i of directory k is /bench/c<k>/<i>).
+lane() {
+    k=$1
+    while [ $((k * CHUNK)) -lt "$N" ]; do
+        c=$((N - k * CHUNK))
+        [ "$c" -gt "$CHUNK" ] && c=$CHUNK
+        out=$(timeout 600 $P fill --prefix "/bench/c$k" --count "$c" --window 1 2>&1) ||
+            { echo "/bench/c$k: $out" | head -n 3; return 1; }
+        k=$((k + JOBS))
+    done
+}
+
+runq xenstore-control version
+n=$(echo "$OUT" | sed -n 's/^live-updates \([0-9]*\)$/\1/p')
+[ -n "$n" ] || fail "version: $OUT"
+n=$((n + 1))
+echo "$OUT" | grep -q "+b build-id" && fail "image B already runs: $OUT"
+
+set -- $(totals)
+nodes0=$1
+[ "$nodes0" != none ] || fail "memreport has no nodes line"
+f0=$(now)
+pids=""
+l=0
+while [ "$l" -lt "$JOBS" ]; do
+    lane "$l" >"/tmp/lb-fill$l" 2>&1 &
+    pids="$pids $!"
+    XSLAB_PIDS="$XSLAB_PIDS $!"
+    l=$((l + 1))
+done
+bad=""
+for p in $pids; do
+    wait "$p" || bad=yes
+done
+fill_s=$(since "$f0")
+[ -z "$bad" ] || fail "fill: $(cat /tmp/lb-fill* | head -c 300)"
+set -- $(totals)
+dirs=$(((N + CHUNK - 1) / CHUNK))
+[ "$1" -eq $((nodes0 + N + dirs + 1)) ] ||
+    fail "fill: memreport counts $1 nodes, expected $nodes0 + $N + $dirs directories + /bench"
+log "filled $N nodes in $fill_s s; memreport: $(xenstore-control memreport | tr '\n' ' ')"
+
+s0=$(now)
+store_sum before
+before="$(totals) $SUM"
+log "store before: $before (checked in $(since "$s0") s)"
+
+rm -f /tmp/stop
+bg $P loop --path /tool --until-file /tmp/stop --duration-ms 900000 \
+    >/tmp/lb-loop 2>/tmp/lb-loop.err
+LOOP=$BG
+sleep 1
+t0=$(now)
+T=300 runq xenstore-control live-update /xslab/xsstub-b
+update_s=$(since "$t0")
+[ "$RC" -eq 0 ] || { touch /tmp/stop; fail "live-update $HOW after $update_s s: $OUT"; }
+log "live-update took $update_s s: $(echo "$OUT" | tr '\n' ' ')"
+sleep 1
+touch /tmp/stop
+xenstore_answers || fail "xenstore does not answer after the update (read of / timed out)"
+wait "$LOOP"
+lrc=$?
+loop=$(cat /tmp/lb-loop)
+[ -n "$loop" ] || fail "the read loop printed nothing (exit $lrc): $(head -c 300 /tmp/lb-loop.err)"
+log "loop: $loop"
+errors=$(echo "$loop" | sed -n 's/.* errors=\([0-9]*\).*/\1/p')
+[ "$lrc" -eq 0 ] && [ "$errors" = 0 ] ||
+    fail "the read loop saw errors (exit $lrc): $loop $(head -c 200 /tmp/lb-loop.err)"
+
+runq xenstore-control version
+echo "$OUT" | grep -q "+b build-id" || fail "image B is not running: $OUT"
+echo "$OUT" | grep -q "live-updates $n" || fail "version after: $OUT"
+s1=$(now)
+store_sum after
+after="$(totals) $SUM"
+log "store after: $after (checked in $(since "$s1") s)"
+[ "$before" = "$after" ] || fail "the store differs: before $before, after $after"
+
+# The stub's three lines for update n (the first request line follows the restore line).
+timeout 30 xl dmesg >/tmp/lb-dmesg 2>&1
+prep=$(grep "xsstub: live update $n: state" /tmp/lb-dmesg | tail -n 1)
+rest=$(grep "xsstub: live update $n restored:" /tmp/lb-dmesg | tail -n 1)
+first=$(sed -n "/xsstub: live update $n restored:/,\$p" /tmp/lb-dmesg |
+    grep "xsstub: first request served .* after the jump" | head -n 1)
+log "console: $prep | $rest | $first"
+state_bytes=$(echo "$prep" | sed -n 's/.* state \([0-9]*\) bytes .*/\1/p')
+prepare_us=$(echo "$prep" | sed -n 's/.* prepared in \([0-9]*\) us.*/\1/p')
+restore_us=$(echo "$rest" | sed -n 's/.* in \([0-9]*\) us.*/\1/p')
+inside_us=$(echo "$first" | sed -n 's/.* served \([0-9]*\) us after the jump.*/\1/p')
+[ -n "$state_bytes" ] && [ -n "$prepare_us" ] && [ -n "$restore_us" ] && [ -n "$inside_us" ] ||
+    fail "the stub's console lines for update $n are missing: '$prep' '$rest' '$first'"
+gap=$(echo "$loop" | sed -n 's/.*max_gap_us=\([0-9]*\).*/\1/p')
+p99=$(echo "$loop" | sed -n 's/.*p99_gap_us=\([0-9]*\).*/\1/p')
+
+c0=$(now)
+check cleanup xenstore-rm /bench
+log "removed /bench in $(since "$c0") s"
+pass "nodes=$N state_bytes=$state_bytes prepare_us=$prepare_us restore_us=$restore_us" \
+    "inside_us=$inside_us client_max_gap_us=$gap client_p99_gap_us=$p99" \
+    "update_s=$update_s fill_s=$fill_s"
