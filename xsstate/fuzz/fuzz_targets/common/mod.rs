@@ -710,6 +710,14 @@ pub fn image_decoder(data: &[u8]) {
     let Some((&sel, bytes)) = data.split_first() else {
         return;
     };
+    if sel == 0xa5 {
+        // A live-update hand-over buffer: refused, or it re-encodes byte for byte.
+        if let Ok(state) = xsstate::handover::HandoverState::decode(bytes) {
+            assert_eq!(state.encode(), bytes, "hand-over buffers re-encode exactly");
+            let _ = read(&state.image, Layout::Seed);
+        }
+        return;
+    }
     let layout = if sel & 1 == 0 {
         Layout::Seed
     } else {
