@@ -858,6 +858,12 @@ impl Engine {
         self.heap_usage = Some((used_bytes, free_bytes));
     }
 
+    /// Bytes the committed nodes account for (paths, values, permissions), as `memreport`
+    /// reports them; the live-update shell sizes its buffers from it.
+    pub fn node_bytes(&self) -> usize {
+        self.store.iter().map(|(p, n)| n.cost(p)).sum()
+    }
+
     /// The engine's memory report (`CONTROL memreport`).
     pub fn memreport(&self) -> String {
         use core::fmt::Write;

@@ -94,6 +94,23 @@ impl super::Stub {
     /// of no return (the running image then carries on as if nothing happened).
     pub(super) fn hand_over(&mut self, conn: ConnId, req_id: u32, tx_id: TxId) -> String {
         let t0 = crate::arch::cpu::rdtsc();
+        // The dump, the image bytes and the hand-over buffer exist at once (with allocator
+        // growth, about six times what the nodes account for), beside the flattened kernel:
+        // refuse rather than run out of memory half-way.
+        let need = self
+            .engine
+            .node_bytes()
+            .saturating_mul(6)
+            .saturating_add(2 << 20);
+        let free = crate::arch::heap::stats().1;
+        if need > free {
+            return format!(
+                "live-update: the state needs about {} KiB free, {} KiB are; give the \
+                 xenstore domain more memory",
+                need / 1024,
+                free / 1024
+            );
+        }
         let elf = self.lu.image();
         let pvh = match xsstate::pvh::parse(elf) {
             Ok(p) => p,
