@@ -170,8 +170,24 @@ fn prepare_and_jump(si: &startinfo::StartInfo) -> NoJump {
         }
         _ => kprintln!("selftest handover: blob at {src:#x}: no overlapping copy"),
     }
-    // The state goes above the blob (the module copy is still held), out of the copy's way.
-    let state: Vec<u8> = (0..STATE_LEN).map(pattern).collect();
+    // The state goes above the blob (the module copy is still held), out of the copy's way:
+    // allocate until a block lands there (lower blocks are held meanwhile, then freed).
+    let floor = blob.as_ptr() as u64 + blob.capacity() as u64;
+    let mut rejects: Vec<Vec<u8>> = Vec::new();
+    let mut state: Vec<u8> = Vec::new();
+    for _ in 0..16 {
+        let mut v: Vec<u8> = Vec::new();
+        if v.try_reserve_exact(STATE_LEN).is_err() {
+            return failed(format!("no memory for {STATE_LEN} state bytes"));
+        }
+        if v.as_ptr() as u64 >= floor {
+            state = v;
+            break;
+        }
+        rejects.push(v);
+    }
+    drop(rejects);
+    state.extend((0..STATE_LEN).map(pattern));
     drop(elf);
     let fnv = fnv1a64(&state);
     let module_cmdline = format!("{STATE_TAG} fnv={fnv:#018x} len={STATE_LEN}");

@@ -12,7 +12,7 @@ N=${XSLAB_BENCH_NODES:-1000}
 # Children per directory, and fill clients running at once (each one request at a time:
 # Linux's xenbus device mixes up pipelined writes of one open file, not separate files).
 CHUNK=1000
-JOBS=4
+JOBS=8
 # Above this many nodes the full `xenstore-ls -fp` (three requests per node) takes minutes
 # under TCG; the check is then memreport's totals plus a listing of a few directories.
 LS_MAX=20000
@@ -20,6 +20,15 @@ case "$N" in
 '' | *[!0-9]*) fail "XSLAB_BENCH_NODES=$N: not a number" ;;
 esac
 [ "$N" -ge 1 ] || fail "XSLAB_BENCH_NODES=$N: at least 1"
+
+# The figures, with `?` for what is not known (yet); a FAIL carries them before ` -- REASON`.
+figures() {
+    echo "nodes=$N state_bytes=${state_bytes:-?} prepare_us=${prepare_us:-?}" \
+        "restore_us=${restore_us:-?} inside_us=${inside_us:-?}" \
+        "client_max_gap_us=${gap:-?} client_p99_gap_us=${p99:-?}" \
+        "update_s=${update_s:-?} fill_s=${fill_s:-?}"
+}
+bad() { fail "$(figures) -- $*"; }
 
 # `NODES BYTES` from memreport (or `none`).
 totals() {
@@ -33,18 +42,18 @@ totals() {
 store_sum() {
     : >/tmp/lb-ls
     if [ "$N" -le "$LS_MAX" ]; then
-        timeout 180 xenstore-ls -fp / >>/tmp/lb-ls 2>&1 || fail "xenstore-ls -fp / failed ($1)"
+        timeout 180 xenstore-ls -fp / >>/tmp/lb-ls 2>&1 || bad "xenstore-ls -fp / failed ($1)"
     else
         last=$(((N - 1) / CHUNK))
-        tops=$(timeout 10 xenstore-list /) || fail "xenstore-list / failed ($1)"
+        tops=$(timeout 10 xenstore-list /) || bad "xenstore-list / failed ($1)"
         for top in $tops; do
             [ "$top" = bench ] && continue
             timeout 60 xenstore-ls -fp "/$top" >>/tmp/lb-ls 2>&1 ||
-                fail "xenstore-ls -fp /$top failed ($1)"
+                bad "xenstore-ls -fp /$top failed ($1)"
         done
         for k in 0 $((last / 2)) "$last"; do
             timeout 60 xenstore-ls -fp "/bench/c$k" >>/tmp/lb-ls 2>&1 ||
-                fail "xenstore-ls -fp /bench/c$k failed ($1)"
+                bad "xenstore-ls -fp /bench/c$k failed ($1)"
         done
     fi
     SUM="$(wc -l </tmp/lb-ls) $(md5sum </tmp/lb-ls | cut -d' ' -f1)"
@@ -58,6 +67,7 @@ lane() {
         [ "$c" -gt "$CHUNK" ] && c=$CHUNK
         out=$(timeout 600 $P fill --prefix "/bench/c$k" --count "$c" --window 1 2>&1) ||
             { echo "/bench/c$k: $out" | head -n 3; return 1; }
+        echo "$k $out"
         k=$((k + JOBS))
     done
 }
@@ -80,17 +90,18 @@ while [ "$l" -lt "$JOBS" ]; do
     XSLAB_PIDS="$XSLAB_PIDS $!"
     l=$((l + 1))
 done
-bad=""
+failed=""
 for p in $pids; do
-    wait "$p" || bad=yes
+    wait "$p" || failed=yes
 done
 fill_s=$(since "$f0")
-[ -z "$bad" ] || fail "fill: $(cat /tmp/lb-fill* | head -c 300)"
+[ -z "$failed" ] || fail "fill: $(cat /tmp/lb-fill* | head -c 300)"
 set -- $(totals)
 dirs=$(((N + CHUNK - 1) / CHUNK))
 [ "$1" -eq $((nodes0 + N + dirs + 1)) ] ||
     fail "fill: memreport counts $1 nodes, expected $nodes0 + $N + $dirs directories + /bench"
 log "filled $N nodes in $fill_s s; memreport: $(xenstore-control memreport | tr '\n' ' ')"
+log "fill ms per directory, in order: $(cat /tmp/lb-fill* | sort -n | sed -n 's/.* ms=//p' | tr '\n' ' ')"
 
 s0=$(now)
 store_sum before
@@ -103,30 +114,15 @@ bg $P loop --path /tool --until-file /tmp/stop --duration-ms 900000 \
 LOOP=$BG
 sleep 1
 t0=$(now)
-T=300 runq xenstore-control live-update /xslab/xsstub-b
+T=240 runq xenstore-control live-update /xslab/xsstub-b
 update_s=$(since "$t0")
-[ "$RC" -eq 0 ] || { touch /tmp/stop; fail "live-update $HOW after $update_s s: $OUT"; }
-log "live-update took $update_s s: $(echo "$OUT" | tr '\n' ' ')"
+urc=$RC
+uout="$HOW: $(echo "$OUT" | tr '\n' ' ')"
+log "live-update took $update_s s ($uout)"
 sleep 1
 touch /tmp/stop
-xenstore_answers || fail "xenstore does not answer after the update (read of / timed out)"
-wait "$LOOP"
-lrc=$?
-loop=$(cat /tmp/lb-loop)
-[ -n "$loop" ] || fail "the read loop printed nothing (exit $lrc): $(head -c 300 /tmp/lb-loop.err)"
-log "loop: $loop"
-errors=$(echo "$loop" | sed -n 's/.* errors=\([0-9]*\).*/\1/p')
-[ "$lrc" -eq 0 ] && [ "$errors" = 0 ] ||
-    fail "the read loop saw errors (exit $lrc): $loop $(head -c 200 /tmp/lb-loop.err)"
-
-runq xenstore-control version
-echo "$OUT" | grep -q "+b build-id" || fail "image B is not running: $OUT"
-echo "$OUT" | grep -q "live-updates $n" || fail "version after: $OUT"
-s1=$(now)
-store_sum after
-after="$(totals) $SUM"
-log "store after: $after (checked in $(since "$s1") s)"
-[ "$before" = "$after" ] || fail "the store differs: before $before, after $after"
+answers=yes
+xenstore_answers || answers=no
 
 # The stub's three lines for update n (the first request line follows the restore line).
 timeout 30 xl dmesg >/tmp/lb-dmesg 2>&1
@@ -139,14 +135,47 @@ state_bytes=$(echo "$prep" | sed -n 's/.* state \([0-9]*\) bytes .*/\1/p')
 prepare_us=$(echo "$prep" | sed -n 's/.* prepared in \([0-9]*\) us.*/\1/p')
 restore_us=$(echo "$rest" | sed -n 's/.* in \([0-9]*\) us.*/\1/p')
 inside_us=$(echo "$first" | sed -n 's/.* served \([0-9]*\) us after the jump.*/\1/p')
-[ -n "$state_bytes" ] && [ -n "$prepare_us" ] && [ -n "$restore_us" ] && [ -n "$inside_us" ] ||
-    fail "the stub's console lines for update $n are missing: '$prep' '$rest' '$first'"
+
+# The loop ends within a reply's time limit (60 s) once /tmp/stop exists.
+lrc=143
+[ "$answers" = yes ] && { wait "$LOOP"; lrc=$?; }
+loop=$(cat /tmp/lb-loop)
+log "loop (exit $lrc): $loop $(head -c 300 /tmp/lb-loop.err)"
 gap=$(echo "$loop" | sed -n 's/.*max_gap_us=\([0-9]*\).*/\1/p')
 p99=$(echo "$loop" | sed -n 's/.*p99_gap_us=\([0-9]*\).*/\1/p')
+errors=$(echo "$loop" | sed -n 's/.* errors=\([0-9]*\).*/\1/p')
 
-c0=$(now)
-check cleanup xenstore-rm /bench
-log "removed /bench in $(since "$c0") s"
-pass "nodes=$N state_bytes=$state_bytes prepare_us=$prepare_us restore_us=$restore_us" \
-    "inside_us=$inside_us client_max_gap_us=$gap client_p99_gap_us=$p99" \
-    "update_s=$update_s fill_s=$fill_s"
+panic=$(grep -A 1 "xsstub: PANIC" /tmp/lb-dmesg | tr '\n' ' ' | head -c 200)
+[ -z "$panic" ] || bad "the stub domain panicked: $panic"
+[ "$urc" -eq 0 ] || bad "live-update $uout"
+[ "$answers" = yes ] || bad "xenstore does not answer after the update (a read of / timed out)"
+# What still lets the store be checked is collected in WHY.
+WHY=""
+why() { WHY="${WHY:+$WHY; }$*"; }
+[ -n "$loop" ] || why "the read loop printed nothing (exit $lrc): $(head -c 100 /tmp/lb-loop.err)"
+if [ -n "$loop" ] && { [ "$lrc" -ne 0 ] || [ "$errors" != 0 ]; }; then
+    why "the read loop saw $errors errors: $(head -n 1 /tmp/lb-loop.err | head -c 100)"
+fi
+[ -n "$state_bytes" ] && [ -n "$prepare_us" ] && [ -n "$restore_us" ] && [ -n "$inside_us" ] ||
+    why "the stub's console lines for update $n are missing"
+runq xenstore-control version
+echo "$OUT" | grep -q "+b build-id" || bad "image B is not running: $OUT"
+echo "$OUT" | grep -q "live-updates $n" || bad "version after: $OUT"
+log "after: $(xenstore-control memreport | tr '\n' ' ')"
+s1=$(now)
+store_sum after
+after="$(totals) $SUM"
+log "store after: $after (checked in $(since "$s1") s)"
+[ "$before" = "$after" ] || why "the store differs: before $before, after $after"
+[ -z "$WHY" ] || bad "$WHY"
+
+# Removing many nodes is slow in the stub (each free walks its allocator's hole list); a
+# big store stays (the lab powers off after the benchmark anyway).
+if [ "$N" -le 10000 ]; then
+    c0=$(now)
+    T=120 check cleanup xenstore-rm /bench
+    log "removed /bench in $(since "$c0") s"
+else
+    log "/bench left in place: removing $N nodes takes minutes"
+fi
+pass "$(figures)"

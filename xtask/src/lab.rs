@@ -189,6 +189,28 @@ pub fn run_for_test() -> Result<(), String> {
     both(&all, &o, &image)
 }
 
+/// One boot with the stub domain running only `scenario` (`cargo xtask bench`), with the
+/// usual summary on stderr and the log kept on failure: returns whether its verdict was PASS,
+/// the verdict's detail and the seconds QEMU ran. A boot without that verdict (set-up
+/// failure, hang, time limit) is an error with the reasons and the log's tail.
+pub fn run_one_stub(scenario: &str) -> Result<(bool, String, f64), String> {
+    prepare()?;
+    let o = parse(&[scenario.to_string()])?;
+    let image = stub_image(None)?;
+    let (outcome, result) = one(Store::Stub, &o.scenarios, &o, Some(&image));
+    let verdict = outcome.as_ref().and_then(|out| {
+        out.verdicts
+            .iter()
+            .find(|v| v.name == scenario)
+            .map(|v| (v, out))
+    });
+    match (verdict, result) {
+        (Some((v, out)), _) => Ok((v.pass, v.detail.clone(), out.total)),
+        (None, Err(e)) => Err(e),
+        (None, Ok(())) => Err(format!("lab: no verdict for {scenario}")),
+    }
+}
+
 /// The stub domain with `scenarios`, C xenstored with the session only, then the comparison
 /// of their session transcripts; every failure is reported.
 fn both(scenarios: &[String], o: &Options, image: &Path) -> Result<(), String> {
