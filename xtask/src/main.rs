@@ -15,7 +15,8 @@ commands:
   demo    boot Xen in QEMU with the stub domain: dom0 tools, a guest, a live update
           (--host: the engine behind xenstored-host with the stock clients instead)
   test    install what is missing, then fmt --check, clippy -D warnings and every test
-  bench   print engine and socket benchmark figures
+  bench   engine and socket figures, then live-update downtime in the Xen lab
+          (--no-lab: host figures only; --nodes N: one lab run with N nodes)
   fuzz    run every fuzz target time-boxed (FUZZ_SECONDS per target, default 60)
   smoke   build the image and boot it on bare QEMU: its self-tests must pass
   lab     Xen 4.17 in QEMU: qemu-tests scenarios against C xenstored or the stub domain
