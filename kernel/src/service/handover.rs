@@ -65,6 +65,31 @@ impl StateTag {
     }
 }
 
+/// The jump into `pvh` (flattened into `blob`) with `cmdline` and `modules`.
+fn plan<'a>(
+    blob: &'a [u8],
+    pvh: &xsstate::pvh::PvhImage,
+    cmdline: &'a [u8],
+    modules: &'a [ModuleSpec<'a>],
+) -> Handover<'a> {
+    Handover {
+        blob,
+        dest_paddr: pvh.load_lo,
+        entry32: pvh.entry32,
+        cmdline,
+        modules,
+    }
+}
+
+/// The start-info module describing the state buffer `buf` at `paddr`.
+fn state_module<'a>(paddr: u64, buf: &[u8], cmdline: &'a [u8]) -> ModuleSpec<'a> {
+    ModuleSpec {
+        paddr,
+        size: buf.len() as u64,
+        cmdline,
+    }
+}
+
 /// Allocates `len` bytes starting at or above `floor` (retrying past lower blocks).
 fn alloc_above(len: usize, floor: u64) -> Option<Vec<u8>> {
     let mut rejects = Vec::new();
@@ -173,6 +198,7 @@ impl super::Stub {
                 )
                 .is_err()
                 {
+                    revoke(&tag);
                     tag.gref = 0;
                     break;
                 }
@@ -185,22 +211,10 @@ impl super::Stub {
             .as_bytes()
             .to_vec();
         // Check everything the jump needs before tearing anything down.
-        let mut module_cmdline = tag.render().into_bytes();
-        let check = Handover {
-            blob: &blob,
-            dest_paddr: pvh.load_lo,
-            entry32: pvh.entry32,
-            cmdline: &cmdline,
-            modules: &[ModuleSpec {
-                paddr,
-                size: buf.len() as u64,
-                cmdline: &module_cmdline,
-            }],
-        };
-        if let Err(e) = crate::arch::handover::check(&check) {
-            for i in 0..tag.pages {
-                gnttab::revoke(STATE_GREF_BASE + i);
-            }
+        let module_cmdline = tag.render();
+        let modules = [state_module(paddr, &buf, module_cmdline.as_bytes())];
+        if let Err(e) = crate::arch::handover::check(&plan(&blob, &pvh, &cmdline, &modules)) {
+            revoke(&tag);
             return format!("live-update: hand-over refused: {e}");
         }
         let prep_us = crate::xen::time::tsc_to_ns(crate::arch::cpu::rdtsc() - t0) / 1000;
@@ -218,20 +232,11 @@ impl super::Stub {
         }
         let _ = events::close(self.dom_exc_port);
         let _ = events::close(self.timer_port);
+        // The module's command line again, now carrying the TSC of the jump.
         tag.jump_tsc = crate::arch::cpu::rdtsc();
-        module_cmdline = tag.render().into_bytes();
-        let h = Handover {
-            blob: &blob,
-            dest_paddr: pvh.load_lo,
-            entry32: pvh.entry32,
-            cmdline: &cmdline,
-            modules: &[ModuleSpec {
-                paddr,
-                size: buf.len() as u64,
-                cmdline: &module_cmdline,
-            }],
-        };
-        crate::arch::handover::jump(&h)
+        let module_cmdline = tag.render();
+        let modules = [state_module(paddr, &buf, module_cmdline.as_bytes())];
+        crate::arch::handover::jump(&plan(&blob, &pvh, &cmdline, &modules))
     }
 }
 

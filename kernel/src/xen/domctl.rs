@@ -4,7 +4,7 @@ use xen_sys::__HYPERVISOR_domctl;
 
 use super::abi::{Domctl, XEN_DOMCTL_GETDOMAININFO, XEN_DOMCTL_INTERFACE_VERSION};
 use super::events::XenError;
-use super::hypercall::hypercall2;
+use super::hypercall::{check, hypercall2};
 
 /// What Xen says about one domain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,9 +25,7 @@ pub fn domain_info(domid: u16) -> Result<DomainInfo, XenError> {
     };
     // SAFETY: XEN_DOMCTL_getdomaininfo reads and writes the 144-byte `xen_domctl` we own.
     let rc = unsafe { hypercall2(__HYPERVISOR_domctl, &raw mut op as u64, 0) };
-    if rc < 0 {
-        return Err(XenError(rc));
-    }
+    check(rc)?;
     let first = op.u[0];
     Ok(DomainInfo {
         domid: (first & 0xffff) as u16,

@@ -13,7 +13,7 @@ use super::abi::{
     AddToPhysmap, HvmParam, DOMID_SELF, HVMOP_SET_PARAM, HVM_CALLBACK_TYPE_VECTOR,
     HVM_PARAM_CALLBACK_IRQ, XENMAPSPACE_SHARED_INFO, XENMEM_ADD_TO_PHYSMAP,
 };
-use super::hypercall::hypercall2;
+use super::hypercall::{check, hypercall2};
 
 /// Number of 64-bit words of pending/mask bits (4096 ports).
 const WORDS: usize = 64;
@@ -28,17 +28,7 @@ static SHARED_INFO: AtomicU64 = AtomicU64::new(0);
 /// Ports the upcall saw pending, waiting for the main loop.
 static RECORDED: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
 
-/// A hypercall failed; the value is Xen's negative errno.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct XenError(pub i64);
-
-fn check(rc: i64) -> Result<(), XenError> {
-    if rc < 0 {
-        Err(XenError(rc))
-    } else {
-        Ok(())
-    }
-}
+pub use super::hypercall::XenError;
 
 /// Maps the shared-info page at `gfn` and routes event upcalls to the arch upcall vector.
 pub fn init(gfn: u64) -> Result<(), XenError> {
@@ -237,6 +227,7 @@ fn evtchn_op<T>(cmd: u32, arg: &mut T) -> Result<(), XenError> {
             arg as *mut T as u64,
         )
     })
+    .map(drop)
 }
 
 /// Most ports one `SCHEDOP_poll` may name.
@@ -266,6 +257,7 @@ pub fn wait(ports: &[u32], deadline_ns: u64) -> Result<(), XenError> {
             &raw mut op as u64,
         )
     })
+    .map(drop)
 }
 
 /// Binds to `remote_port` of `domid`; returns our local port.

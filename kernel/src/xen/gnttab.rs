@@ -13,7 +13,7 @@ use super::abi::{
     XENMAPSPACE_GRANT_TABLE, XENMEM_ADD_TO_PHYSMAP,
 };
 use super::events::XenError;
-use super::hypercall::hypercall3;
+use super::hypercall::{check, hypercall3};
 use super::page::SharedPage;
 
 /// Grant entries per 4 KiB frame (8 bytes each).
@@ -43,9 +43,7 @@ pub fn init_own(gfn: u64, frames: u32) -> Result<(), XenError> {
                 &raw mut xatp as u64,
             )
         };
-        if rc < 0 {
-            return Err(XenError(rc));
-        }
+        check(rc)?;
     }
     TABLE.store(gfn << 12, Ordering::SeqCst);
     FRAMES.store(u64::from(frames), Ordering::SeqCst);
@@ -127,9 +125,7 @@ pub fn map(domid: u16, gref: u32, gfn: u64) -> Result<Mapping, XenError> {
             1,
         )
     };
-    if rc < 0 {
-        return Err(XenError(rc));
-    }
+    check(rc)?;
     if op.status != 0 {
         return Err(XenError(i64::from(op.status)));
     }
@@ -158,9 +154,7 @@ pub fn unmap(m: Mapping) -> Result<(), XenError> {
             1,
         )
     };
-    if rc < 0 {
-        return Err(XenError(rc));
-    }
+    check(rc)?;
     if op.status != 0 {
         return Err(XenError(i64::from(op.status)));
     }

@@ -18,6 +18,15 @@ unsafe extern "C" {
     static HYPERCALL_PAGE: u8;
 }
 
+/// A hypercall failed; the value is Xen's negative errno.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct XenError(pub i64);
+
+/// A hypercall's return value: negative is an errno, anything else the result.
+pub fn check(rc: i64) -> Result<u64, XenError> {
+    u64::try_from(rc).map_err(|_| XenError(rc))
+}
+
 /// Why the hypercall page could not be set up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SetupError {

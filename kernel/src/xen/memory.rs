@@ -6,24 +6,14 @@ use super::abi::{
     MemoryMap, DOMID_SELF, E820_ENTRY_BYTES, XENMEM_CURRENT_RESERVATION, XENMEM_MEMORY_MAP,
 };
 use super::events::XenError;
-use super::hypercall::hypercall2;
+use super::hypercall::{check, hypercall2};
+use crate::arch::startinfo::MemmapEntry;
 
 /// Most E820 entries we ask for.
 pub const MAX_ENTRIES: usize = 32;
 
-/// One E820 entry.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct E820Entry {
-    /// Start address.
-    pub addr: u64,
-    /// Length in bytes.
-    pub size: u64,
-    /// Type (1: RAM).
-    pub kind: u32,
-}
-
 /// The memory map Xen holds for us.
-pub fn memory_map() -> Result<heapless::Vec<E820Entry, MAX_ENTRIES>, XenError> {
+pub fn memory_map() -> Result<heapless::Vec<MemmapEntry, MAX_ENTRIES>, XenError> {
     let mut raw = [0u8; MAX_ENTRIES * E820_ENTRY_BYTES];
     let mut map = MemoryMap {
         nr_entries: MAX_ENTRIES as u32,
@@ -39,9 +29,7 @@ pub fn memory_map() -> Result<heapless::Vec<E820Entry, MAX_ENTRIES>, XenError> {
             &raw mut map as u64,
         )
     };
-    if rc < 0 {
-        return Err(XenError(rc));
-    }
+    check(rc)?;
     let n = (map.nr_entries as usize).min(MAX_ENTRIES);
     let mut out = heapless::Vec::new();
     for chunk in raw.chunks_exact(E820_ENTRY_BYTES).take(n) {
@@ -52,7 +40,7 @@ pub fn memory_map() -> Result<heapless::Vec<E820Entry, MAX_ENTRIES>, XenError> {
         };
         let mut t = [0u8; 4];
         t.copy_from_slice(chunk.get(16..20).unwrap_or(&[0; 4]));
-        let _ = out.push(E820Entry {
+        let _ = out.push(MemmapEntry {
             addr: u64_at(0),
             size: u64_at(8),
             kind: u32::from_le_bytes(t),
@@ -72,9 +60,5 @@ pub fn current_reservation_pages() -> Result<u64, XenError> {
             &raw mut domid as u64,
         )
     };
-    if rc < 0 {
-        Err(XenError(rc))
-    } else {
-        Ok(rc as u64)
-    }
+    check(rc)
 }

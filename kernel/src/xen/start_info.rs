@@ -1,27 +1,19 @@
-//! Reading the PVH `hvm_start_info` the loader left us: command line and modules.
+//! What the service keeps of the PVH `hvm_start_info`: command line and modules (parsed by
+//! `arch::startinfo`), and access to a module's bytes.
 
-/// `XEN_HVM_START_MAGIC_VALUE`.
-pub const START_MAGIC: u32 = 0x336e_c578;
+use crate::arch::startinfo::{self, StartInfo};
+
+pub use crate::arch::startinfo::Module;
+
 /// Longest command line kept.
 pub const CMDLINE_MAX: usize = 1024;
 /// Most modules kept.
 pub const MODULES_MAX: usize = 4;
 
-/// A module the loader placed in memory.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Module {
-    /// Physical address.
-    pub paddr: u64,
-    /// Size in bytes.
-    pub size: u64,
-    /// Physical address of its command line (0: none).
-    pub cmdline_paddr: u64,
-}
-
 /// What we keep of the start info.
 #[derive(Clone, Debug, Default)]
 pub struct BootInfo {
-    /// The command line (lossy: invalid UTF-8 replaced).
+    /// The command line (non-ASCII bytes replaced by `?`).
     pub cmdline: heapless::String<CMDLINE_MAX>,
     /// The modules.
     pub modules: heapless::Vec<Module, MODULES_MAX>,
@@ -29,82 +21,40 @@ pub struct BootInfo {
     pub end: u64,
 }
 
-/// Copies `N` bytes from physical address `paddr`.
-fn read<const N: usize>(paddr: u64) -> [u8; N] {
-    let mut out = [0u8; N];
-    for (i, b) in out.iter_mut().enumerate() {
-        // SAFETY: the loader placed the start info and what it points to in our RAM below
-        // 4 GiB, identity mapped; we only copy bytes out of it.
-        *b = unsafe { core::ptr::read_volatile((paddr as usize + i) as *const u8) };
-    }
-    out
-}
-
-fn u32_at(b: &[u8], o: usize) -> u32 {
-    let mut w = [0u8; 4];
-    if let Some(s) = b.get(o..o + 4) {
-        w.copy_from_slice(s);
-    }
-    u32::from_le_bytes(w)
-}
-
-fn u64_at(b: &[u8], o: usize) -> u64 {
-    let mut w = [0u8; 8];
-    if let Some(s) = b.get(o..o + 8) {
-        w.copy_from_slice(s);
-    }
-    u64::from_le_bytes(w)
-}
-
 /// Reads a NUL-terminated string of at most `CMDLINE_MAX` bytes.
 pub fn read_cstr(paddr: u64) -> heapless::String<CMDLINE_MAX> {
+    let mut buf = [0u8; CMDLINE_MAX];
     let mut s = heapless::String::new();
-    if paddr == 0 || paddr >= (1 << 32) {
-        return s;
-    }
-    for i in 0..CMDLINE_MAX as u64 {
-        let [b] = read::<1>(paddr + i);
-        if b == 0 {
-            break;
-        }
-        let c = if b.is_ascii() { b as char } else { '?' };
-        if s.push(c).is_err() {
+    for &b in startinfo::read_cstr(paddr, &mut buf).unwrap_or(&[]) {
+        if s.push(if b.is_ascii() { b as char } else { '?' }).is_err() {
             break;
         }
     }
     s
 }
 
-/// Parses the start info at `paddr`; `None` if the magic is wrong.
+/// Parses the start info at `paddr`; `None` if it is unreadable or its magic is wrong.
 pub fn parse(paddr: u64) -> Option<BootInfo> {
-    if paddr == 0 || paddr >= (1 << 32) {
-        return None;
-    }
-    let raw = read::<56>(paddr);
-    if u32_at(&raw, 0) != START_MAGIC {
-        return None;
-    }
-    let nr_modules = u32_at(&raw, 12);
-    let modlist = u64_at(&raw, 16);
-    let cmdline_paddr = u64_at(&raw, 24);
+    let si = StartInfo::read(paddr).ok()?;
     let mut info = BootInfo {
         end: paddr + 56,
         ..BootInfo::default()
     };
-    info.cmdline = read_cstr(cmdline_paddr);
-    if cmdline_paddr != 0 {
-        info.end = info.end.max(cmdline_paddr + info.cmdline.len() as u64 + 1);
+    info.cmdline = read_cstr(si.cmdline_paddr);
+    if si.cmdline_paddr != 0 {
+        info.end = info
+            .end
+            .max(si.cmdline_paddr + info.cmdline.len() as u64 + 1);
     }
-    if modlist != 0 && modlist < (1 << 32) {
-        for i in 0..u64::from(nr_modules.min(MODULES_MAX as u32)) {
-            let m = read::<32>(modlist + i * 32);
-            let _ = info.modules.push(Module {
-                paddr: u64_at(&m, 0),
-                size: u64_at(&m, 8),
-                cmdline_paddr: u64_at(&m, 16),
-            });
+    for i in 0..si.nr_modules.min(MODULES_MAX as u32) {
+        if let Some(m) = si.module(i) {
+            let _ = info.modules.push(m);
         }
-        info.end = info.end.max(modlist + u64::from(nr_modules) * 32);
+    }
+    if si.modlist_paddr != 0 {
+        info.end = info
+            .end
+            .max(si.modlist_paddr + u64::from(si.nr_modules) * 32);
     }
     Some(info)
 }

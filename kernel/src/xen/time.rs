@@ -4,7 +4,7 @@ use xen_sys::{__HYPERVISOR_vcpu_op, vcpu_info, vcpu_time_info};
 
 use super::abi::{SingleshotTimer, VCPUOP_SET_SINGLESHOT_TIMER};
 use super::events::{shared_info_paddr, XenError};
-use super::hypercall::hypercall3;
+use super::hypercall::{check, hypercall3};
 use super::page::SharedPage;
 
 /// Nanoseconds of Xen system time (monotonic since the host booted); 0 before events init.
@@ -80,9 +80,5 @@ pub fn set_timer(deadline_ns: u64) -> Result<(), XenError> {
             &raw mut t as u64,
         )
     };
-    if rc < 0 {
-        Err(XenError(rc))
-    } else {
-        Ok(())
-    }
+    check(rc).map(drop)
 }
