@@ -15,6 +15,46 @@ pub struct RingIndexError {
     pub prod: u32,
 }
 
+/// Copies the bytes between `cons` and `prod` of the ring at byte `base` of `page` into
+/// `buf` (at most its length); `None` when the indices are inconsistent.
+fn copy_out(page: &SharedPage, base: usize, cons: u32, prod: u32, buf: &mut [u8]) -> Option<usize> {
+    let mut copied = 0usize;
+    let mut at = cons;
+    while copied < buf.len() {
+        let (start, len) = layout::readable_chunk(at, prod)?;
+        let len = len.min(buf.len() - copied);
+        if len == 0 {
+            break;
+        }
+        if let Some(dst) = buf.get_mut(copied..copied + len) {
+            page.read_bytes(base + start, dst);
+        }
+        copied += len;
+        at = at.wrapping_add(len as u32);
+    }
+    Some(copied)
+}
+
+/// Copies as much of `data` as fits into the ring at byte `base` of `page`, from producer
+/// `prod` with the reader at `cons`; `None` when the indices are inconsistent.
+fn copy_in(page: &SharedPage, base: usize, cons: u32, prod: u32, data: &[u8]) -> Option<usize> {
+    let mut written = 0usize;
+    let mut at = prod;
+    while written < data.len() {
+        let (start, len) = layout::writable_chunk(cons, at)?;
+        let len = len.min(data.len() - written);
+        if len == 0 {
+            break;
+        }
+        if let Some(src) = data.get(written..written + len) {
+            page.write_bytes(base + start, src);
+        }
+        written += len;
+        at = at.wrapping_add(len as u32);
+    }
+    Some(written)
+}
+
 /// One domain's xenstore ring page, seen from the server.
 #[derive(Debug)]
 pub struct XsRing {
@@ -34,23 +74,9 @@ impl XsRing {
         let prod = self.page.read_u32(layout::REQ_PROD_OFFSET);
         // Read the indices before the data they describe.
         fence(Ordering::Acquire);
-        let mut copied = 0usize;
-        let mut at = cons;
-        while copied < buf.len() {
-            let Some((start, len)) = layout::readable_chunk(at, prod) else {
-                return Err(RingIndexError { cons, prod });
-            };
-            let len = len.min(buf.len() - copied);
-            if len == 0 {
-                break;
-            }
-            if let Some(dst) = buf.get_mut(copied..copied + len) {
-                self.page.read_bytes(layout::REQ_OFFSET + start, dst);
-            }
-            copied += len;
-            at = at.wrapping_add(len as u32);
-        }
-        Ok((cons, copied))
+        copy_out(&self.page, layout::REQ_OFFSET, cons, prod, buf)
+            .map(|copied| (cons, copied))
+            .ok_or(RingIndexError { cons, prod })
     }
 
     /// Publishes that `n` request bytes from `cons` were consumed.
@@ -66,26 +92,13 @@ impl XsRing {
         let cons = self.page.read_u32(layout::RSP_CONS_OFFSET);
         let prod = self.page.read_u32(layout::RSP_PROD_OFFSET);
         fence(Ordering::SeqCst);
-        let mut written = 0usize;
-        let mut at = prod;
-        while written < data.len() {
-            let Some((start, len)) = layout::writable_chunk(cons, at) else {
-                return Err(RingIndexError { cons, prod });
-            };
-            let len = len.min(data.len() - written);
-            if len == 0 {
-                break;
-            }
-            if let Some(src) = data.get(written..written + len) {
-                self.page.write_bytes(layout::RSP_OFFSET + start, src);
-            }
-            written += len;
-            at = at.wrapping_add(len as u32);
-        }
+        let written = copy_in(&self.page, layout::RSP_OFFSET, cons, prod, data)
+            .ok_or(RingIndexError { cons, prod })?;
         if written > 0 {
             // The data must be visible before the index that publishes it.
             fence(Ordering::Release);
-            self.page.write_u32(layout::RSP_PROD_OFFSET, at);
+            self.page
+                .write_u32(layout::RSP_PROD_OFFSET, prod.wrapping_add(written as u32));
         }
         Ok(written)
     }
@@ -151,24 +164,10 @@ impl XsClientRing {
         let cons = self.page.read_u32(layout::REQ_CONS_OFFSET);
         let prod = self.page.read_u32(layout::REQ_PROD_OFFSET);
         fence(Ordering::SeqCst);
-        let mut at = prod;
-        let mut written = 0usize;
-        while written < data.len() {
-            let Some((start, len)) = layout::writable_chunk(cons, at) else {
-                break;
-            };
-            let len = len.min(data.len() - written);
-            if len == 0 {
-                break;
-            }
-            if let Some(src) = data.get(written..written + len) {
-                self.page.write_bytes(layout::REQ_OFFSET + start, src);
-            }
-            written += len;
-            at = at.wrapping_add(len as u32);
-        }
+        let written = copy_in(&self.page, layout::REQ_OFFSET, cons, prod, data).unwrap_or(0);
         fence(Ordering::Release);
-        self.page.write_u32(layout::REQ_PROD_OFFSET, at);
+        self.page
+            .write_u32(layout::REQ_PROD_OFFSET, prod.wrapping_add(written as u32));
         written
     }
 
@@ -177,18 +176,12 @@ impl XsClientRing {
         let cons = self.page.read_u32(layout::RSP_CONS_OFFSET);
         let prod = self.page.read_u32(layout::RSP_PROD_OFFSET);
         fence(Ordering::Acquire);
-        let mut at = cons;
-        while let Some((start, len)) = layout::readable_chunk(at, prod) {
-            if len == 0 {
-                break;
-            }
-            let mut chunk = alloc::vec![0u8; len];
-            self.page.read_bytes(layout::RSP_OFFSET + start, &mut chunk);
-            out.extend_from_slice(&chunk);
-            at = at.wrapping_add(len as u32);
-        }
+        let mut buf = [0u8; layout::RING_SIZE as usize];
+        let n = copy_out(&self.page, layout::RSP_OFFSET, cons, prod, &mut buf).unwrap_or(0);
+        out.extend_from_slice(buf.get(..n).unwrap_or(&[]));
         fence(Ordering::SeqCst);
-        self.page.write_u32(layout::RSP_CONS_OFFSET, at);
+        self.page
+            .write_u32(layout::RSP_CONS_OFFSET, cons.wrapping_add(n as u32));
     }
 
     /// Overwrites the request producer index (the misbehaving-guest test).
