@@ -31,6 +31,7 @@ pub mod error;
 pub mod handover;
 pub mod ids;
 pub mod image;
+pub mod memory;
 mod ops_domain;
 mod ops_node;
 mod ops_session;
