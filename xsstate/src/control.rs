@@ -201,7 +201,7 @@ impl Engine {
             ("watches", watches),
             ("transactions", txns),
             ("outstanding", outstanding),
-            ("memory", usage.memory),
+            ("memory", self.domain_memory(domid)),
         ] {
             let _ = writeln!(s, "{name:<16}: {v:>8}");
         }

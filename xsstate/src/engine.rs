@@ -6,12 +6,15 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use crate::budget::{Limit, LimitLog};
 use crate::conn::{ConnKind, Connection, Outgoing};
 use crate::error::{Fault, XsError};
 use crate::ids::{ConnId, DomId, EvtchnPort, TxId};
+use crate::memory::{MemoryStats, SharedMemory, Unlimited};
+use crate::oracle::SharedOracle;
 use crate::perms::{Access, Perm, Perms, Requester};
 use crate::quota::{QuotaKind, Quotas};
-use crate::store::{Node, Store};
+use crate::store::Store;
 use crate::txn::PendingEvent;
 use crate::watch::{INTRODUCE_DOMAIN, RELEASE_DOMAIN};
 use crate::wire::{Decoded, Message, MsgType, PAYLOAD_MAX};
@@ -32,6 +35,13 @@ pub struct EngineConfig {
     pub watch_event_timeout_ms: u64,
     /// Write rate limit of unprivileged domains (XSA-206).
     pub write_rate: crate::ratelimit::WriteRate,
+    /// Secret seed of the store's name index (pick one at random per boot).
+    pub index_seed: u64,
+    /// Heap bytes no request may use (see [`crate::budget`]).
+    pub core_reserve_bytes: usize,
+    /// Further heap bytes unprivileged requests may not use (at least; a sixteenth of the
+    /// heap's maximum if that is more).
+    pub guest_reserve_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -43,6 +53,9 @@ impl Default for EngineConfig {
             privileged_event_queue_limit_bytes: 64 * 1024 * 1024,
             watch_event_timeout_ms: 20_000,
             write_rate: crate::ratelimit::WriteRate::default(),
+            index_seed: 0x9e37_79b9_7f4a_7c15,
+            core_reserve_bytes: 256 * 1024,
+            guest_reserve_bytes: 768 * 1024,
         }
     }
 }
@@ -145,6 +158,12 @@ pub struct Engine {
     /// Events to queue after the current reply (a new watch's first event).
     pub(crate) after_reply: Vec<(ConnId, Vec<u8>)>,
     next_conn: u32,
+    /// The shell's heap.
+    pub(crate) memory: SharedMemory,
+    /// What the shell knows about domains.
+    pub(crate) oracle: Option<SharedOracle>,
+    /// Limits hit, for the rate-limited log.
+    pub(crate) limits: LimitLog,
 }
 
 /// A handler's answer: a payload to send with the request's type, or nothing yet.
@@ -161,14 +180,12 @@ impl Engine {
     pub fn new(config: EngineConfig) -> Engine {
         let owner = config.priv_domid;
         let mut e = Engine::empty(config);
-        for (parent, child) in [("/", "tool"), ("/tool", "xenstored")] {
-            let path = crate::path::join(parent, child);
-            if let Some(mut p) = e.store.get(parent).cloned() {
-                p.add_child(child);
-                e.store.put(String::from(parent), p);
-            }
-            e.store
-                .put(path, Node::new(Perms::owner_only(owner, Perm::None)));
+        let perms = Perms::owner_only(owner, Perm::None);
+        if let Ok(tool) = e
+            .store
+            .create(crate::store::NodeId::ROOT, "tool", &perms, &[])
+        {
+            let _ = e.store.create(tool, "xenstored", &perms, &[]);
         }
         e
     }
@@ -178,7 +195,7 @@ impl Engine {
         let owner = config.priv_domid;
         let special = Perms::owner_only(owner, Perm::None);
         Engine {
-            store: Store::new(owner),
+            store: Store::with_seed(owner, config.index_seed),
             conns: BTreeMap::new(),
             domains: BTreeMap::new(),
             special_perms: [special.clone(), special],
@@ -190,6 +207,9 @@ impl Engine {
             trace: false,
             after_reply: Vec::new(),
             next_conn: 1,
+            memory: alloc::sync::Arc::new(Unlimited),
+            oracle: None,
+            limits: LimitLog::default(),
             config,
         }
     }
@@ -599,6 +619,17 @@ impl Engine {
                 return Err(XsError::Enoent);
             }
         }
+        // The memory budget (see `budget`): a request that would leave less than its floor
+        // free gets ENOMEM; unprivileged domains are also held to their memory quota.
+        if !self.memory_allows(id, &who, ty, msg) {
+            return Err(XsError::Enomem);
+        }
+        // Node requests outside a transaction check the memory quota precisely themselves.
+        let grows = Engine::class(ty, msg) == crate::budget::Class::Grows
+            && (tx != TxId::NONE || !matches!(ty, Write | Mkdir | SetPerms));
+        if grows && !self.memory_quota_allows(&who, msg.payload.len()) {
+            return Err(XsError::Enomem);
+        }
         let p = msg.payload.as_slice();
         match ty {
             Read => self.op_read(id, who, tx, p),
@@ -639,7 +670,7 @@ impl Engine {
             return true;
         }
         if let Some(n) = self.store.get(path) {
-            if n.perms.access_for(watcher).contains(Access::READ) {
+            if n.perms().access_for(watcher).contains(Access::READ) {
                 return true;
             }
         }
@@ -648,7 +679,7 @@ impl Engine {
         }
         self.store
             .get(crate::path::parent(path))
-            .is_some_and(|n| n.perms.access_for(watcher).contains(Access::READ))
+            .is_some_and(|n| n.perms().access_for(watcher).contains(Access::READ))
     }
 
     /// Fires the watches matching committed changes.
@@ -726,16 +757,41 @@ impl Engine {
                 .saturating_add(self.config.watch_event_timeout_ms)
         });
         let bytes = Message::new(MsgType::WatchEvent, 0, TxId::NONE, payload).encode();
+        // An unprivileged watcher's events are dropped before they eat into the core
+        // reserve (which keeps dom0's replies and events going).
+        let reserve = self.config.core_reserve_bytes;
+        if !privileged && !self.memory.ensure_free(bytes.len().saturating_add(reserve)) {
+            let domid = self.conns.get(&id).map(|c| c.domid);
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.events_dropped += 1;
+            }
+            if let Some(d) = domid {
+                self.limit_hit(
+                    d,
+                    Limit::Heap,
+                    String::from("watch event dropped: memory short"),
+                );
+            }
+            return;
+        }
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
         if c.faulted.is_some() {
             return;
         }
-        if (!special && c.has_pending_event(&bytes))
-            || c.out_bytes.saturating_add(bytes.len()) > limit
-        {
+        if !special && c.has_pending_event(&bytes) {
             c.events_dropped += 1;
+            return;
+        }
+        if c.out_bytes.saturating_add(bytes.len()) > limit {
+            c.events_dropped += 1;
+            let (domid, queued) = (c.domid, c.out_bytes);
+            self.limit_hit(
+                domid,
+                Limit::EventQueue,
+                alloc::format!("watch event dropped: {queued} bytes queued unread, limit {limit}"),
+            );
             return;
         }
         c.push(Outgoing {
@@ -788,6 +844,7 @@ impl Engine {
             self.conns.remove(&c);
         }
         self.domains.remove(&domid);
+        self.limits.forget(domid);
         let events = self.purge_domain_nodes(domid);
         self.fire(&events);
         self.fire_special(RELEASE_DOMAIN, domid);
@@ -858,32 +915,56 @@ impl Engine {
         self.heap_usage = Some((used_bytes, free_bytes));
     }
 
+    /// The heap use the shell reported with [`Engine::set_heap_usage`].
+    pub fn reported_heap(&self) -> Option<(usize, usize)> {
+        self.heap_usage
+    }
+
+    /// How often each limit was hit since the engine started.
+    pub fn limit_totals(&self) -> alloc::vec::Vec<(Limit, u64)> {
+        self.limits.totals.iter().map(|(l, n)| (*l, *n)).collect()
+    }
+
     /// Bytes the committed nodes account for (paths, values, permissions), as `memreport`
-    /// reports them; the live-update shell sizes its buffers from it.
+    /// reports them.
     pub fn node_bytes(&self) -> usize {
-        self.store.iter().map(|(p, n)| n.cost(p)).sum()
+        self.store.total_cost()
+    }
+
+    /// Lends the engine the shell's heap (see [`crate::budget`]).
+    pub fn set_memory(&mut self, memory: SharedMemory) {
+        self.memory = memory;
+    }
+
+    /// The heap's figures as the shell reports them.
+    pub fn memory_stats(&self) -> MemoryStats {
+        self.memory.stats()
+    }
+
+    /// Lends the engine the shell's knowledge of domains.
+    pub fn set_domain_oracle(&mut self, oracle: SharedOracle) {
+        self.oracle = Some(oracle);
+    }
+
+    /// Whether `domid` exists: the privileged domain, a domain introduced to us, or one the
+    /// shell's oracle knows (when it cannot tell, yes).
+    pub fn domain_exists(&self, domid: DomId) -> bool {
+        if domid == self.config.priv_domid || self.domains.get(&domid).is_some_and(|d| d.introduced)
+        {
+            return true;
+        }
+        if !domid.is_real() {
+            return false;
+        }
+        self.oracle
+            .as_ref()
+            .and_then(|o| o.exists(domid))
+            .unwrap_or(true)
     }
 
     /// The engine's memory report (`CONTROL memreport`).
     pub fn memreport(&self) -> String {
-        use core::fmt::Write;
-        let mut s = String::new();
-        let node_bytes: usize = self.store.iter().map(|(p, n)| n.cost(p)).sum();
-        let watches: usize = self.conns.values().map(|c| c.watches.len()).sum();
-        let txns: usize = self.conns.values().map(|c| c.transactions.len()).sum();
-        let out: usize = self.conns.values().map(|c| c.out_bytes).sum();
-        let dropped: u64 = self.conns.values().map(|c| c.events_dropped).sum();
-        let _ = writeln!(s, "nodes: {} ({} bytes)", self.store.len(), node_bytes);
-        let _ = writeln!(s, "connections: {}", self.conns.len());
-        let _ = writeln!(s, "domains: {}", self.domains.len());
-        let _ = writeln!(s, "watches: {watches}");
-        let _ = writeln!(s, "transactions: {txns}");
-        let _ = writeln!(s, "queued output: {out} bytes");
-        let _ = writeln!(s, "dropped watch events: {dropped}");
-        if let Some((used, free)) = self.heap_usage {
-            let _ = writeln!(s, "heap: {used} bytes used, {free} bytes free");
-        }
-        s
+        crate::report::memreport(self)
     }
 }
 

@@ -24,6 +24,7 @@
 
 extern crate alloc;
 
+pub mod budget;
 pub mod conn;
 pub mod control;
 pub mod engine;
@@ -35,11 +36,13 @@ pub mod memory;
 mod ops_domain;
 mod ops_node;
 mod ops_session;
+pub mod oracle;
 pub mod path;
 pub mod perms;
 pub mod pvh;
 pub mod quota;
 pub mod ratelimit;
+mod report;
 pub mod ring;
 pub mod snapshot;
 pub mod store;

@@ -27,13 +27,12 @@ impl MemoryStats {
     /// What can still be allocated: free now plus what growing can add.
     pub fn available(&self) -> usize {
         let total = self.used.saturating_add(self.free);
-        self.free
-            .saturating_add(self.max.saturating_sub(total))
+        self.free.saturating_add(self.max.saturating_sub(total))
     }
 }
 
 /// The shell's heap, lent to the engine.
-pub trait MemorySource: Send + Sync {
+pub trait MemorySource: Send + Sync + core::fmt::Debug {
     /// The heap's figures now.
     fn stats(&self) -> MemoryStats;
     /// Makes at least `bytes` free, growing the heap if it can; returns whether they are.

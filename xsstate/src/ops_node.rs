@@ -1,16 +1,16 @@
 //! Node requests: READ, WRITE, MKDIR, RM, DIRECTORY, DIRECTORY_PART, GET_PERMS, SET_PERMS.
 
-use alloc::borrow::Cow;
+use alloc::collections::BTreeSet;
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::engine::{ok, Engine, HandlerResult};
 use crate::error::XsError;
-use crate::ids::{ConnId, TxId};
+use crate::ids::{ConnId, DomId, TxId};
 use crate::path;
 use crate::perms::{Access, Perms, Requester};
 use crate::quota::{QuotaKind, Quotas};
-use crate::store::Node;
+use crate::store::{cost_of, NodeId};
 use crate::util::{one_arg, split_strings};
 use crate::view::View;
 use crate::wire::PAYLOAD_MAX;
@@ -25,7 +25,7 @@ fn check_access(
     need: Access,
 ) -> Result<(), XsError> {
     let err = match view.read(path)? {
-        Some(n) if n.perms.access_for(who).contains(need) => return Ok(()),
+        Some(n) if n.perms().access_for(who).contains(need) => return Ok(()),
         Some(_) => XsError::Eacces,
         None => XsError::Enoent,
     };
@@ -36,7 +36,7 @@ fn check_access(
         }
         cur = path::parent(cur);
         if let Some(n) = view.peek(cur) {
-            break Some(n.perms.access_for(who));
+            break Some(n.perms().access_for(who));
         }
     };
     match ancestor {
@@ -45,26 +45,32 @@ fn check_access(
     }
 }
 
-/// Bytes a node is checked against the `node-size` quota with.
-fn node_size(node: &Node) -> usize {
-    let children: usize = node.children.iter().map(|c| c.len() + 1).sum();
-    node.value.len() + children + 4 * node.perms.entries().len()
+/// The `node-size` quota's measure (C 4.20's `calc_node_acc_size` without its header): value,
+/// children list and 8 bytes per permission, plus 16.
+fn node_size(value_len: usize, children_bytes: usize, n_perms: usize) -> usize {
+    16 + 8 * n_perms + value_len + children_bytes
 }
 
 impl Engine {
     /// Runs `f` on the view of connection `id` / transaction `tx`, then fires the watches of
     /// non-transactional changes.
-    fn with_view<R>(
+    pub(crate) fn with_view<R>(
         &mut self,
         id: ConnId,
         tx: TxId,
         who: &Requester,
+        watched: Option<BTreeSet<String>>,
         f: impl FnOnce(&mut View<'_>) -> R,
     ) -> R {
         let max = if who.privileged {
             0
         } else {
             self.quotas_for(who.domid).get(QuotaKind::TransactionNodes)
+        };
+        let extra = if who.privileged {
+            0
+        } else {
+            self.domain_extra_memory(who.domid)
         };
         let txn = if tx == TxId::NONE {
             None
@@ -74,6 +80,8 @@ impl Engine {
                 .and_then(|c| c.transactions.get_mut(&tx.0))
         };
         let mut view = View::new(&mut self.store, txn, max);
+        view.watched = watched;
+        view.extra_memory = extra;
         let r = f(&mut view);
         let events = core::mem::take(&mut view.events);
         drop(view);
@@ -83,8 +91,25 @@ impl Engine {
         r
     }
 
-    fn canonical(&self, who: &Requester, raw: &[u8]) -> Result<String, XsError> {
-        path::canonicalize(raw, who.domid, self.quotas_for(who.domid).path_max())
+    /// A client's path made absolute and checked (C 4.20's `canonicalize`): the `path-max`
+    /// quota limits unprivileged callers only.
+    pub(crate) fn canonical(&self, who: &Requester, raw: &[u8]) -> Result<String, XsError> {
+        path::canonicalize(raw, who.domid, self.path_limit(who))
+    }
+
+    /// The `path-max` limit for `who` (`None`: privileged, only the payload limits it).
+    pub(crate) fn path_limit(&self, who: &Requester) -> Option<usize> {
+        (!who.privileged).then(|| self.quotas_for(who.domid).path_max())
+    }
+
+    /// Every path a watch is set on exactly (for the events of a removed subtree).
+    pub(crate) fn watched_paths(&self) -> BTreeSet<String> {
+        self.conns
+            .values()
+            .flat_map(|c| c.watches.iter())
+            .filter(|w| !path::is_special(&w.path))
+            .map(|w| w.path.clone())
+            .collect()
     }
 
     pub(crate) fn op_read(
@@ -95,9 +120,9 @@ impl Engine {
         p: &[u8],
     ) -> HandlerResult {
         let name = self.canonical(&who, one_arg(p).ok_or(XsError::Einval)?)?;
-        self.with_view(id, tx, &who, |v| {
+        self.with_view(id, tx, &who, None, |v| {
             check_access(v, &who, &name, Access::READ)?;
-            Ok(v.peek(&name).map(|n| n.value.clone()))
+            Ok(v.peek(&name).map(|n| n.value().to_vec()))
         })
     }
 
@@ -109,9 +134,9 @@ impl Engine {
         p: &[u8],
     ) -> HandlerResult {
         let name = self.canonical(&who, one_arg(p).ok_or(XsError::Einval)?)?;
-        self.with_view(id, tx, &who, |v| {
+        self.with_view(id, tx, &who, None, |v| {
             check_access(v, &who, &name, Access::READ)?;
-            Ok(v.peek(&name).map(|n| n.children_payload()))
+            v.children_payload(&name, PAYLOAD_MAX).map(Some)
         })
     }
 
@@ -129,27 +154,34 @@ impl Engine {
         let name = self.canonical(&who, raw)?;
         let off = crate::util::parse_decimal(off).ok_or(XsError::Einval)?;
         let off = usize::try_from(off).map_err(|_| XsError::Einval)?;
-        self.with_view(id, tx, &who, |v| {
+        self.with_view(id, tx, &who, None, |v| {
             check_access(v, &who, &name, Access::READ)?;
-            let node = v.peek(&name).ok_or(XsError::Enoent)?;
-            let children = node.children_payload();
-            let mut out = Vec::new();
-            crate::util::push_str0(&mut out, alloc::format!("{}", node.generation).as_bytes());
-            let Some(rest) = children.get(off..).filter(|r| !r.is_empty()) else {
-                // Offset behind the list: the generation and an empty string.
-                out.push(0);
-                return Ok(Some(out));
-            };
-            let maxlen = PAYLOAD_MAX - out.len() - 1;
-            let mut len = 0usize;
-            for name in rest.split_inclusive(|&b| b == 0) {
-                if len + name.len() > maxlen {
-                    break;
-                }
-                len += name.len();
+            if !v.exists(&name) {
+                return Err(XsError::Enoent);
             }
-            out.extend_from_slice(rest.get(..len).unwrap_or(&[]));
-            if len == rest.len() {
+            let mut out = Vec::new();
+            crate::util::push_str0(
+                &mut out,
+                alloc::format!("{}", v.generation(&name)).as_bytes(),
+            );
+            let maxlen = PAYLOAD_MAX - out.len() - 1;
+            // Whole names from byte offset `off` of the list, as many as fit.
+            let mut at = 0usize;
+            let mut len = 0usize;
+            let mut ended = true;
+            for c in v.children_names(&name) {
+                let size = c.len() + 1;
+                if at >= off {
+                    if len + size > maxlen {
+                        ended = false;
+                        break;
+                    }
+                    crate::util::push_str0(&mut out, c.as_bytes());
+                    len += size;
+                }
+                at += size;
+            }
+            if ended {
                 out.push(0);
             }
             Ok(Some(out))
@@ -165,20 +197,31 @@ impl Engine {
     ) -> HandlerResult {
         let raw = one_arg(p).ok_or(XsError::Einval)?;
         if raw.first() == Some(&b'@') {
-            return Ok(Some(self.special_perms(raw)?.to_payload()));
+            return Ok(Some(self.special_perms(&who, raw)?.to_payload()));
         }
         let name = self.canonical(&who, raw)?;
-        self.with_view(id, tx, &who, |v| {
+        self.with_view(id, tx, &who, None, |v| {
             check_access(v, &who, &name, Access::READ)?;
-            Ok(v.peek(&name).map(|n| n.perms.to_payload()))
+            Ok(v.peek(&name).map(|n| n.perms().to_payload()))
         })
     }
 
-    fn special_perms(&self, raw: &[u8]) -> Result<&Perms, XsError> {
+    /// The permissions of a special node (since C 4.18 they are nodes below `/`: an unknown
+    /// `@name` is a missing node, `EACCES` for those who may not read `/`).
+    fn special_perms(&self, who: &Requester, raw: &[u8]) -> Result<&Perms, XsError> {
+        path::validate_chars(raw)?;
         match raw {
             b"@introduceDomain" => Ok(&self.special_perms[0]),
             b"@releaseDomain" => Ok(&self.special_perms[1]),
-            _ => Err(XsError::Enoent),
+            _ => Err(self.missing_below_root(who)),
+        }
+    }
+
+    /// The error for a missing node whose parent is `/`.
+    fn missing_below_root(&self, who: &Requester) -> XsError {
+        match self.store.root() {
+            Some(r) if r.perms().access_for(who).intersects(Access::READ) => XsError::Enoent,
+            _ => XsError::Eacces,
         }
     }
 
@@ -191,17 +234,27 @@ impl Engine {
     ) -> HandlerResult {
         let nul = p.iter().position(|&b| b == 0).ok_or(XsError::Einval)?;
         let (raw, rest) = p.split_at(nul);
-        let value = rest.get(1..).unwrap_or(&[]).to_vec();
+        let value = rest.get(1..).unwrap_or(&[]);
         let name = self.canonical(&who, raw)?;
         let quotas = self.quotas_for(who.domid);
-        self.with_view(id, tx, &who, |v| {
+        self.with_view(id, tx, &who, None, |v| {
             match check_access(v, &who, &name, Access::WRITE) {
                 Ok(()) => {
-                    let mut node = v.peek(&name).map(Cow::into_owned).ok_or(XsError::Eio)?;
-                    let old_cost = node.cost(&name);
-                    node.value = value;
-                    check_node_quotas(v, &who, &quotas, &name, &node, old_cost)?;
-                    v.write(name.clone(), node)?;
+                    let node = v.peek(&name).ok_or(XsError::Eio)?;
+                    let n_perms = node.perms().entries().len();
+                    let old_value = node.value().len();
+                    let children = v.children_bytes(&name);
+                    check_node_quotas(
+                        v,
+                        &who,
+                        &quotas,
+                        name.len(),
+                        value.len(),
+                        n_perms,
+                        children,
+                        old_value,
+                    )?;
+                    v.set(&name, Some(value.to_vec()), None)?;
                 }
                 Err(XsError::Enoent) => create_node(v, &who, &quotas, &name, value)?,
                 Err(e) => return Err(e),
@@ -220,11 +273,11 @@ impl Engine {
     ) -> HandlerResult {
         let name = self.canonical(&who, one_arg(p).ok_or(XsError::Einval)?)?;
         let quotas = self.quotas_for(who.domid);
-        self.with_view(id, tx, &who, |v| {
+        self.with_view(id, tx, &who, None, |v| {
             match check_access(v, &who, &name, Access::WRITE) {
                 Ok(()) => {}
                 Err(XsError::Enoent) => {
-                    create_node(v, &who, &quotas, &name, Vec::new())?;
+                    create_node(v, &who, &quotas, &name, &[])?;
                     v.event(&name, false, None);
                 }
                 Err(e) => return Err(e),
@@ -241,12 +294,13 @@ impl Engine {
         p: &[u8],
     ) -> HandlerResult {
         let name = self.canonical(&who, one_arg(p).ok_or(XsError::Einval)?)?;
-        self.with_view(id, tx, &who, |v| {
+        let watched = (tx == TxId::NONE).then(|| self.watched_paths());
+        self.with_view(id, tx, &who, watched, |v| {
             match check_access(v, &who, &name, Access::WRITE) {
                 Ok(()) => {}
                 Err(XsError::Enoent) => {
                     // Not there: fine if the parent exists.
-                    return if v.peek(path::parent(&name)).is_some() {
+                    return if v.exists(path::parent(&name)) {
                         ok()
                     } else {
                         Err(XsError::Enoent)
@@ -257,7 +311,7 @@ impl Engine {
             if name == "/" {
                 return Err(XsError::Einval);
             }
-            remove_subtree(v, &name)?;
+            v.remove_subtree(&name)?;
             ok()
         })
     }
@@ -281,11 +335,16 @@ impl Engine {
             return Err(XsError::Enospc);
         }
         let perms = Perms::parse_list(items.iter().copied())?;
+        // As C xenstored: the owner must be a domain that exists (checked before the node).
+        if !self.domain_exists(perms.owner()) {
+            return Err(XsError::Enoent);
+        }
         if raw.first() == Some(&b'@') {
+            path::validate_chars(raw)?;
             let slot = match *raw {
                 b"@introduceDomain" => 0,
                 b"@releaseDomain" => 1,
-                _ => return Err(XsError::Enoent),
+                _ => return Err(self.missing_below_root(&who)),
             };
             let current = self.special_perms.get(slot).ok_or(XsError::Eio)?;
             if !current
@@ -294,20 +353,23 @@ impl Engine {
             {
                 return Err(XsError::Eacces);
             }
+            if !who.privileged && perms.owner() != current.owner() {
+                return Err(XsError::Eperm);
+            }
             if let Some(s) = self.special_perms.get_mut(slot) {
                 *s = perms;
             }
             return ok();
         }
         let name = self.canonical(&who, raw)?;
-        self.with_view(id, tx, &who, |v| {
+        self.with_view(id, tx, &who, None, |v| {
             check_access(v, &who, &name, Access::WRITE.union(Access::OWNER))?;
-            let mut node = v.peek(&name).map(Cow::into_owned).ok_or(XsError::Eio)?;
-            if !who.privileged && perms.owner() != node.perms.owner() {
+            let node = v.peek(&name).ok_or(XsError::Eio)?;
+            if !who.privileged && perms.owner() != node.perms().owner() {
                 return Err(XsError::Eperm);
             }
-            let old = core::mem::replace(&mut node.perms, perms);
-            v.write(name.clone(), node)?;
+            let old = node.perms().clone();
+            v.set(&name, None, Some(perms))?;
             v.event(&name, false, Some(old));
             ok()
         })
@@ -315,36 +377,38 @@ impl Engine {
 
     /// Deletes every node owned by `domid` and removes its permission entries elsewhere.
     /// Returns the watch events of the deletions.
-    pub(crate) fn purge_domain_nodes(
-        &mut self,
-        domid: crate::ids::DomId,
-    ) -> Vec<crate::txn::PendingEvent> {
-        let owned: Vec<String> = self
-            .store
-            .iter()
-            .filter(|(p, n)| p.as_str() != "/" && n.perms.owner() == domid)
-            .map(|(p, _)| p.clone())
-            .collect();
+    pub(crate) fn purge_domain_nodes(&mut self, domid: DomId) -> Vec<crate::txn::PendingEvent> {
+        // Owned nodes in tree order (ancestors first): removing an ancestor takes the rest.
+        let mut owned: Vec<String> = Vec::new();
+        self.store.walk(NodeId::ROOT, |p, n| {
+            if p != "/" && n.perms().owner() == domid {
+                owned.push(String::from(p));
+            }
+        });
+        let watched = self.watched_paths();
         let mut view = View::new(&mut self.store, None, 0);
+        view.watched = Some(watched);
         for p in owned {
             // An ancestor may have taken it already.
-            if view.peek(&p).is_some() {
-                let _ = remove_subtree(&mut view, &p);
+            if view.exists(&p) {
+                let _ = view.remove_subtree(&p);
             }
         }
         let events = core::mem::take(&mut view.events);
         drop(view);
-        let stale: Vec<String> = self
+        let stale: Vec<NodeId> = self
             .store
-            .iter()
-            .filter(|(_, n)| n.perms.entries().iter().skip(1).any(|e| e.domid == domid))
-            .map(|(p, _)| p.clone())
+            .nodes()
+            .filter(|n| n.perms().entries().iter().skip(1).any(|e| e.domid == domid))
+            .map(|n| n.id())
             .collect();
-        for p in stale {
-            if let Some(mut n) = self.store.get(&p).cloned() {
-                n.perms.forget_domain(domid);
-                self.store.put(p, n);
-            }
+        for id in stale {
+            let Some(mut perms) = self.store.node(id).map(|n| n.perms().clone()) else {
+                continue;
+            };
+            perms.forget_domain(domid);
+            // Permissions only shrink: the node keeps its allocation, this cannot fail.
+            let _ = self.store.set(id, None, Some(&perms));
         }
         for s in self.special_perms.iter_mut() {
             s.forget_domain(domid);
@@ -353,35 +417,32 @@ impl Engine {
     }
 }
 
-/// Removes `name` and everything below it, children first, and unlinks it from its parent.
-fn remove_subtree(v: &mut View<'_>, name: &str) -> Result<(), XsError> {
-    for p in v.subtree_postorder(name) {
-        let old = v.peek(&p).map(|n| n.perms.clone());
-        v.delete(&p)?;
-        v.event(&p, p != name, old);
-    }
-    v.unlink_child(path::parent(name), path::basename(name))
-}
-
-/// The `node-size` and `memory` checks for unprivileged writers.
+/// The `node-size` and `memory` checks for unprivileged writers of a node at a path of
+/// `path_len` bytes getting a value of `value_len` bytes (it had `old_value_len`).
+#[allow(clippy::too_many_arguments)]
 fn check_node_quotas(
     v: &View<'_>,
     who: &Requester,
     quotas: &Quotas,
-    name: &str,
-    node: &Node,
-    old_cost: usize,
+    path_len: usize,
+    value_len: usize,
+    n_perms: usize,
+    children_bytes: usize,
+    old_value_len: usize,
 ) -> Result<(), XsError> {
     if who.privileged {
         return Ok(());
     }
-    if quotas.exceeded(QuotaKind::NodeSize, node_size(node)) {
+    if quotas.exceeded(
+        QuotaKind::NodeSize,
+        node_size(value_len, children_bytes, n_perms),
+    ) {
         return Err(XsError::Enospc);
     }
-    let used = v.store.usage(who.domid).memory;
-    let after = used
-        .saturating_sub(old_cost)
-        .saturating_add(node.cost(name));
+    let used = v.store.usage(who.domid).memory + v.extra_memory;
+    let old = cost_of(path_len, old_value_len, n_perms, children_bytes);
+    let new = cost_of(path_len, value_len, n_perms, children_bytes);
+    let after = used.saturating_sub(old).saturating_add(new);
     if after > used && quotas.exceeded(QuotaKind::Memory, after) {
         return Err(XsError::Enomem);
     }
@@ -395,52 +456,58 @@ fn create_node(
     who: &Requester,
     quotas: &Quotas,
     name: &str,
-    value: Vec<u8>,
+    value: &[u8],
 ) -> Result<(), XsError> {
     let mut missing: Vec<&str> = alloc::vec![name];
     let mut cur = path::parent(name);
-    while v.peek(cur).is_none() {
+    while !v.exists(cur) {
         if cur == "/" {
             return Err(XsError::Eio);
         }
         missing.push(cur);
         cur = path::parent(cur);
     }
-    // Everything is checked before anything is written, so a refused request leaves no
-    // half-created parents behind (XSA-414/415).
-    let mut perms = v.peek(cur).ok_or(XsError::Eio)?.perms.clone();
+    // Everything is checked, and room made, before anything is written, so a refused
+    // request leaves no half-created parents behind (XSA-414/415).
+    let parent = v.peek(cur).ok_or(XsError::Eio)?;
+    let mut perms = parent.perms().clone();
     if !who.privileged {
         perms.set_owner(who.domid);
         let owned = v.store.usage(who.domid).nodes;
         if quotas.exceeded(QuotaKind::Nodes, owned.saturating_add(missing.len())) {
             return Err(XsError::Enospc);
         }
-        let mut node = Node::new(perms.clone());
-        node.value = value.clone();
-        check_node_quotas(v, who, quotas, name, &node, 0)?;
+        let n_perms = perms.entries().len();
+        // The existing parent's children list grows: it must stay within the node size.
+        let parent_size = node_size(
+            parent.value().len(),
+            v.children_bytes(cur)
+                + path::basename(missing.last().copied().unwrap_or(name)).len()
+                + 1,
+            parent.perms().entries().len(),
+        );
+        if quotas.exceeded(QuotaKind::NodeSize, parent_size) {
+            return Err(XsError::Enospc);
+        }
+        check_node_quotas(v, who, quotas, name.len(), value.len(), n_perms, 0, 0)?;
         let extra: usize = missing
             .iter()
             .skip(1)
-            .map(|p| Node::new(perms.clone()).cost(p))
+            .map(|p| cost_of(p.len(), 0, n_perms, 0))
             .sum();
-        let used = v.store.usage(who.domid).memory;
+        let used = v.store.usage(who.domid).memory + v.extra_memory;
         if quotas.exceeded(
             QuotaKind::Memory,
-            used.saturating_add(node.cost(name)).saturating_add(extra),
+            used.saturating_add(cost_of(name.len(), value.len(), n_perms, 0))
+                .saturating_add(extra),
         ) {
             return Err(XsError::Enomem);
         }
     }
-    let mut value = Some(value);
-    let mut parent_path = String::from(cur);
+    v.reserve(missing.len())?;
     for &p in missing.iter().rev() {
-        v.link_new_child(&parent_path, path::basename(p))?;
-        let mut node = Node::new(perms.clone());
-        if p == name {
-            node.value = value.take().unwrap_or_default();
-        }
-        v.write(String::from(p), node)?;
-        parent_path = String::from(p);
+        let val = if p == name { value } else { &[] };
+        v.create(p, &perms, val)?;
     }
     Ok(())
 }

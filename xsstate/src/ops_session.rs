@@ -29,22 +29,11 @@ impl Engine {
         };
         let token = String::from(core::str::from_utf8(token).map_err(|_| XsError::Einval)?);
         let text = core::str::from_utf8(raw).map_err(|_| XsError::Einval)?;
-        if path::is_special(text) {
-            if text.len() > path::REL_PATH_MAX {
-                return Err(XsError::Einval);
-            }
-            return Ok(Watch {
-                path: String::from(text),
-                token,
-                relative: false,
-                depth,
-            });
-        }
-        let full = path::canonicalize(raw, who.domid, self.quotas_for(who.domid).path_max())?;
+        let full = path::canonicalize_watch(raw, who.domid, self.path_limit(who))?;
         Ok(Watch {
+            relative: !text.starts_with('/') && !path::is_special(text),
             path: full,
             token,
-            relative: !text.starts_with('/'),
             depth,
         })
     }
@@ -154,7 +143,7 @@ impl Engine {
         if !who.privileged {
             self.check_commit_quotas(&txn)?;
         }
-        let events = txn.apply(&mut self.store);
+        let events = txn.apply(&mut self.store)?;
         self.fire(&events);
         ok()
     }
@@ -163,15 +152,22 @@ impl Engine {
     fn check_commit_quotas(&self, txn: &Transaction) -> Result<(), XsError> {
         let mut delta: BTreeMap<DomId, (isize, isize)> = BTreeMap::new();
         for (p, change) in &txn.changes {
-            if let Some(old) = self.store.get(p) {
-                let d = delta.entry(old.perms.owner()).or_default();
+            let old = self.store.get(p);
+            let children = old.map_or(0, |n| n.children_bytes());
+            if let Some(old) = old {
+                let d = delta.entry(old.perms().owner()).or_default();
                 d.0 -= 1;
-                d.1 -= old.cost(p) as isize;
+                d.1 -= old.cost() as isize;
             }
             if let Some(new) = change {
                 let d = delta.entry(new.perms.owner()).or_default();
                 d.0 += 1;
-                d.1 += new.cost(p) as isize;
+                d.1 += crate::store::cost_of(
+                    p.len(),
+                    new.value.len(),
+                    new.perms.entries().len(),
+                    children,
+                ) as isize;
             }
         }
         for (domid, (nodes, mem)) in delta {

@@ -6,10 +6,14 @@ use alloc::string::String;
 use crate::error::XsError;
 use crate::ids::DomId;
 
-/// `XENSTORE_ABS_PATH_MAX`.
+/// `XENSTORE_ABS_PATH_MAX` (C xenstored no longer applies it: see [`PATH_LIMIT`]).
 pub const ABS_PATH_MAX: usize = 3072;
 /// `XENSTORE_REL_PATH_MAX`, also the default `path-max` quota.
 pub const REL_PATH_MAX: usize = 2048;
+/// The longest path the engine can be given: a relative path filling a request payload,
+/// after its `/local/domain/<domid>/` prefix. Privileged callers are limited by nothing
+/// else (C xenstored 4.18 and later), so stored paths and state images go up to this.
+pub const PATH_LIMIT: usize = crate::wire::PAYLOAD_MAX + 21;
 
 /// The home of a domain, `/local/domain/<domid>`.
 pub fn domain_path(domid: DomId) -> String {
@@ -18,6 +22,15 @@ pub fn domain_path(domid: DomId) -> String {
 
 fn valid_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'/' | b'_' | b'@')
+}
+
+/// Checks that every byte is one of `A-Za-z0-9-/_@`.
+pub fn validate_chars(raw: &[u8]) -> Result<(), XsError> {
+    if raw.iter().all(|&b| valid_char(b)) {
+        Ok(())
+    } else {
+        Err(XsError::Einval)
+    }
 }
 
 /// Length of a `/local/domain/<n>/` prefix (up to 5 digits), or 0 when the path has none;
@@ -33,34 +46,40 @@ fn local_prefix_len(path: &str) -> usize {
     "/local/domain/".len() + digits + 1
 }
 
-/// Validates an absolute node path under the `path-max` limit (applied after any
-/// `/local/domain/<n>/` prefix).
+/// Validates the form of an absolute node path (`/`, no trailing or double slash, valid
+/// characters) and its length: at most `path_max` bytes after any `/local/domain/<n>/`
+/// prefix, and never more than [`PATH_LIMIT`].
 pub fn validate(path: &str, path_max: usize) -> Result<(), XsError> {
     let bytes = path.as_bytes();
     if bytes.first() != Some(&b'/') {
         return Err(XsError::Einval);
     }
-    if path.len() > 1 && bytes.last() == Some(&b'/') {
-        return Err(XsError::Einval);
-    }
-    if path.contains("//") || !bytes.iter().all(|&b| valid_char(b)) {
-        return Err(XsError::Einval);
-    }
-    let limit = local_prefix_len(path)
-        .saturating_add(path_max)
-        .min(ABS_PATH_MAX);
-    if path.len() > limit {
+    check_form(path)?;
+    if path.len() > PATH_LIMIT || path.len() - local_prefix_len(path) > path_max {
         return Err(XsError::Einval);
     }
     Ok(())
 }
 
+/// No trailing slash (but for `/`), no double slash, valid characters.
+fn check_form(path: &str) -> Result<(), XsError> {
+    let bytes = path.as_bytes();
+    if path.len() > 1 && bytes.last() == Some(&b'/') {
+        return Err(XsError::Einval);
+    }
+    if path.contains("//") {
+        return Err(XsError::Einval);
+    }
+    validate_chars(bytes)
+}
+
 /// A path as a client sent it, made absolute: relative paths are prefixed with the
-/// connection's home (`/local/domain/<domid>/`), then the result is validated.
-pub fn canonicalize(raw: &[u8], home: DomId, path_max: usize) -> Result<String, XsError> {
+/// connection's home (`/local/domain/<domid>/`), then the result is validated with the
+/// caller's `path-max` (`None`: privileged, no limit but [`PATH_LIMIT`]), as C xenstored
+/// 4.20's `canonicalize`. An `@` name is never a node name.
+pub fn canonicalize(raw: &[u8], home: DomId, path_max: Option<usize>) -> Result<String, XsError> {
     let text = core::str::from_utf8(raw).map_err(|_| XsError::Einval)?;
-    // As C xenstored: an `@` name is never made relative to the home path, and as a node
-    // name it is invalid (only watches and GET/SET_PERMS know the special names).
+    validate_chars(raw)?;
     if text.starts_with('@') {
         return Err(XsError::Einval);
     }
@@ -69,8 +88,27 @@ pub fn canonicalize(raw: &[u8], home: DomId, path_max: usize) -> Result<String, 
     } else {
         format!("{}/{}", domain_path(home), text)
     };
-    validate(&full, path_max)?;
+    validate(&full, path_max.unwrap_or(PATH_LIMIT))?;
     Ok(full)
+}
+
+/// A watch path: a special `@name` (same characters and length rules, no prefix) or a node
+/// path as [`canonicalize`] makes it.
+pub fn canonicalize_watch(
+    raw: &[u8],
+    home: DomId,
+    path_max: Option<usize>,
+) -> Result<String, XsError> {
+    let text = core::str::from_utf8(raw).map_err(|_| XsError::Einval)?;
+    if !text.starts_with('@') {
+        return canonicalize(raw, home, path_max);
+    }
+    validate_chars(raw)?;
+    check_form(text)?;
+    if text.len() > path_max.unwrap_or(PATH_LIMIT) {
+        return Err(XsError::Einval);
+    }
+    Ok(String::from(text))
 }
 
 /// Whether `path` is `ancestor` or lies below it (`/` is everyone's ancestor).
@@ -161,11 +199,11 @@ mod tests {
         assert!(validate(&too_long, 2048).is_err());
         // A relative path of 2048 bytes is fine after prefixing (XSA-323)...
         let rel = "y".repeat(2048);
-        assert!(canonicalize(rel.as_bytes(), DomId(7), 2048).is_ok());
+        assert!(canonicalize(rel.as_bytes(), DomId(7), Some(2048)).is_ok());
         // ...but one byte more is not.
         let rel = "y".repeat(2049);
         assert_eq!(
-            canonicalize(rel.as_bytes(), DomId(7), 2048),
+            canonicalize(rel.as_bytes(), DomId(7), Some(2048)),
             Err(XsError::Einval)
         );
     }
@@ -184,11 +222,26 @@ mod tests {
         assert_eq!(join("/", "a"), "/a");
         assert_eq!(relative_to_home("/local/domain/3/x/y", DomId(3)), "x/y");
         assert_eq!(relative_to_home("/local/domain/3", DomId(3)), "");
-        assert_eq!(canonicalize(b"@foo", DomId(3), 2048), Err(XsError::Einval));
         assert_eq!(
-            canonicalize(b"x", DomId(3), 2048).unwrap(),
+            canonicalize(b"@foo", DomId(3), Some(2048)),
+            Err(XsError::Einval)
+        );
+        assert_eq!(
+            canonicalize(b"x", DomId(3), Some(2048)).unwrap(),
             "/local/domain/3/x"
         );
-        assert_eq!(canonicalize(b"", DomId(3), 2048), Err(XsError::Einval));
+        assert_eq!(
+            canonicalize(b"", DomId(3), Some(2048)),
+            Err(XsError::Einval)
+        );
+        // Privileged: only the payload limits the length (C 4.18+).
+        let long = format!("/{}", "z".repeat(3500));
+        assert!(canonicalize(long.as_bytes(), DomId(0), None).is_ok());
+        assert!(canonicalize(long.as_bytes(), DomId(0), Some(2048)).is_err());
+        assert_eq!(
+            canonicalize_watch(b"@release Domain", DomId(1), Some(2048)),
+            Err(XsError::Einval)
+        );
+        assert!(canonicalize_watch(b"@releaseDomain", DomId(1), Some(2048)).is_ok());
     }
 }

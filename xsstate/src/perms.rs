@@ -7,7 +7,7 @@ use crate::error::XsError;
 use crate::ids::DomId;
 
 /// One permission letter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Perm {
     /// `n`: no access.
     None,
@@ -88,7 +88,7 @@ impl Access {
 }
 
 /// One entry: a domain and its letter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PermEntry {
     /// The domain the entry is about.
     pub domid: DomId,
@@ -112,7 +112,7 @@ impl PermEntry {
 }
 
 /// A node's permission list; the first entry names the owner and the default for others.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Perms(Vec<PermEntry>);
 
 /// Who is asking: the identity used for access checks.
@@ -129,6 +129,9 @@ pub struct Requester {
 }
 
 impl Perms {
+    /// An empty list (owner dom0, no access for others): a stand-in, never stored.
+    pub(crate) const UNKNOWN: Perms = Perms(Vec::new());
+
     /// A list with only an owner entry.
     pub fn owner_only(owner: DomId, others: Perm) -> Perms {
         Perms(alloc::vec![PermEntry {

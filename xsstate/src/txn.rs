@@ -7,16 +7,19 @@
 //! committed lists changed under it is doomed anyway (it accessed the parent), and the
 //! derivation needs nothing but the store and the transaction's own changes, so a restored
 //! transaction sees exactly what the original saw.
+//!
+//! Every byte a transaction holds is counted in [`Transaction::bytes`], which the engine
+//! charges to the domain's memory quota.
 
-use alloc::borrow::Cow;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::error::XsError;
 use crate::ids::TxId;
+use crate::path;
 use crate::perms::Perms;
-use crate::store::{Node, Store};
+use crate::store::{NodeRef, Packed, Store};
 
 /// How a transaction used one node (the image format's `access` bits).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -27,6 +30,60 @@ pub struct NodeAccess {
     pub read: bool,
     /// The node was written or deleted.
     pub written: bool,
+}
+
+/// A node as a transaction holds it; its children are derived (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxNode {
+    /// The value.
+    pub value: Vec<u8>,
+    /// The permissions, owner first.
+    pub perms: Perms,
+}
+
+impl TxNode {
+    /// A copy of a stored node.
+    pub fn of(n: NodeRef<'_>) -> TxNode {
+        TxNode {
+            value: n.value().to_vec(),
+            perms: n.perms().clone(),
+        }
+    }
+
+    /// Bytes it holds, with a path of `path_len` bytes, as the transaction counts them.
+    pub fn bytes(&self, path_len: usize) -> usize {
+        path_len + self.value.len() + 4 * self.perms.entries().len() + ENTRY_OVERHEAD
+    }
+}
+
+/// Bytes a transaction is charged per map entry beyond its path, value and permissions.
+pub const ENTRY_OVERHEAD: usize = 96;
+
+/// A node as a request sees it: committed, or the transaction's copy.
+#[derive(Clone, Copy, Debug)]
+pub enum NodeView<'a> {
+    /// The committed node.
+    Stored(NodeRef<'a>),
+    /// The transaction's copy (written by it, or as it was when first read).
+    Tx(&'a TxNode),
+}
+
+impl<'a> NodeView<'a> {
+    /// The value.
+    pub fn value(&self) -> &'a [u8] {
+        match self {
+            NodeView::Stored(n) => n.value(),
+            NodeView::Tx(n) => &n.value,
+        }
+    }
+
+    /// The permissions.
+    pub fn perms(&self) -> &'a Perms {
+        match self {
+            NodeView::Stored(n) => n.perms(),
+            NodeView::Tx(n) => &n.perms,
+        }
+    }
 }
 
 /// A watch event queued inside a transaction, fired on commit.
@@ -50,14 +107,16 @@ pub struct Transaction {
     /// Every node accessed, with its base generation.
     pub accessed: BTreeMap<String, NodeAccess>,
     /// Pending changes: `Some` written, `None` deleted.
-    pub changes: BTreeMap<String, Option<Node>>,
+    pub changes: BTreeMap<String, Option<TxNode>>,
     /// The committed node as it was when first accessed: reads stay isolated from later
     /// commits by others (which then make this transaction's commit fail with `EAGAIN`).
-    pub seen: BTreeMap<String, Option<Node>>,
+    pub seen: BTreeMap<String, Option<TxNode>>,
     /// Watch events to fire when committed.
     pub events: Vec<PendingEvent>,
     /// Paths created by this transaction, in creation order (for children lists).
     pub created: Vec<String>,
+    /// Bytes held by the maps above (an estimate that only grows until the end).
+    pub bytes: usize,
 }
 
 impl Transaction {
@@ -71,52 +130,35 @@ impl Transaction {
             seen: BTreeMap::new(),
             events: Vec::new(),
             created: Vec::new(),
+            bytes: 256,
         }
     }
 
-    /// The node as this transaction sees it, with its derived children list.
-    pub fn view<'a>(&'a self, store: &'a Store, path: &str) -> Option<Cow<'a, Node>> {
-        let base = match self.changes.get(path) {
-            Some(change) => change.as_ref()?,
+    /// The node as this transaction sees it (children: [`Transaction::children_of`]).
+    pub fn view<'a>(&'a self, store: &'a Store, path: &str) -> Option<NodeView<'a>> {
+        match self.changes.get(path) {
+            Some(change) => change.as_ref().map(NodeView::Tx),
             None => match self.seen.get(path) {
-                Some(snapshot) => snapshot.as_ref()?,
-                None => {
-                    let n = store.get(path)?;
-                    if !self.touches_children_of(path) {
-                        return Some(Cow::Borrowed(n));
-                    }
-                    n
-                }
+                Some(snapshot) => snapshot.as_ref().map(NodeView::Tx),
+                None => store.get(path).map(NodeView::Stored),
             },
-        };
-        let mut node = base.clone();
-        node.children = self.children_of(store, path);
-        Some(Cow::Owned(node))
-    }
-
-    fn touches_children_of(&self, path: &str) -> bool {
-        self.changes
-            .keys()
-            .any(|p| p != "/" && crate::path::parent(p) == path)
+        }
     }
 
     /// The derived children list of `path` (see the module docs).
     pub fn children_of(&self, store: &Store, path: &str) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         if let Some(committed) = store.get(path) {
-            for name in &committed.children {
-                let child = crate::path::join(path, name);
+            for c in committed.children() {
+                let child = path::join(path, c.name());
                 if !matches!(self.changes.get(&child), Some(None)) {
-                    out.push(name.clone());
+                    out.push(String::from(c.name()));
                 }
             }
         }
         for p in &self.created {
-            if p != "/"
-                && crate::path::parent(p) == path
-                && matches!(self.changes.get(p), Some(Some(_)))
-            {
-                let name = crate::path::basename(p);
+            if p != "/" && path::parent(p) == path && matches!(self.changes.get(p), Some(Some(_))) {
+                let name = path::basename(p);
                 if !out.iter().any(|c| c == name) {
                     out.push(String::from(name));
                 }
@@ -125,9 +167,27 @@ impl Transaction {
         out
     }
 
+    /// Whether this transaction changed the children of `path` (else the committed list is
+    /// what it sees).
+    pub fn touches_children_of(&self, path: &str) -> bool {
+        let lo = if path == "/" {
+            String::from("/")
+        } else {
+            alloc::format!("{path}/")
+        };
+        self.changes
+            .range::<str, _>((
+                core::ops::Bound::Included(lo.as_str()),
+                core::ops::Bound::Unbounded,
+            ))
+            .take_while(|(k, _)| k.starts_with(lo.as_str()))
+            .any(|(k, _)| k != "/" && path::parent(k) == path)
+    }
+
     /// Records that this transaction created `path`.
     pub fn note_created(&mut self, path: &str) {
         if !self.created.iter().any(|p| p == path) {
+            self.bytes += path.len() + 32;
             self.created.push(String::from(path));
         }
     }
@@ -148,17 +208,37 @@ impl Transaction {
         if max_nodes != 0 && self.accessed.len() >= max_nodes as usize {
             return Err(XsError::Enospc);
         }
+        let committed = store.get(path);
         self.accessed.insert(
             String::from(path),
             NodeAccess {
-                base_generation: store.generation_of(path),
+                base_generation: committed.map_or(0, |n| n.generation()),
                 read: !written,
                 written,
             },
         );
-        self.seen
-            .insert(String::from(path), store.get(path).cloned());
+        let snapshot = committed.map(TxNode::of);
+        self.bytes += snapshot
+            .as_ref()
+            .map_or(path.len() + ENTRY_OVERHEAD, |n| n.bytes(path.len()))
+            + path.len()
+            + 48;
+        self.seen.insert(String::from(path), snapshot);
         Ok(())
+    }
+
+    /// Stores a pending change of `path`.
+    pub fn change(&mut self, path: String, node: Option<TxNode>) {
+        self.bytes += node
+            .as_ref()
+            .map_or(path.len() + ENTRY_OVERHEAD, |n| n.bytes(path.len()));
+        self.changes.insert(path, node);
+    }
+
+    /// Queues a watch event for the commit.
+    pub fn queue_event(&mut self, ev: PendingEvent) {
+        self.bytes += ev.path.len() + 64;
+        self.events.push(ev);
     }
 
     /// Whether committing now would conflict: some accessed node changed since.
@@ -169,25 +249,60 @@ impl Transaction {
     }
 
     /// Applies the pending changes to the store (after [`Transaction::conflicts`] said no).
-    pub fn apply(self, store: &mut Store) -> Vec<PendingEvent> {
-        // Derive every children list before the store changes under the derivation.
-        let mut writes: Vec<(String, Option<Node>)> = Vec::new();
-        for (path, change) in &self.changes {
-            let node = change.as_ref().map(|n| {
-                let mut n = n.clone();
-                n.children = self.children_of(store, path);
-                n
-            });
-            writes.push((path.clone(), node));
-        }
-        for (path, change) in writes {
-            match change {
-                Some(node) => store.put(path, node),
-                None => {
-                    store.remove(&path);
+    /// Everything that can fail (memory) is done before the store changes, so `ENOMEM`
+    /// leaves the store as it was.
+    pub fn apply(self, store: &mut Store) -> Result<Vec<PendingEvent>, XsError> {
+        // Names and values first, fallibly.
+        let mut writes: Vec<(&str, Packed, &Perms)> = Vec::new();
+        writes
+            .try_reserve_exact(self.changes.len())
+            .map_err(|_| XsError::Enomem)?;
+        let mut creations = 0usize;
+        for (p, change) in &self.changes {
+            if let Some(n) = change {
+                writes.push((
+                    p.as_str(),
+                    Packed::new(path::basename(p), &n.value)?,
+                    &n.perms,
+                ));
+                if !store.contains(p) {
+                    creations += 1;
                 }
             }
         }
-        self.events
+        store.reserve(creations)?;
+        // Creations in creation order (parents before children, children in the order the
+        // transaction made them), then the other writes, then deletions.
+        let mut packed: BTreeMap<&str, (Packed, &Perms)> = writes
+            .into_iter()
+            .map(|(p, d, perms)| (p, (d, perms)))
+            .collect();
+        for p in &self.created {
+            if store.contains(p) {
+                continue;
+            }
+            let Some((data, perms)) = packed.remove(p.as_str()) else {
+                continue;
+            };
+            let parent = store.lookup(path::parent(p)).ok_or(XsError::Eio)?;
+            store.create_packed(parent, data, perms)?;
+        }
+        for (p, (data, perms)) in packed {
+            match store.lookup(p) {
+                Some(id) => store.set_packed(id, Some(data), Some(perms))?,
+                None => {
+                    let parent = store.lookup(path::parent(p)).ok_or(XsError::Eio)?;
+                    store.create_packed(parent, data, perms)?;
+                }
+            }
+        }
+        for (p, change) in &self.changes {
+            if change.is_none() {
+                if let Some(id) = store.lookup(p) {
+                    store.remove(id, |_, _| {});
+                }
+            }
+        }
+        Ok(self.events)
     }
 }

@@ -782,15 +782,25 @@ fn path_validation() {
         assert_eq!(h.read(c, bad), e(XsError::Einval), "{bad:?}");
     }
     assert_eq!(h.write(c, "/ok-_@AZ09", b"1"), okr());
-    // A relative path is limited after prefixing with the home (XSA-323).
-    let rel = "y".repeat(2048);
-    assert_eq!(h.write(c, &rel, b"1"), okr());
+    // An unprivileged domain's relative path is limited after prefixing with its home
+    // (XSA-323), by the path-max quota.
+    let g = h.guest(c, 4);
+    h.home(c, 4);
+    // (Short components: a child name of 2048 bytes would overflow its parent's node-size.)
+    let rel = "yyyyyyy/".repeat(256);
+    let rel = rel.trim_end_matches('/').to_string() + "z";
+    assert_eq!(rel.len(), 2048);
+    assert_eq!(h.write(g, &rel, b"1"), okr());
     assert_eq!(
-        h.read(c, &format!("/local/domain/0/{rel}")),
+        h.read(c, &format!("/local/domain/4/{rel}")),
         Got::Ok(b"1".to_vec())
     );
-    let rel = "y".repeat(2049);
-    assert_eq!(h.write(c, &rel, b"1"), e(XsError::Einval));
+    let rel = rel + "z";
+    assert_eq!(h.write(g, &rel, b"1"), e(XsError::Einval));
+    // The privileged domain is limited by the payload only (C xenstored 4.18 and later).
+    let long = format!("/long/{}", "z".repeat(3500));
+    assert_eq!(h.write(c, &long, b"1"), okr());
+    assert_eq!(h.read(c, &long), Got::Ok(b"1".to_vec()));
     h.check();
 }
 

@@ -194,12 +194,13 @@ impl Tx {
 }
 
 fn engine_tree(h: &Harness) -> Tree {
-    h.engine
-        .store()
-        .iter()
-        .filter(|(p, _)| below(p, "/m"))
-        .map(|(p, n)| (p.clone(), n.value.clone()))
-        .collect()
+    let mut t = Tree::new();
+    h.engine.store().walk(xsstate::store::NodeId::ROOT, |p, n| {
+        if below(p, "/m") {
+            t.insert(p.to_string(), n.value().to_vec());
+        }
+    });
+    t
 }
 
 fn run(nconns: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {

@@ -109,7 +109,7 @@ fn own_domid(engine: &xsstate::Engine) -> u16 {
     engine
         .store()
         .get("/tool/xenstored/domid")
-        .and_then(|n| core::str::from_utf8(&n.value).ok())
+        .and_then(|n| core::str::from_utf8(n.value()).ok())
         .and_then(|s| s.trim_end_matches('\0').parse().ok())
         .unwrap_or(crate::xen::abi::DOMID_SELF)
 }

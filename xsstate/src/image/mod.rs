@@ -76,7 +76,7 @@
 //!   nodes); a committed node other than `/` needs its parent as an earlier committed node
 //!   (so a stream of part of a tree is refused); a committed node has at least one
 //!   permission; transaction `access` has only bits 0 and 1.
-//! * Node paths pass [`crate::path::validate`] with [`crate::path::ABS_PATH_MAX`], except the
+//! * Node paths pass [`crate::path::validate`] with [`crate::path::PATH_LIMIT`], except the
 //!   committed special nodes `@releaseDomain` and `@introduceDomain` ([`SPECIAL_NODES`],
 //!   which C xenstored also writes and which need no parent); watch
 //!   paths are `@name`, absolute (same check) or relative (checked below `/` with
@@ -94,14 +94,14 @@ mod writer;
 mod xen;
 
 pub use error::{ImageError, Reason, RecordRef};
-pub use reader::{read, SPECIAL_NODES};
+pub use reader::{read, Item, NodeRecord, Stream, SPECIAL_NODES};
 pub use record::{
     rtype, ConnSpec, ConnectionData, DomainData, Endianness, GlobalData, GlobalQuotaData, Image,
     Layout, NodeData, NodePerm, PermKind, Quota, Record, TransactionData, WatchData, XenConnSpec,
     XenConnectionData, XenGlobalData, XenWatchExtData, ACCESS_READ, ACCESS_WRITTEN, SOCKET_FLAG_RO,
     XEN_CONN_FIELD_UNIQUE_ID,
 };
-pub use writer::{write, write_layout};
+pub use writer::{write, write_layout, SeedWriter};
 
 /// Length of the header.
 pub const HEADER_LEN: usize = 16;

@@ -126,6 +126,23 @@ impl<'a> Body<'a> {
         self.fixed(n).map(|_| ())
     }
 
+    /// A NUL-terminated string of `len` octets including the NUL, borrowed.
+    pub(crate) fn cstr_ref(&mut self, len: usize) -> Result<&'a str, ImageError> {
+        let at = self.at();
+        let raw = self.var(len)?;
+        let Some((&last, head)) = raw.split_last() else {
+            return Err(self.err_at(at, Reason::MissingNul));
+        };
+        if last != 0 {
+            return Err(self.err_at(at.saturating_add(head.len()), Reason::MissingNul));
+        }
+        if let Some(i) = head.iter().position(|&b| b == 0) {
+            return Err(self.err_at(at.saturating_add(i), Reason::InteriorNul));
+        }
+        core::str::from_utf8(head)
+            .map_err(|e| self.err_at(at.saturating_add(e.valid_up_to()), Reason::NotUtf8))
+    }
+
     /// A NUL-terminated string of `len` octets including the NUL.
     pub(crate) fn cstr(&mut self, len: usize) -> Result<String, ImageError> {
         let at = self.at();
@@ -160,6 +177,9 @@ impl<'a> Body<'a> {
 /// What the reader has seen so far, for the checks that span records.
 #[derive(Default)]
 pub(crate) struct State {
+    /// Leave node parents and uniqueness to the consumer (a restore checks them against the
+    /// tree it builds, without a second copy of every path).
+    untracked_nodes: bool,
     conns: BTreeSet<u32>,
     txs: BTreeSet<(u32, u32)>,
     nodes: BTreeSet<(u32, u32, String)>,
@@ -209,46 +229,172 @@ impl State {
 /// Reads and validates an image in the given layout. Nothing is returned unless the whole
 /// stream is valid.
 pub fn read(bytes: &[u8], layout: Layout) -> Result<Image, ImageError> {
-    let header = |offset, reason| ImageError {
-        offset,
-        record: None,
-        reason,
-    };
-    let h = bytes
-        .get(..HEADER_LEN)
-        .ok_or(header(bytes.len(), Reason::TruncatedHeader))?;
-    if h.get(..8) != Some(&IDENT[..]) {
-        return Err(header(0, Reason::BadIdent));
-    }
-    let be32 = |at: usize| {
-        h.get(at..at.saturating_add(4))
-            .and_then(|s| <[u8; 4]>::try_from(s).ok())
-            .map(u32::from_be_bytes)
-            .ok_or(header(at, Reason::TruncatedHeader))
-    };
-    let version = be32(8)?;
-    let version_ok = match layout {
-        Layout::Seed => version == 1,
-        Layout::Xen => version == 1 || version == 2,
-    };
-    if !version_ok {
-        return Err(header(8, Reason::UnsupportedVersion(version)));
-    }
-    let flags = be32(12)?;
-    if flags & !1 != 0 {
-        return Err(header(12, Reason::ReservedFlags(flags)));
-    }
-    let endian = if flags & 1 == 1 {
-        Endianness::Big
-    } else {
-        Endianness::Little
-    };
-
-    let mut state = State::default();
+    let mut stream = Stream::new(bytes, layout)?;
     let mut records = Vec::new();
-    let mut pos = HEADER_LEN;
-    let mut index = 0usize;
-    loop {
+    while let Some(item) = stream.next_item()? {
+        records.push(match item {
+            Item::Node(n) => Record::Node(n.to_owned()),
+            Item::Other(r) => r,
+        });
+    }
+    Ok(Image {
+        endianness: stream.endian,
+        version: stream.version,
+        records,
+    })
+}
+
+/// One record of a [`Stream`].
+#[derive(Debug)]
+pub enum Item<'a> {
+    /// A `NODE_DATA` record, borrowed from the stream.
+    Node(NodeRecord<'a>),
+    /// Any other record.
+    Other(Record),
+}
+
+/// A `NODE_DATA` record borrowed from the stream (its perms are decoded on demand).
+#[derive(Clone, Copy, Debug)]
+pub struct NodeRecord<'a> {
+    /// Connection (0: a committed node).
+    pub conn_id: u32,
+    /// Transaction.
+    pub tx_id: u32,
+    /// `ACCESS_*` bits (transaction nodes).
+    pub access: u16,
+    perms_raw: &'a [u8],
+    endian: Endianness,
+    layout: Layout,
+    /// The path.
+    pub path: &'a str,
+    /// The value.
+    pub value: &'a [u8],
+}
+
+impl<'a> NodeRecord<'a> {
+    /// Number of permission entries.
+    pub fn perm_count(&self) -> usize {
+        self.perms_raw.len() / 4
+    }
+
+    /// The permission entries (validated by the reader).
+    pub fn perms(&self) -> impl Iterator<Item = NodePerm> + 'a {
+        let (endian, layout) = (self.endian, self.layout);
+        self.perms_raw.chunks_exact(4).map(move |c| {
+            let (letter, flags, d) = match c {
+                [l, f, a, b] => (*l, *f, [*a, *b]),
+                _ => (b'n', 0, [0, 0]),
+            };
+            NodePerm {
+                kind: PermKind::from_letter(letter).unwrap_or(PermKind::None),
+                flags: if layout == Layout::Seed { 0 } else { flags },
+                domid: match endian {
+                    Endianness::Little => u16::from_le_bytes(d),
+                    Endianness::Big => u16::from_be_bytes(d),
+                },
+            }
+        })
+    }
+
+    /// The owned form.
+    pub fn to_owned(&self) -> NodeData {
+        NodeData {
+            conn_id: self.conn_id,
+            tx_id: self.tx_id,
+            access: self.access,
+            perms: self.perms().collect(),
+            path: String::from(self.path),
+            value: self.value.to_vec(),
+        }
+    }
+}
+
+/// A validating reader that yields one record at a time; an error at any record ends it.
+/// [`read`] collects it; a restore consumes it without copying node paths and values.
+pub struct Stream<'a> {
+    bytes: &'a [u8],
+    layout: Layout,
+    /// The records' byte order.
+    pub endian: Endianness,
+    /// The header's version.
+    pub version: u32,
+    pos: usize,
+    index: usize,
+    state: State,
+    ended: bool,
+}
+
+impl<'a> Stream<'a> {
+    /// Checks the header.
+    pub fn new(bytes: &'a [u8], layout: Layout) -> Result<Stream<'a>, ImageError> {
+        let header = |offset, reason| ImageError {
+            offset,
+            record: None,
+            reason,
+        };
+        let h = bytes
+            .get(..HEADER_LEN)
+            .ok_or(header(bytes.len(), Reason::TruncatedHeader))?;
+        if h.get(..8) != Some(&IDENT[..]) {
+            return Err(header(0, Reason::BadIdent));
+        }
+        let be32 = |at: usize| {
+            h.get(at..at.saturating_add(4))
+                .and_then(|s| <[u8; 4]>::try_from(s).ok())
+                .map(u32::from_be_bytes)
+                .ok_or(header(at, Reason::TruncatedHeader))
+        };
+        let version = be32(8)?;
+        let version_ok = match layout {
+            Layout::Seed => version == 1,
+            Layout::Xen => version == 1 || version == 2,
+        };
+        if !version_ok {
+            return Err(header(8, Reason::UnsupportedVersion(version)));
+        }
+        let flags = be32(12)?;
+        if flags & !1 != 0 {
+            return Err(header(12, Reason::ReservedFlags(flags)));
+        }
+        let endian = if flags & 1 == 1 {
+            Endianness::Big
+        } else {
+            Endianness::Little
+        };
+        Ok(Stream {
+            bytes,
+            layout,
+            endian,
+            version,
+            pos: HEADER_LEN,
+            index: 0,
+            state: State::default(),
+            ended: false,
+        })
+    }
+
+    /// Leaves the node checks that need every path (parents, duplicates) to the caller.
+    pub fn without_node_tracking(mut self) -> Stream<'a> {
+        self.state.untracked_nodes = true;
+        self
+    }
+
+    /// The index of the record [`Stream::next_item`] returned last.
+    pub fn index(&self) -> usize {
+        self.index.saturating_sub(1)
+    }
+
+    /// The next record, `None` after `END` (which must end the stream).
+    pub fn next_item(&mut self) -> Result<Option<Item<'a>>, ImageError> {
+        if self.ended {
+            return Ok(None);
+        }
+        let (bytes, endian, layout, pos) = (self.bytes, self.endian, self.layout, self.pos);
+        let header = |offset, reason| ImageError {
+            offset,
+            record: None,
+            reason,
+        };
         if pos >= bytes.len() {
             return Err(header(pos, Reason::MissingEnd));
         }
@@ -262,7 +408,10 @@ pub fn read(bytes: &[u8], layout: Layout) -> Result<Image, ImageError> {
                 })
         };
         let t = field(pos).ok_or(header(pos, Reason::TruncatedRecord))?;
-        let rec = RecordRef { index, rtype: t };
+        let rec = RecordRef {
+            index: self.index,
+            rtype: t,
+        };
         let rerr = |offset, reason| ImageError {
             offset,
             record: Some(rec),
@@ -270,7 +419,7 @@ pub fn read(bytes: &[u8], layout: Layout) -> Result<Image, ImageError> {
         };
         let known = match layout {
             Layout::Seed => t <= rtype::DOMAIN,
-            Layout::Xen => t <= rtype::DOMAIN || (t == rtype::WATCH_EXT && version >= 2),
+            Layout::Xen => t <= rtype::DOMAIN || (t == rtype::WATCH_EXT && self.version >= 2),
         };
         if !known {
             return Err(rerr(pos, Reason::UnknownRecordType(t)));
@@ -292,9 +441,13 @@ pub fn read(bytes: &[u8], layout: Layout) -> Result<Image, ImageError> {
             endian,
             rec,
         };
-        let record = match layout {
-            Layout::Seed => seed_body(&mut b, &mut state)?,
-            Layout::Xen => xen::parse_body(&mut b, &mut state)?,
+        let item = if t == rtype::NODE {
+            Item::Node(node_ref(&mut b, &mut self.state, layout)?)
+        } else {
+            Item::Other(match layout {
+                Layout::Seed => seed_body(&mut b, &mut self.state)?,
+                Layout::Xen => xen::parse_body(&mut b, &mut self.state)?,
+            })
         };
         b.finish(layout)?;
         let next = body_start
@@ -303,20 +456,15 @@ pub fn read(bytes: &[u8], layout: Layout) -> Result<Image, ImageError> {
         if next > bytes.len() {
             return Err(rerr(body_end, Reason::TruncatedRecord));
         }
-        let end = record == Record::End;
-        records.push(record);
-        if end {
+        if matches!(item, Item::Other(Record::End)) {
             if next != bytes.len() {
                 return Err(rerr(next, Reason::DataAfterEnd));
             }
-            return Ok(Image {
-                endianness: endian,
-                version,
-                records,
-            });
+            self.ended = true;
         }
-        pos = next;
-        index = index.saturating_add(1);
+        self.pos = next;
+        self.index = self.index.saturating_add(1);
+        Ok(Some(item))
     }
 }
 
@@ -390,11 +538,11 @@ fn seed_connection(b: &mut Body<'_>, st: &mut State) -> Result<ConnectionData, I
 /// Checks a watch path: special (`@name`), absolute, or relative to the connection's home.
 pub(crate) fn check_wpath(b: &Body<'_>, at: usize, wpath: &str) -> Result<(), ImageError> {
     let ok = if let Some(name) = wpath.strip_prefix('@') {
-        !name.is_empty() && path::validate(&format!("/{name}"), path::ABS_PATH_MAX).is_ok()
+        !name.is_empty() && path::validate(&format!("/{name}"), path::PATH_LIMIT).is_ok()
     } else if wpath.starts_with('/') {
-        path::validate(wpath, path::ABS_PATH_MAX).is_ok()
+        path::validate(wpath, path::PATH_LIMIT).is_ok()
     } else {
-        !wpath.is_empty() && path::validate(&format!("/{wpath}"), path::REL_PATH_MAX).is_ok()
+        !wpath.is_empty() && path::validate(&format!("/{wpath}"), path::PATH_LIMIT).is_ok()
     };
     if ok {
         Ok(())
@@ -445,12 +593,21 @@ pub(crate) fn transaction(b: &mut Body<'_>, st: &mut State) -> Result<Transactio
     Ok(TransactionData { conn_id, tx_id })
 }
 
-/// `NODE_DATA` in either layout (they differ only in field order).
+/// `NODE_DATA` in either layout (they differ only in field order), owned.
 pub(crate) fn node(
     b: &mut Body<'_>,
     st: &mut State,
     layout: Layout,
 ) -> Result<NodeData, ImageError> {
+    node_ref(b, st, layout).map(|n| n.to_owned())
+}
+
+/// `NODE_DATA` in either layout, borrowed from the body.
+pub(crate) fn node_ref<'a>(
+    b: &mut Body<'a>,
+    st: &mut State,
+    layout: Layout,
+) -> Result<NodeRecord<'a>, ImageError> {
     let conn_at = b.at();
     let conn_id = b.u32()?;
     if conn_id != 0 {
@@ -476,59 +633,56 @@ pub(crate) fn node(
         return Err(b.err_at(count_at, Reason::NoPermissions));
     }
     let start = b.pos;
-    b.var(perm_count.saturating_mul(4))?;
+    let perms_raw = b.var(perm_count.saturating_mul(4))?;
     b.pos = start;
-    let mut perms = Vec::with_capacity(perm_count);
     for _ in 0..perm_count {
         let p_at = b.at();
         let letter = b.u8()?;
-        let kind = PermKind::from_letter(letter)
-            .ok_or_else(|| b.err_at(p_at, Reason::InvalidPerm(letter)))?;
+        if PermKind::from_letter(letter).is_none() {
+            return Err(b.err_at(p_at, Reason::InvalidPerm(letter)));
+        }
         let flags_at = b.at();
         let flags = b.u8()?;
-        let flags = match layout {
-            Layout::Seed => 0, // padding: ignored
-            Layout::Xen => {
-                if flags & !1 != 0 {
-                    return Err(b.err_at(flags_at, Reason::BadFlags(u16::from(flags))));
-                }
-                flags
-            }
-        };
-        let domid = b.u16()?;
-        perms.push(NodePerm { kind, flags, domid });
+        // Seed: padding, ignored. Xen: bit 0 (stale) only.
+        if layout == Layout::Xen && flags & !1 != 0 {
+            return Err(b.err_at(flags_at, Reason::BadFlags(u16::from(flags))));
+        }
+        b.u16()?;
     }
     let (path_len, value_len) = match layout {
         Layout::Seed => (b.u16()?, b.u16()?),
         Layout::Xen => (path_len, value_len),
     };
     let path_at = b.at();
-    let path = b.cstr(usize::from(path_len))?;
+    let path = b.cstr_ref(usize::from(path_len))?;
     // The special nodes carry the permissions of the special watches; C xenstored writes
     // them as committed nodes after the tree.
-    let special = SPECIAL_NODES.contains(&path.as_str());
-    if (special && conn_id != 0) || (!special && path::validate(&path, path::ABS_PATH_MAX).is_err())
-    {
+    let special = SPECIAL_NODES.contains(&path);
+    if (special && conn_id != 0) || (!special && path::validate(path, path::PATH_LIMIT).is_err()) {
         return Err(b.err_at(path_at, Reason::InvalidPath));
     }
-    let value = b.var(usize::from(value_len))?.to_vec();
+    let value = b.var(usize::from(value_len))?;
     // Committed nodes are unique by path (and need their parent); transaction nodes by
     // (connection, transaction, path).
-    if conn_id == 0 {
-        if path != "/" && !special && !st.committed.contains(path::parent(&path)) {
-            return Err(b.err_at(path_at, Reason::MissingParent));
-        }
-        if !st.committed.insert(path.clone()) {
+    if !st.untracked_nodes {
+        if conn_id == 0 {
+            if path != "/" && !special && !st.committed.contains(path::parent(path)) {
+                return Err(b.err_at(path_at, Reason::MissingParent));
+            }
+            if !st.committed.insert(String::from(path)) {
+                return Err(b.err_at(path_at, Reason::DuplicateNode));
+            }
+        } else if !st.nodes.insert((conn_id, tx_id, String::from(path))) {
             return Err(b.err_at(path_at, Reason::DuplicateNode));
         }
-    } else if !st.nodes.insert((conn_id, tx_id, path.clone())) {
-        return Err(b.err_at(path_at, Reason::DuplicateNode));
     }
-    Ok(NodeData {
+    Ok(NodeRecord {
         conn_id,
         tx_id,
         access,
-        perms,
+        perms_raw,
+        endian: b.endian,
+        layout,
         path,
         value,
     })

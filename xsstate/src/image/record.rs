@@ -232,7 +232,7 @@ impl PermKind {
 }
 
 /// A node permission specifier.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NodePerm {
     /// The permission letter.
     pub kind: PermKind,

@@ -256,3 +256,118 @@ pub(crate) fn domain(d: &DomainData, o: &mut Out) -> Result<(), Reason> {
     quotas(&all, o);
     Ok(())
 }
+
+/// A seed-layout stream written record by record into a growing buffer (the engine's dump:
+/// committed nodes go straight from the tree into the buffer, with no record in between).
+pub struct SeedWriter<'o> {
+    out: &'o mut Vec<u8>,
+    endian: Endianness,
+    body: Out,
+    index: usize,
+}
+
+impl<'o> SeedWriter<'o> {
+    /// Appends the header (version 1) to `out`.
+    pub fn new(out: &'o mut Vec<u8>, endian: Endianness) -> SeedWriter<'o> {
+        out.extend_from_slice(&IDENT);
+        out.extend_from_slice(&1u32.to_be_bytes());
+        out.extend_from_slice(&endian.flags().to_be_bytes());
+        SeedWriter {
+            out,
+            endian,
+            body: Out::new(endian),
+            index: 0,
+        }
+    }
+
+    fn err(&self, reason: Reason, rtype: u32) -> ImageError {
+        ImageError {
+            offset: self.out.len(),
+            record: Some(RecordRef {
+                index: self.index,
+                rtype,
+            }),
+            reason,
+        }
+    }
+
+    /// Frames the body written so far as a record of type `rtype`.
+    fn frame(&mut self, rtype: u32, body_len: usize) -> Result<(), ImageError> {
+        let len = u32::try_from(body_len).map_err(|_| self.err(Reason::TooLong, rtype))?;
+        let (t, l) = match self.endian {
+            Endianness::Little => (rtype.to_le_bytes(), len.to_le_bytes()),
+            Endianness::Big => (rtype.to_be_bytes(), len.to_be_bytes()),
+        };
+        self.out.extend_from_slice(&t);
+        self.out.extend_from_slice(&l);
+        Ok(())
+    }
+
+    fn pad(&mut self) {
+        let len = self.out.len();
+        self.out.resize(round8(len).unwrap_or(len), 0);
+        self.index += 1;
+    }
+
+    /// One record.
+    pub fn record(&mut self, rec: &Record) -> Result<(), ImageError> {
+        let rtype = rec.type_number();
+        self.body.buf.clear();
+        let mut body = core::mem::replace(&mut self.body, Out::new(self.endian));
+        let r = seed_body(rec, &mut body);
+        self.body = body;
+        r.map_err(|reason| self.err(reason, rtype))?;
+        self.frame(rtype, self.body.buf.len())?;
+        self.out.extend_from_slice(&self.body.buf);
+        self.pad();
+        Ok(())
+    }
+
+    /// One `NODE_DATA` record from its parts; `perms` yields `(letter, domid)`.
+    pub fn node(
+        &mut self,
+        conn_id: u32,
+        tx_id: u32,
+        access: u16,
+        perms: impl ExactSizeIterator<Item = (u8, u16)>,
+        path: &str,
+        value: &[u8],
+    ) -> Result<(), ImageError> {
+        let rt = super::record::rtype::NODE;
+        let path_len = cstr_len(path).map_err(|r| self.err(r, rt))?;
+        let value_len = u16::try_from(value.len()).map_err(|_| self.err(Reason::TooLong, rt))?;
+        let count = u16::try_from(perms.len()).map_err(|_| self.err(Reason::TooLong, rt))?;
+        let body_len = 12 + 4 * usize::from(count) + 4 + usize::from(path_len) + value.len();
+        self.frame(rt, body_len)?;
+        let mut o = Out {
+            buf: core::mem::take(self.out),
+            endian: self.endian,
+        };
+        o.u32(conn_id);
+        o.u32(tx_id);
+        o.u16(access);
+        o.u16(count);
+        for (letter, domid) in perms {
+            o.u8(letter);
+            o.u8(0);
+            o.u16(domid);
+        }
+        o.u16(path_len);
+        o.u16(value_len);
+        o.cstr(path);
+        o.bytes(value);
+        *self.out = o.buf;
+        self.pad();
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Whether nothing was written (never: the header is).
+    pub fn is_empty(&self) -> bool {
+        self.out.is_empty()
+    }
+}

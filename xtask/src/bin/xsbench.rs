@@ -95,6 +95,10 @@ fn main() {
         }
     };
 
+    if args.iter().any(|a| a == "--image-only") {
+        image_section(quick);
+        return;
+    }
     println!("xsbench: engine driven through Engine::receive / drain_output (one thread)");
     println!();
     println!("{:<48} {:>14} {:>12}", "engine benchmark", "ops/s", "us/op");
@@ -184,20 +188,32 @@ fn image_section(quick: bool) {
         ..DumpOptions::default()
     };
     let best = |f: &mut dyn FnMut() -> Duration| (0..3).map(|_| f()).min().unwrap_or_default();
+    // The live update's path: the stream straight from the tree into a buffer sized first,
+    // and straight back into a store.
     let mut bytes = Vec::new();
     let dump = best(&mut || {
         let t = Instant::now();
-        bytes = write(&e.dump(&opts)).expect("image writes");
+        let mut out = Vec::with_capacity(e.dump_len(&opts));
+        e.dump_into(&opts, &mut out).expect("image writes");
+        bytes = out;
         t.elapsed()
     });
     let mut restored_nodes = 0;
     let restore = best(&mut || {
         let t = Instant::now();
-        let image = read(&bytes, Layout::Seed).expect("image reads");
-        let r = Engine::restore(image, cfg.clone()).expect("image restores");
+        let r = Engine::restore_bytes(&bytes, Layout::Seed, cfg.clone()).expect("image restores");
         let took = t.elapsed();
         restored_nodes = r.store().len();
         took
+    });
+    // The tools' path: parsed records in between.
+    let records = best(&mut || {
+        let t = Instant::now();
+        let b = write(&e.dump(&opts)).expect("image writes");
+        let image = read(&b, Layout::Seed).expect("image reads");
+        let r = Engine::restore(image, cfg.clone()).expect("image restores");
+        std::hint::black_box(r.store().len());
+        t.elapsed()
     });
     let mut dst = vec![0u8; bytes.len()];
     let copy = best(&mut || {
@@ -225,6 +241,11 @@ fn image_section(quick: bool) {
         "  restore (bytes -> engine)   {:>10.2} ms   {:>8.1}x memcpy",
         ms(restore),
         ms(restore) / ms(copy)
+    );
+    println!(
+        "  via parsed records (both)   {:>10.2} ms   {:>8.1}x memcpy",
+        ms(records),
+        ms(records) / ms(copy)
     );
     println!("  memcpy of the image         {:>10.3} ms", ms(copy));
     assert_eq!(restored_nodes, e.store().len(), "restore lost nodes");

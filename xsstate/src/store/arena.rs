@@ -1,0 +1,226 @@
+//! The node arena: fixed-size chunks of node slots addressed by a `u32` index, with a free
+//! list; chunks are allocated fallibly, so running out of memory is an error, not a panic.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+/// "No node": the end of a list, the root's parent.
+pub(crate) const NIL: u32 = u32::MAX;
+/// The `perms` value of a free slot.
+pub(crate) const FREE: u32 = u32::MAX;
+
+/// Slots per chunk (a power of two).
+const CHUNK_SHIFT: u32 = 9;
+const CHUNK_SLOTS: usize = 1 << CHUNK_SHIFT;
+const CHUNK_MASK: u32 = (1 << CHUNK_SHIFT) - 1;
+
+/// One node. Children form a doubly linked list in creation order; `next` also links free
+/// slots.
+#[derive(Clone, Debug)]
+pub(crate) struct Slot {
+    /// The name (last path component), then the value.
+    pub(crate) data: Box<[u8]>,
+    /// Changes whenever the node is written.
+    pub(crate) generation: u64,
+    pub(crate) parent: u32,
+    pub(crate) first_child: u32,
+    pub(crate) last_child: u32,
+    pub(crate) next: u32,
+    pub(crate) prev: u32,
+    /// Index into the permission table; [`FREE`] marks a free slot.
+    pub(crate) perms: u32,
+    /// Sum of the children's name lengths plus one each (the `DIRECTORY` payload size).
+    pub(crate) children_bytes: u32,
+    pub(crate) name_len: u16,
+    /// Length of the node's absolute path.
+    pub(crate) path_len: u16,
+}
+
+impl Slot {
+    fn free(next: u32) -> Slot {
+        Slot {
+            data: Box::default(),
+            generation: 0,
+            parent: NIL,
+            first_child: NIL,
+            last_child: NIL,
+            next,
+            prev: NIL,
+            perms: FREE,
+            children_bytes: 0,
+            name_len: 0,
+            path_len: 0,
+        }
+    }
+
+    /// Whether the slot holds a node.
+    pub(crate) fn live(&self) -> bool {
+        self.perms != FREE
+    }
+
+    /// The name bytes.
+    pub(crate) fn name(&self) -> &[u8] {
+        self.data.get(..usize::from(self.name_len)).unwrap_or(&[])
+    }
+
+    /// The value bytes.
+    pub(crate) fn value(&self) -> &[u8] {
+        self.data.get(usize::from(self.name_len)..).unwrap_or(&[])
+    }
+}
+
+/// The slots.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Arena {
+    chunks: Vec<Box<[Slot]>>,
+    /// Head of the free list.
+    free: u32,
+    /// Free slots.
+    free_count: usize,
+}
+
+/// The arena could not grow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct OutOfMemory;
+
+impl Arena {
+    /// An empty arena.
+    pub(crate) fn new() -> Arena {
+        Arena {
+            chunks: Vec::new(),
+            free: NIL,
+            free_count: 0,
+        }
+    }
+
+    /// Bytes the arena holds (slots, live or free, and the chunk list).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.chunks.len() * CHUNK_SLOTS * core::mem::size_of::<Slot>()
+            + self.chunks.capacity() * core::mem::size_of::<Box<[Slot]>>()
+    }
+
+    /// Every slot index ever handed out is below this.
+    pub(crate) fn bound(&self) -> u32 {
+        (self.chunks.len() << CHUNK_SHIFT) as u32
+    }
+
+    pub(crate) fn get(&self, id: u32) -> Option<&Slot> {
+        self.chunks
+            .get((id >> CHUNK_SHIFT) as usize)?
+            .get((id & CHUNK_MASK) as usize)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: u32) -> Option<&mut Slot> {
+        self.chunks
+            .get_mut((id >> CHUNK_SHIFT) as usize)?
+            .get_mut((id & CHUNK_MASK) as usize)
+    }
+
+    /// A live slot.
+    pub(crate) fn live(&self, id: u32) -> Option<&Slot> {
+        self.get(id).filter(|s| s.live())
+    }
+
+    /// Bytes [`Arena::reserve`] would allocate for `n` slots.
+    pub(crate) fn growth_bytes(&self, n: usize) -> usize {
+        let missing = n.saturating_sub(self.free_count);
+        let chunks = missing.div_ceil(CHUNK_SLOTS);
+        chunks * (CHUNK_SLOTS * core::mem::size_of::<Slot>() + 64)
+            + if chunks > 0 {
+                (self.chunks.len() + chunks) * 16
+            } else {
+                0
+            }
+    }
+
+    /// Makes sure `n` slots can be taken without allocating.
+    pub(crate) fn reserve(&mut self, n: usize) -> Result<(), OutOfMemory> {
+        while self.free_count < n {
+            let base = self.bound();
+            if base as usize + CHUNK_SLOTS > (NIL as usize) {
+                return Err(OutOfMemory);
+            }
+            self.chunks.try_reserve(1).map_err(|_| OutOfMemory)?;
+            let mut chunk: Vec<Slot> = Vec::new();
+            chunk
+                .try_reserve_exact(CHUNK_SLOTS)
+                .map_err(|_| OutOfMemory)?;
+            // Lowest index first on the free list.
+            for i in 0..CHUNK_SLOTS as u32 {
+                let next = if i + 1 < CHUNK_SLOTS as u32 {
+                    base + i + 1
+                } else {
+                    self.free
+                };
+                chunk.push(Slot::free(next));
+            }
+            self.chunks.push(chunk.into_boxed_slice());
+            self.free = base;
+            self.free_count += CHUNK_SLOTS;
+        }
+        Ok(())
+    }
+
+    /// Takes a free slot for `slot` (after [`Arena::reserve`]); `None` when there is none.
+    pub(crate) fn take(&mut self, slot: Slot) -> Option<u32> {
+        let id = self.free;
+        let s = self.get_mut(id)?;
+        let next = s.next;
+        *s = slot;
+        self.free = next;
+        self.free_count -= 1;
+        Some(id)
+    }
+
+    /// Frees a slot (its data is dropped).
+    pub(crate) fn release(&mut self, id: u32) {
+        let head = self.free;
+        if let Some(s) = self.get_mut(id) {
+            if s.live() {
+                *s = Slot::free(head);
+                self.free = id;
+                self.free_count += 1;
+            }
+        }
+    }
+
+    /// Every slot index with a live node, in index order.
+    pub(crate) fn live_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.chunks.iter().enumerate().flat_map(|(c, chunk)| {
+            chunk
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.live())
+                .map(move |(i, _)| ((c << CHUNK_SHIFT) | i) as u32)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn node(name: &[u8]) -> Slot {
+        let mut s = Slot::free(NIL);
+        s.data = name.to_vec().into_boxed_slice();
+        s.name_len = name.len() as u16;
+        s.perms = 0;
+        s
+    }
+
+    #[test]
+    fn take_release_reuse() {
+        let mut a = Arena::new();
+        a.reserve(3).unwrap();
+        let x = a.take(node(b"x")).unwrap();
+        let y = a.take(node(b"y")).unwrap();
+        assert_eq!((x, y), (0, 1));
+        assert_eq!(a.live(y).unwrap().name(), b"y");
+        a.release(x);
+        assert!(a.live(x).is_none());
+        assert_eq!(a.take(node(b"z")).unwrap(), x);
+        assert_eq!(a.live_ids().collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(core::mem::size_of::<Slot>(), 56);
+    }
+}

@@ -1,0 +1,222 @@
+//! The name index: an open-addressing hash table from (parent, name) to a node's slot, keyed
+//! with a per-store secret seed so that guests cannot aim collisions at it. Each entry holds
+//! the slot number and 32 bits of the hash (a probe reads the arena only when those match);
+//! keys are read back from the arena. Growth is fallible.
+
+use alloc::vec::Vec;
+
+use super::arena::{Arena, OutOfMemory};
+
+const EMPTY: u64 = u32::MAX as u64;
+const TOMB: u64 = (u32::MAX - 1) as u64;
+
+/// An entry: the hash's high half (which also picks the bucket) and the slot.
+fn entry(h: u64, id: u32) -> u64 {
+    (h & 0xffff_ffff_0000_0000) | u64::from(id)
+}
+
+/// The first bucket of a hash (or of an entry: both keep the high half).
+fn bucket(h: u64, mask: usize) -> usize {
+    (h >> 32) as usize & mask
+}
+
+fn slot_of(e: u64) -> u32 {
+    e as u32
+}
+
+fn occupied(e: u64) -> bool {
+    slot_of(e) < u32::MAX - 1
+}
+const MIN_CAPACITY: usize = 64;
+
+/// The folded 128-bit product of two words (the mixing step of wyhash and foldhash).
+fn fold(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+const K0: u64 = 0x243f_6a88_85a3_08d3;
+const K1: u64 = 0x1319_8a2e_0370_7344;
+
+/// The keyed hash of a child name under `parent`.
+pub(crate) fn hash(seed: u64, parent: u32, name: &[u8]) -> u64 {
+    let mut h = fold(seed ^ K0, u64::from(parent) ^ K1);
+    let mut chunks = name.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = fold(h ^ u64::from_le_bytes(w), seed ^ K1);
+    }
+    let rest = chunks.remainder();
+    let mut w = [0u8; 8];
+    if let Some(dst) = w.get_mut(..rest.len()) {
+        dst.copy_from_slice(rest);
+    }
+    fold(h ^ u64::from_le_bytes(w), (name.len() as u64) ^ seed ^ K0)
+}
+
+/// The table.
+#[derive(Clone, Debug)]
+pub(crate) struct Index {
+    table: Vec<u64>,
+    len: usize,
+    tombs: usize,
+    seed: u64,
+}
+
+impl Index {
+    pub(crate) fn new(seed: u64) -> Index {
+        Index {
+            table: Vec::new(),
+            len: 0,
+            tombs: 0,
+            seed,
+        }
+    }
+
+    /// Bytes the table holds.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.table.capacity() * 8
+    }
+
+    fn hash_of(&self, arena: &Arena, id: u32) -> u64 {
+        arena
+            .get(id)
+            .map_or(0, |s| hash(self.seed, s.parent, s.name()))
+    }
+
+    /// The slot of `name` under `parent`.
+    pub(crate) fn find(&self, arena: &Arena, parent: u32, name: &[u8]) -> Option<u32> {
+        if self.table.is_empty() {
+            return None;
+        }
+        let mask = self.table.len() - 1;
+        let h = hash(self.seed, parent, name);
+        let tag = h & 0xffff_ffff_0000_0000;
+        let mut i = bucket(h, mask);
+        loop {
+            let e = *self.table.get(i)?;
+            if slot_of(e) == u32::MAX {
+                return None;
+            }
+            if occupied(e) && e & 0xffff_ffff_0000_0000 == tag {
+                let id = slot_of(e);
+                if let Some(s) = arena.get(id) {
+                    if s.parent == parent && s.name() == name {
+                        return Some(id);
+                    }
+                }
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Whether `additional` more entries fit without growing.
+    fn fits(&self, additional: usize) -> bool {
+        let used = self.len + self.tombs + additional;
+        used.saturating_mul(4) <= self.table.len().saturating_mul(3)
+    }
+
+    /// Bytes [`Index::reserve`] would allocate for `additional` more entries.
+    pub(crate) fn growth_bytes(&self, additional: usize) -> usize {
+        if self.fits(additional) {
+            return 0;
+        }
+        let need = (self.len + additional).saturating_mul(4) / 3 + 1;
+        let mut cap = self.table.len().max(MIN_CAPACITY);
+        while cap < need {
+            cap = cap.saturating_mul(2);
+        }
+        cap.saturating_mul(8)
+    }
+
+    /// Makes room for `additional` more entries (rehashing, fallibly, when needed).
+    pub(crate) fn reserve(&mut self, arena: &Arena, additional: usize) -> Result<(), OutOfMemory> {
+        if self.fits(additional) {
+            return Ok(());
+        }
+        let need = (self.len + additional).saturating_mul(4) / 3 + 1;
+        let mut cap = self.table.len().max(MIN_CAPACITY);
+        while cap < need {
+            cap = cap.checked_mul(2).ok_or(OutOfMemory)?;
+        }
+        // Mostly tombstones: the same size again clears them.
+        let mut table: Vec<u64> = Vec::new();
+        table.try_reserve_exact(cap).map_err(|_| OutOfMemory)?;
+        table.resize(cap, EMPTY);
+        let old = core::mem::replace(&mut self.table, table);
+        self.tombs = 0;
+        let mask = cap - 1;
+        let _ = arena;
+        for e in old.into_iter().filter(|&e| occupied(e)) {
+            let mut i = bucket(e, mask);
+            while let Some(slot) = self.table.get_mut(i) {
+                if *slot == EMPTY {
+                    *slot = e;
+                    break;
+                }
+                i = (i + 1) & mask;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds slot `id` (its parent and name already in the arena), after [`Index::reserve`].
+    pub(crate) fn insert(&mut self, arena: &Arena, id: u32) -> Result<(), OutOfMemory> {
+        self.reserve(arena, 1)?;
+        let mask = self.table.len() - 1;
+        let h = self.hash_of(arena, id);
+        let mut i = bucket(h, mask);
+        loop {
+            let slot = self.table.get_mut(i).ok_or(OutOfMemory)?;
+            if !occupied(*slot) {
+                if *slot == TOMB {
+                    self.tombs -= 1;
+                }
+                *slot = entry(h, id);
+                self.len += 1;
+                return Ok(());
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Removes slot `id` (call while its parent and name are still in the arena).
+    pub(crate) fn remove(&mut self, arena: &Arena, id: u32) {
+        if self.table.is_empty() {
+            return;
+        }
+        let mask = self.table.len() - 1;
+        let mut i = bucket(self.hash_of(arena, id), mask);
+        while let Some(slot) = self.table.get_mut(i) {
+            if *slot == EMPTY {
+                return;
+            }
+            if occupied(*slot) && slot_of(*slot) == id {
+                *slot = TOMB;
+                self.len -= 1;
+                self.tombs += 1;
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Entries.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeded_hash_differs() {
+        assert_ne!(hash(1, 0, b"abc"), hash(2, 0, b"abc"));
+        assert_ne!(hash(1, 0, b"abc"), hash(1, 1, b"abc"));
+        assert_ne!(hash(1, 0, b"abcdefgh1"), hash(1, 0, b"abcdefgh2"));
+        assert_ne!(hash(1, 0, b""), hash(1, 0, b"\0"));
+    }
+}
