@@ -73,6 +73,10 @@ pub enum Effect {
         port: EvtchnPort,
         /// The frame number it gave (informative).
         gfn: u64,
+        /// Its features (`SET_FEATURE`, else all supported): write them to the ring's
+        /// `server_features`, as C xenstored 4.21+ does at the first introduction. The ring
+        /// indices are reset to 0 as for a re-introduction (C's `domain_conn_reset`).
+        features: u32,
     },
     /// An introduced domain was introduced again: rebind `port`, reset the ring indices.
     Reintroduced {

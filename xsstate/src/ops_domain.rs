@@ -54,11 +54,16 @@ impl Engine {
             return ok();
         }
         let id = self.connect_domain(domid, port, gfn);
+        let features = self
+            .domains
+            .get(&domid)
+            .map_or(SUPPORTED_FEATURES, |d| d.features);
         self.effects.push(Effect::Introduced {
             conn: id,
             domid,
             port,
             gfn,
+            features,
         });
         self.fire_special(INTRODUCE_DOMAIN, domid);
         ok()
@@ -116,11 +121,13 @@ impl Engine {
         ok()
     }
 
+    /// GET_FEATURE (C xenstored 4.22): without a domid the caller's own features (a socket
+    /// connection, or the privileged domain without a record, has all); with one, that
+    /// domain's (privileged callers only).
     pub(crate) fn op_get_feature(&mut self, who: Requester, p: &[u8]) -> HandlerResult {
         let args = split_strings(p);
         let value = match args.first() {
-            None => SUPPORTED_FEATURES,
-            Some(&[]) => SUPPORTED_FEATURES,
+            None | Some(&[]) => self.features_of(who.domid),
             Some(d) => {
                 if !who.privileged {
                     return Err(XsError::Eacces);
@@ -133,6 +140,13 @@ impl Engine {
             }
         };
         text_reply(&alloc::format!("{value}"))
+    }
+
+    /// The features a domain's connection has (all supported when it has no record yet).
+    pub(crate) fn features_of(&self, domid: DomId) -> u32 {
+        self.domains
+            .get(&domid)
+            .map_or(SUPPORTED_FEATURES, |d| d.features)
     }
 
     pub(crate) fn op_set_feature(&mut self, p: &[u8]) -> HandlerResult {

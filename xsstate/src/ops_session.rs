@@ -39,7 +39,10 @@ impl Engine {
     }
 
     pub(crate) fn op_watch(&mut self, id: ConnId, who: Requester, p: &[u8]) -> HandlerResult {
-        let watch = self.parse_watch(&who, p, true)?;
+        // A depth is honoured only from a domain that has the WATCHDEPTH feature (others
+        // may send anything after the token, as older C xenstored ignores it).
+        let with_depth = self.features_of(who.domid) & crate::ring::FEATURE_WATCHDEPTH != 0;
+        let watch = self.parse_watch(&who, p, with_depth)?;
         let quotas = self.quotas_for(who.domid);
         let Some(c) = self.conns.get_mut(&id) else {
             return Err(XsError::Eio);

@@ -616,6 +616,38 @@ fn features() {
         e(XsError::Ebusy)
     );
     assert_eq!(h.args(c, MsgType::GetFeature, &["11"]), e(XsError::Enoent));
+    // Domain 9 set to RECONNECTION only: introduced with those features, it reads its own
+    // features, and the depth of its watches is ignored (no WATCHDEPTH).
+    h.engine.take_effects();
+    let g9 = h.guest(c, 9);
+    assert!(h.engine.take_effects().iter().any(|f| matches!(
+        f,
+        Effect::Introduced {
+            domid: DomId(9),
+            features: 1,
+            ..
+        }
+    )));
+    assert_eq!(h.args(g9, MsgType::GetFeature, &[]), txt("1"));
+    h.home(c, 9);
+    assert_eq!(h.args(g9, MsgType::Watch, &["w", "t", "0"]), okr());
+    h.events(g9);
+    assert_eq!(h.write(g9, "w/a/b", b"1"), okr());
+    assert_eq!(
+        h.events(g9).len(),
+        1,
+        "depth 0 was honoured without WATCHDEPTH"
+    );
+    // Domain 5 (all features): depth 0 means the watched node only.
+    h.home(c, 5);
+    assert_eq!(h.args(g, MsgType::Watch, &["w", "t", "0"]), okr());
+    h.events(g);
+    assert_eq!(h.write(g, "w/a/b", b"1"), okr());
+    assert_eq!(
+        h.events(g).len(),
+        0,
+        "depth 0 was not honoured with WATCHDEPTH"
+    );
 }
 
 #[test]
