@@ -79,8 +79,18 @@ tramp_compat:
     movl %eax, %cr0
     movl $TRAMP_TSS32, %eax
     ltr %ax
+    /* TSC stamps around the copy, in the last bytes of the hand-over area (STAMPS_AT =
+       0xffc0: copy start, 0xffc8: copy end; the new image's entry writes 0xffd0). */
+    pushl %ecx
+    rdtsc
+    movl %eax, 0xffc0
+    movl %edx, 0xffc4
+    popl %ecx
     /* The copy: %esi -> %edi, %ecx bytes, forwards (DF = 0). */
     rep movsb
+    rdtsc
+    movl %eax, 0xffc8
+    movl %edx, 0xffcc
     pushl $2
     popfl
     pushl %ebp

@@ -37,6 +37,12 @@ pvh_start32:
     cld
     /* %ebx (the start info address) is preserved until the call into Rust. */
 
+    /* The entry's TSC, for a live update's timeline: the last bytes of the hand-over area
+       below 1 MiB (arch::handover::STAMPS_AT + 16), which a fresh boot never reads. */
+    rdtsc
+    movl %eax, 0xffd0
+    movl %edx, 0xffd4
+
     /* Zero .bss before anything is built there (page tables, stack). */
     movl $__bss_start, %edi
     movl $__bss_end, %ecx

@@ -1,5 +1,10 @@
 //! Kernel output: `kprint!`/`kprintln!` format on the stack (no allocation) and write to the
 //! debug console (port 0xE9) and to an optional extra sink (the PV console ring under Xen).
+//!
+//! Output can be *deferred*: kept in a fixed buffer and written later ([`defer`],
+//! [`take_deferred`], [`flush_deferred`]). Every byte to port 0xE9 is a VM exit, which costs
+//! milliseconds per line in a nested lab; a live update defers its console output until the
+//! new image serves again.
 
 use core::fmt::{self, Write};
 
@@ -10,6 +15,51 @@ use crate::arch::slot::FnSlot;
 const CHUNK: usize = 256;
 
 static EXTRA_SINK: FnSlot<fn(&[u8])> = FnSlot::empty();
+
+/// Bytes of deferred output kept (more are counted and dropped).
+const DEFERRED_MAX: usize = 8192;
+
+/// Deferred output, when deferring.
+struct Deferred {
+    on: bool,
+    buf: heapless::Vec<u8, DEFERRED_MAX>,
+    dropped: usize,
+}
+
+static DEFERRED: spin::Mutex<Deferred> = spin::Mutex::new(Deferred {
+    on: false,
+    buf: heapless::Vec::new(),
+    dropped: 0,
+});
+
+/// Starts (or stops, writing nothing) keeping output instead of writing it.
+pub fn defer(on: bool) {
+    if let Some(mut d) = DEFERRED.try_lock() {
+        d.on = on;
+    }
+}
+
+/// Stops deferring and returns what was kept (with a note of what was dropped).
+pub fn take_deferred() -> heapless::Vec<u8, DEFERRED_MAX> {
+    let Some(mut d) = DEFERRED.try_lock() else {
+        return heapless::Vec::new();
+    };
+    d.on = false;
+    let mut out = core::mem::take(&mut d.buf);
+    if d.dropped > 0 {
+        let mut note: heapless::String<64> = heapless::String::new();
+        let _ = writeln!(note, "[{} bytes of output dropped]", d.dropped);
+        let _ = out.extend_from_slice(note.as_bytes());
+        d.dropped = 0;
+    }
+    out
+}
+
+/// Stops deferring and writes what was kept.
+pub fn flush_deferred() {
+    let kept = take_deferred();
+    write_bytes(&kept);
+}
 
 /// Registers a second output that receives every byte the console writes. It may be called
 /// from interrupt and panic context: it must not allocate or block on a lock.
@@ -22,8 +72,17 @@ pub fn clear_extra_sink() {
     EXTRA_SINK.clear();
 }
 
-/// Writes raw bytes to every output.
+/// Writes raw bytes to every output (or keeps them, when deferring).
 pub fn write_bytes(bytes: &[u8]) {
+    if let Some(mut d) = DEFERRED.try_lock() {
+        if d.on {
+            let room = DEFERRED_MAX - d.buf.len();
+            let keep = bytes.len().min(room);
+            let _ = d.buf.extend_from_slice(bytes.get(..keep).unwrap_or(&[]));
+            d.dropped += bytes.len() - keep;
+            return;
+        }
+    }
     debugcon::write(bytes);
     if let Some(sink) = EXTRA_SINK.get() {
         sink(bytes);

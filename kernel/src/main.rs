@@ -20,15 +20,16 @@ mod xen;
 
 /// The kernel's main function, entered once per boot with the start info address.
 pub fn kmain(start_info_paddr: u64) -> ! {
-    kprintln!("xsstub {} starting", env!("CARGO_PKG_VERSION"));
+    let rust_tsc = arch::cpu::rdtsc();
     match arch::cpu::running_on_xen() {
-        Some(_) => service::run(start_info_paddr),
+        Some(_) => service::run(start_info_paddr, rust_tsc),
         None => bare_qemu(start_info_paddr),
     }
 }
 
 /// Bare QEMU: heap from the start info's memory map, self-tests, verdict, exit.
 fn bare_qemu(start_info_paddr: u64) -> ! {
+    kprintln!("xsstub {} starting", env!("CARGO_PKG_VERSION"));
     arch::cpu::mask_legacy_pic();
     match arch::heap::init_from_start_info(start_info_paddr) {
         Ok((lo, hi)) => kprintln!("xsstub: heap {lo:#x}..{hi:#x} ({} KiB)", (hi - lo) / 1024),
@@ -53,6 +54,9 @@ fn bare_qemu(start_info_paddr: u64) -> ! {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    // While a live update is being taken over, a panic rolls back to the old image.
+    service::inherit::on_panic(info);
+    console::flush_deferred();
     kprintln!("xsstub: PANIC {info}");
     arch::exit::shutdown(true)
 }

@@ -2,10 +2,15 @@
 
 mod cmdline;
 mod conns;
+mod fault;
 mod handover;
+pub mod inherit;
 mod layout;
 mod liveupdate;
+mod memory;
+mod tags;
 mod testguest;
+mod timeline;
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -35,8 +40,6 @@ enum BootError {
     Cmdline(cmdline::CmdlineError),
     /// No RAM above the image for the heap.
     NoHeap,
-    /// The inherited state could not be restored.
-    State(String),
 }
 
 impl core::fmt::Display for BootError {
@@ -46,7 +49,6 @@ impl core::fmt::Display for BootError {
             BootError::StartInfo => write!(f, "no valid hvm_start_info"),
             BootError::Cmdline(e) => write!(f, "command line: {e}"),
             BootError::NoHeap => write!(f, "no RAM for the heap"),
-            BootError::State(e) => write!(f, "inherited state: {e}"),
         }
     }
 }
@@ -56,8 +58,9 @@ fn xen_err(what: &'static str) -> impl Fn(events::XenError) -> BootError {
 }
 
 /// Runs the xenstore service (or, when asked, the misbehaving test guest); never returns.
-pub fn run(start_info_paddr: u64) -> ! {
-    match start(start_info_paddr) {
+/// `rust_tsc` is the TSC when Rust code started (for a live update's timeline).
+pub fn run(start_info_paddr: u64, rust_tsc: u64) -> ! {
+    match start(start_info_paddr, rust_tsc) {
         Ok(mut stub) => stub.serve(),
         Err(e) => {
             kprintln!("xsstub: cannot start: {e}");
@@ -67,17 +70,51 @@ pub fn run(start_info_paddr: u64) -> ! {
 }
 
 /// Brings up the hypercall page and events, then decides what this domain is.
-fn start(start_info_paddr: u64) -> Result<Stub, BootError> {
+fn start(start_info_paddr: u64, rust_tsc: u64) -> Result<Stub, BootError> {
     xen::hypercall::init().map_err(|_| BootError::Xen("hypercall page", -1))?;
     crate::arch::exit::set_shutdown_hook(xen::sched::shutdown);
     events::init(layout::SHARED_INFO_GFN).map_err(xen_err("shared info"))?;
     let boot_ns = time::now_ns();
     let info = xen::start_info::parse(start_info_paddr).ok_or(BootError::StartInfo)?;
+    // A live update: keep the console quiet until the first request is served (every byte
+    // to port 0xE9 is a VM exit inside the downtime).
+    if info
+        .modules
+        .iter()
+        .any(|m| xen::start_info::read_cstr(m.cmdline_paddr).starts_with(tags::STATE_TAG))
+    {
+        crate::console::defer(true);
+    }
+    kprintln!("xsstub {}{} starting", env!("CARGO_PKG_VERSION"), FLAVOR);
     Stub::init_heap(&info)?;
+    let heap_tsc = crate::arch::cpu::rdtsc();
     if testguest::wanted(&info.cmdline) {
         testguest::run()
     }
-    Stub::boot(&info, boot_ns)
+    Stub::boot(&info, boot_ns, rust_tsc, heap_tsc)
+}
+
+/// Whether the image `p` reads what this one hands over (its `XSSTUB` note): one without the
+/// note is refused unless `force` (`live-update -F`); one that declares other versions always.
+fn compatible(p: &xsstate::pvh::PvhImage, force: bool) -> Result<(), String> {
+    use xsstate::compat::{IMAGE_VERSION, THIS};
+    match p.compat {
+        Some(c) if c.reads_ours() => Ok(()),
+        Some(c) => Err(alloc::format!(
+            "it reads hand-over buffers v{}..v{} and state images v{}..v{}; this image hands \
+             over a v{} buffer with a v{IMAGE_VERSION} image",
+            c.handover.min,
+            c.handover.max,
+            c.image.min,
+            c.image.max,
+            THIS.handover.max
+        )),
+        None if force => Ok(()),
+        None => Err(String::from(
+            "it does not declare what state it reads (no XSSTUB compatibility note); \
+             add -F to update into it anyway",
+        )),
+    }
 }
 
 /// The running service: the engine plus the Xen side of every connection.
@@ -98,12 +135,27 @@ struct Stub {
     lu: liveupdate::LiveUpdate,
     /// Live updates since the domain started.
     live_updates: u64,
-    /// TSC of the jump that started this image, until the first request is served.
-    jump_tsc: Option<u64>,
+    /// Live updates rolled back since the domain started.
+    rollbacks: u64,
+    /// The live update that started this image, stamp by stamp (reported once it serves).
+    timeline: timeline::Timeline,
+    /// The old image's output, printed once this one serves.
+    inherited_log: alloc::vec::Vec<u8>,
+    /// Nodes restored (for the report).
+    inherited_nodes: usize,
+    /// Bytes of the state they came from.
+    inherited_bytes: usize,
+    /// Set when this image was jumped back into: why the update failed.
+    rolled_back: Option<String>,
 }
 
 impl Stub {
-    fn boot(info: &xen::start_info::BootInfo, boot_ns: u64) -> Result<Stub, BootError> {
+    fn boot(
+        info: &xen::start_info::BootInfo,
+        boot_ns: u64,
+        rust_tsc: u64,
+        heap_tsc: u64,
+    ) -> Result<Stub, BootError> {
         if let Err(e) = xen::pvconsole::init() {
             kprintln!("xsstub: no PV console ({})", e.0);
         }
@@ -114,13 +166,16 @@ impl Stub {
         }
         xen::gnttab::init_own(layout::GRANT_FRAMES_GFN, layout::GRANT_FRAMES)
             .map_err(xen_err("grant table"))?;
-        let inherited = match handover::inherited(info) {
-            Ok(i) => i,
-            Err(e) => {
-                kprintln!("xsstub: state module refused, starting empty: {e}");
-                None
-            }
+        fault::from_cmdline(&info.cmdline);
+        // A live update's state (and the image to roll back to): from here until it is
+        // restored, any failure rolls back, or stops the domain loudly.
+        let found = match inherit::find(info) {
+            Ok(f) => f,
+            Err(reason) => inherit::fail(&reason),
         };
+        if found.is_some() {
+            crate::console::defer(true);
+        }
         let dom_exc_port =
             events::bind_virq(xen_sys::VIRQ_DOM_EXC).map_err(xen_err("VIRQ_DOM_EXC"))?;
         let timer_port = events::bind_virq(xen_sys::VIRQ_TIMER).map_err(xen_err("VIRQ_TIMER"))?;
@@ -138,21 +193,37 @@ impl Stub {
             cmdline: String::from(info.cmdline.as_str()),
             lu: liveupdate::LiveUpdate::default(),
             live_updates: 0,
-            jump_tsc: None,
+            rollbacks: 0,
+            timeline: timeline::Timeline::default(),
+            inherited_log: alloc::vec::Vec::new(),
+            inherited_nodes: 0,
+            inherited_bytes: 0,
+            rolled_back: None,
         };
+        stub.timeline.entry = crate::arch::handover::stamps();
+        stub.timeline.rust = rust_tsc;
+        stub.timeline.heap = heap_tsc;
         stub.engine.set_time_ms(boot_ns / 1_000_000);
-        match inherited {
-            Some(inh) => stub.restore(inh)?,
+        stub.engine
+            .set_memory(alloc::sync::Arc::new(memory::KernelMemory));
+        match found {
+            Some(f) => {
+                if let Err(reason) = stub.inherit(f) {
+                    inherit::fail(&reason)
+                }
+            }
             None => match opts.dom0_port {
                 Some(port) => stub.connect_dom0(port)?,
                 None => kprintln!("xsstub: no --event: not serving dom0"),
             },
         }
         stub.set_version();
-        kprintln!(
-            "xsstub: serving ({} KiB heap free)",
-            crate::arch::heap::stats().1 / 1024
-        );
+        if stub.timeline.restore_start == 0 {
+            kprintln!(
+                "xsstub: serving ({} KiB heap free)",
+                crate::arch::heap::stats().1 / 1024
+            );
+        }
         Ok(stub)
     }
 
@@ -209,81 +280,6 @@ impl Stub {
         Ok(())
     }
 
-    /// Restores the engine from a live update's state and reconnects every ring.
-    fn restore(&mut self, inh: handover::Inherited) -> Result<(), BootError> {
-        let t0 = crate::arch::cpu::rdtsc();
-        let image = handover::image_of(&inh.state).map_err(BootError::State)?;
-        let mut engine = Engine::restore(image, EngineConfig::default())
-            .map_err(|e| BootError::State(alloc::format!("{e:?}")))?;
-        engine.set_time_ms(self.engine_time_ms());
-        self.engine = engine;
-        self.live_updates = inh.state.live_updates;
-        self.jump_tsc = Some(inh.tag.jump_tsc);
-        let rings: alloc::vec::Vec<(ConnId, DomId, u32)> = self
-            .engine
-            .connections()
-            .filter_map(|c| match c.kind {
-                xsstate::conn::ConnKind::Ring { port, .. } => Some((c.id, c.domid, port.0)),
-                xsstate::conn::ConnKind::Socket { .. } => None,
-            })
-            .collect();
-        for (id, domid, port) in rings {
-            match XenConn::open(&mut self.gfns, domid, port) {
-                Ok(x) => {
-                    self.by_port.insert(x.local_port, id);
-                    self.conns.insert(id, x);
-                }
-                Err((what, e)) => {
-                    kprintln!(
-                        "xsstub: domain {}: {what} failed after the update ({})",
-                        domid.0,
-                        e.0
-                    );
-                    if domid == DomId::DOM0 {
-                        return Err(BootError::Xen(what, e.0));
-                    }
-                    self.engine.domain_state(domid, DomainState::Dead);
-                }
-            }
-        }
-        for (id, bytes) in &inh.state.pending_input {
-            if let Err(f) = self.engine.receive(*id, bytes) {
-                kprintln!("xsstub: pending input of {id}: {f}");
-            }
-        }
-        if let Some(r) = &inh.state.reply {
-            self.engine.reply(
-                r.conn,
-                handover::REPLY_TYPE,
-                r.req_id,
-                r.tx_id,
-                r.payload.clone(),
-            );
-        }
-        for x in self.conns.values() {
-            x.notify();
-        }
-        handover::revoke(&inh.tag);
-        let (lo, len) = (inh.paddr, inh.len);
-        drop(inh);
-        let start = (lo + 4095) & !4095;
-        let end = (lo + len) & !4095;
-        if end > start {
-            if let Err(e) = crate::arch::heap::add_region(start as usize, (end - start) as usize) {
-                kprintln!("xsstub: state pages not returned to the heap: {e:?}");
-            }
-        }
-        let restore_us = time::tsc_to_ns(crate::arch::cpu::rdtsc() - t0) / 1000;
-        kprintln!(
-            "xsstub: live update {} restored: {} nodes, {} connections in {restore_us} us",
-            self.live_updates,
-            self.engine.store().len(),
-            self.conns.len()
-        );
-        self.check_domains();
-        Ok(())
-    }
-
     /// The engine clock: Xen system time in milliseconds.
     fn engine_time_ms(&self) -> u64 {
         time::now_ns() / 1_000_000
@@ -296,10 +292,11 @@ impl Stub {
             .map(|b| alloc::format!("{b:02x}"))
             .collect();
         self.engine.set_version_text(alloc::format!(
-            "xsstub {}{} build-id {id}\nlive-updates {}\n",
+            "xsstub {}{} build-id {id}\nlive-updates {}\nrollbacks {}\n",
             env!("CARGO_PKG_VERSION"),
             FLAVOR,
-            self.live_updates
+            self.live_updates,
+            self.rollbacks
         ));
     }
 
@@ -364,16 +361,7 @@ impl Stub {
                 moved |= outcome.moved;
                 if outcome.served && !self.first_served {
                     self.first_served = true;
-                    match self.jump_tsc.take() {
-                        Some(jump) => {
-                            let us = time::tsc_to_ns(crate::arch::cpu::rdtsc() - jump) / 1000;
-                            kprintln!("xsstub: first request served {us} us after the jump");
-                        }
-                        None => {
-                            let ms = time::now_ns().saturating_sub(self.boot_ns) / 1_000_000;
-                            kprintln!("xsstub: first request served {ms} ms after start");
-                        }
-                    }
+                    self.first_request();
                 }
             }
             moved |= self.apply_effects();
@@ -444,22 +432,27 @@ impl Stub {
         cmd: xsstate::control::LiveUpdateCmd,
     ) {
         let now = self.engine_time_ms();
-        let free = crate::arch::heap::stats().1;
         let ram_top = crate::arch::heap::regions()
             .iter()
             .map(|(base, len)| (base + len) as u64)
             .max()
             .unwrap_or(0);
-        let decision = self.lu.handle(cmd, &mut self.engine, now, free, |elf| {
-            let p = xsstate::pvh::parse(elf).map_err(|e| alloc::format!("{e}"))?;
-            if p.load_hi > ram_top {
-                return Err(alloc::format!(
-                    "it loads up to {:#x} but this domain's RAM ends at {ram_top:#x}",
-                    p.load_hi
-                ));
-            }
-            Ok(())
-        });
+        let free = {
+            use xsstate::memory::MemorySource;
+            memory::KernelMemory.stats().available()
+        };
+        let decision = self
+            .lu
+            .handle(cmd, &mut self.engine, now, free, |elf, force| {
+                let p = xsstate::pvh::parse(elf).map_err(|e| alloc::format!("{e}"))?;
+                if p.load_hi > ram_top {
+                    return Err(alloc::format!(
+                        "it loads up to {:#x} but this domain's RAM ends at {ram_top:#x}",
+                        p.load_hi
+                    ));
+                }
+                compatible(&p, force)
+            });
         let text = match decision {
             liveupdate::Decision::Reply(t) => t,
             liveupdate::Decision::Go => {
@@ -500,6 +493,37 @@ impl Stub {
             }
             self.engine.domain_state(domid, state);
         }
+    }
+
+    /// The first request after boot was served: after a live update, everything the update
+    /// kept back (the old image's output, this image's own, the timeline).
+    fn first_request(&mut self) {
+        if self.timeline.restore_start == 0 {
+            let ms = time::now_ns().saturating_sub(self.boot_ns) / 1_000_000;
+            kprintln!("xsstub: first request served {ms} ms after start");
+            return;
+        }
+        self.timeline.first_request = crate::arch::cpu::rdtsc();
+        crate::console::write_bytes(&self.inherited_log);
+        self.inherited_log = alloc::vec::Vec::new();
+        crate::console::flush_deferred();
+        match &self.rolled_back {
+            Some(reason) => kprintln!(
+                "xsstub: live update rolled back ({reason}); {} nodes, {} connections \
+                 restored; rollbacks {}",
+                self.inherited_nodes,
+                self.conns.len(),
+                self.rollbacks
+            ),
+            None => kprintln!(
+                "xsstub: live update {} restored: {} nodes, {} connections from a {}-byte state",
+                self.live_updates,
+                self.inherited_nodes,
+                self.conns.len(),
+                self.inherited_bytes
+            ),
+        }
+        kprintln!("xsstub: {}", self.timeline.report(self.live_updates));
     }
 
     /// Sleeps until an event on one of our ports (the timer's included).

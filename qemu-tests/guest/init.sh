@@ -7,6 +7,13 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 [ -e /dev/xen/xenbus ] || mount -t xenfs xenfs /proc/xen
 echo "xslab-guest: up after $(cut -d' ' -f1 /proc/uptime) s"
+# The load mode (lu-load): write distinct nodes one at a time until dom0 writes data/stop,
+# then leave the summary in data/load-result.
+if grep -q "xslab=load" /proc/cmdline; then
+    /usr/bin/xsprobe write-loop --prefix data/load --until-node data/stop \
+        --result-node data/load-result 2>&1 | sed 's/^/xslab-guest: /'
+    while :; do sleep 3600; done
+fi
 name=$(timeout 30 xenstore-read name 2>&1) || name="error:$name"
 probe=$(timeout 30 xenstore-write data/probe hello 2>&1 &&
     timeout 30 xenstore-read data/probe 2>&1) || probe="error:$probe"

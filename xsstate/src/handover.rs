@@ -1,11 +1,26 @@
 //! The live-update hand-over buffer: a seed-format state image plus what the image cannot
-//! carry (partly received input, the deferred `-s` reply, the update count), checksummed.
+//! carry (partly received input, the deferred `-s` reply, counters, the old image's log and
+//! timeline), checksummed.
 //!
-//! Layout, little endian, every field 8-byte aligned:
-//! `"XSSTUBLU"`, `u32 version`, `u32 flags (0)`, `u64 live_updates`, `u64 image_len`,
-//! image bytes (padded), `u32 n_inputs`, `u32 has_reply`, then per input `u32 conn`,
-//! `u32 len`, bytes (padded); the reply `u32 conn`, `u32 req_id`, `u32 tx_id`, `u32 len`,
-//! payload (padded); finally `u64 fnv1a64` of every byte before it.
+//! Version 2 (written and read), little endian, every field 8-byte aligned:
+//!
+//! | offset | field |
+//! |--------|-------|
+//! | 0 | `"XSSTUBLU"` |
+//! | 8 | `u32 version` (2), `u32 flags` (0) |
+//! | 16 | `u64 live_updates` (this one included), `u64 rollbacks` |
+//! | 32 | `u64 extras_len`, then the extras (below), padded |
+//! | | `u64 image_len`, then the image bytes, padded |
+//! | end | `u64 checksum` ([`checksum64`] of every byte before it) |
+//!
+//! Extras: `u32 n_inputs`, `u32 has_reply`, `u32 log_len`, `u32 n_tsc`; `n_tsc` × `u64` TSC
+//! stamps of the old image's timeline; per input `u32 conn`, `u32 len`, bytes (padded); the
+//! reply `u32 conn`, `u32 req_id`, `u32 tx_id`, `u32 len`, payload (padded); the log bytes
+//! (padded). The image comes last so that the old image can dump its engine straight into
+//! the buffer ([`Writer`]) and the new one can restore straight from it ([`decode`]).
+//!
+//! Version 1 (the previous release's: no counters but the update count, the image first,
+//! FNV-1a) is read too, so that the previous release can update to this one.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -14,10 +29,14 @@ use crate::ids::{ConnId, TxId};
 
 /// The buffer's first bytes.
 pub const MAGIC: [u8; 8] = *b"XSSTUBLU";
-/// The version this code writes and reads.
-pub const VERSION: u32 = 1;
+/// The version this code writes.
+pub const VERSION: u32 = 2;
+/// The oldest version this code reads.
+pub const MIN_VERSION: u32 = 1;
 /// Largest buffer accepted (bounds every length before allocating).
 pub const MAX_BYTES: usize = 256 << 20;
+/// Most timeline stamps carried.
+pub const MAX_TSC: usize = 16;
 
 /// The answer to a `live-update -s` that the new image sends.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,17 +51,33 @@ pub struct DeferredReply {
     pub payload: Vec<u8>,
 }
 
-/// Everything handed from one image to the next.
+/// Everything handed from one image to the next besides the state image.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct HandoverState {
+pub struct Extras {
     /// Live updates since the domain started, this one included.
     pub live_updates: u64,
-    /// The engine's state as a seed-layout migration image.
-    pub image: Vec<u8>,
+    /// Updates rolled back since the domain started.
+    pub rollbacks: u64,
     /// Input received but not processed, per connection (fed back with `Engine::receive`).
     pub pending_input: Vec<(ConnId, Vec<u8>)>,
     /// The reply the new image sends first.
     pub reply: Option<DeferredReply>,
+    /// Log lines of the old image written after its last console output (the new image
+    /// prints them once it serves).
+    pub log: Vec<u8>,
+    /// TSC stamps of the old image's part of the timeline.
+    pub tsc: Vec<u64>,
+}
+
+/// A decoded buffer: the extras and the state image, borrowed from the buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decoded<'a> {
+    /// The buffer's version.
+    pub version: u32,
+    /// Counters, pending input, the reply, log and timeline.
+    pub extras: Extras,
+    /// The engine's state as a seed-layout migration image.
+    pub image: &'a [u8],
 }
 
 /// Why a hand-over buffer was refused.
@@ -56,7 +91,7 @@ pub enum HandoverError {
     BadVersion(u32),
     /// Flags this code does not know.
     BadFlags(u32),
-    /// A length beyond [`MAX_BYTES`] at this offset.
+    /// A length beyond [`MAX_BYTES`] (or a count beyond its limit) at this offset.
     TooLong(usize),
     /// The checksum does not match.
     BadChecksum {
@@ -65,7 +100,7 @@ pub enum HandoverError {
         /// Computed.
         computed: u64,
     },
-    /// Bytes after the checksum.
+    /// Bytes after the checksum, or inside a block after its fields.
     TrailingBytes(usize),
 }
 
@@ -85,7 +120,7 @@ impl fmt::Display for HandoverError {
     }
 }
 
-/// FNV-1a, 64 bits.
+/// FNV-1a, 64 bits (version 1's checksum).
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in bytes {
@@ -95,129 +130,287 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
     h
 }
 
+/// A word-at-a-time 64-bit checksum (version 2's): every 8 bytes are mixed in with a
+/// multiply and a shift, the tail byte-wise, then the length; any change of a byte, of the
+/// order of words or of the length changes it (barring 2^-64 chances). About eight times
+/// faster than FNV-1a, which matters inside a live update's downtime.
+pub fn checksum64(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h: u64 = 0x243f_6a88_85a3_08d3;
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(w);
+        h = (h ^ u64::from_le_bytes(a)).wrapping_mul(K);
+        h ^= h >> 29;
+    }
+    for &b in words.remainder() {
+        h = (h ^ u64::from(b)).wrapping_mul(K);
+        h ^= h >> 29;
+    }
+    h = (h ^ bytes.len() as u64).wrapping_mul(K);
+    h ^ (h >> 32)
+}
+
 const fn padded(n: usize) -> usize {
     n.saturating_add(7) & !7
 }
 
-impl HandoverState {
-    /// The encoded size.
-    pub fn encoded_len(&self) -> usize {
-        let mut n = 8 + 4 + 4 + 8 + 8 + padded(self.image.len()) + 8;
+fn put_padded(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(bytes);
+    out.resize(out.len() + (padded(bytes.len()) - bytes.len()), 0);
+}
+
+fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+impl Extras {
+    /// The encoded size of the extras block.
+    fn encoded_len(&self) -> usize {
+        let mut n = 16 + 8 * self.tsc.len().min(MAX_TSC);
         for (_, bytes) in &self.pending_input {
             n += 8 + padded(bytes.len());
         }
         if let Some(r) = &self.reply {
             n += 16 + padded(r.payload.len());
         }
-        n + 8
+        n + padded(self.log.len())
     }
 
-    /// Appends the encoding to `out` (reserve [`HandoverState::encoded_len`] first to place
-    /// the buffer).
-    pub fn encode_into(&self, out: &mut Vec<u8>) {
-        let start = out.len();
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&VERSION.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&self.live_updates.to_le_bytes());
-        out.extend_from_slice(&(self.image.len() as u64).to_le_bytes());
-        put_padded(out, &self.image);
-        out.extend_from_slice(&(self.pending_input.len() as u32).to_le_bytes());
-        out.extend_from_slice(&u32::from(self.reply.is_some()).to_le_bytes());
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        let tsc = self.tsc.get(..self.tsc.len().min(MAX_TSC)).unwrap_or(&[]);
+        put_u32(out, self.pending_input.len() as u32);
+        put_u32(out, u32::from(self.reply.is_some()));
+        put_u32(out, self.log.len() as u32);
+        put_u32(out, tsc.len() as u32);
+        for t in tsc {
+            put_u64(out, *t);
+        }
         for (conn, bytes) in &self.pending_input {
-            out.extend_from_slice(&conn.0.to_le_bytes());
-            out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            put_u32(out, conn.0);
+            put_u32(out, bytes.len() as u32);
             put_padded(out, bytes);
         }
         if let Some(r) = &self.reply {
-            out.extend_from_slice(&r.conn.0.to_le_bytes());
-            out.extend_from_slice(&r.req_id.to_le_bytes());
-            out.extend_from_slice(&r.tx_id.0.to_le_bytes());
-            out.extend_from_slice(&(r.payload.len() as u32).to_le_bytes());
+            put_u32(out, r.conn.0);
+            put_u32(out, r.req_id);
+            put_u32(out, r.tx_id.0);
+            put_u32(out, r.payload.len() as u32);
             put_padded(out, &r.payload);
         }
-        let sum = fnv1a64(out.get(start..).unwrap_or(&[]));
-        out.extend_from_slice(&sum.to_le_bytes());
-    }
-
-    /// Encodes into a new buffer.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.encoded_len());
-        self.encode_into(&mut out);
-        out
-    }
-
-    /// Checks the checksum and every length, then decodes.
-    pub fn decode(bytes: &[u8]) -> Result<HandoverState, HandoverError> {
-        if bytes.len() > MAX_BYTES {
-            return Err(HandoverError::TooLong(0));
-        }
-        let body_len = bytes
-            .len()
-            .checked_sub(8)
-            .ok_or(HandoverError::Truncated(bytes.len()))?;
-        let (body, sum) = bytes.split_at(body_len);
-        let mut c = Cursor { bytes: body, at: 0 };
-        if c.take(8)? != MAGIC {
-            return Err(HandoverError::BadMagic);
-        }
-        let stored = u64::from_le_bytes(
-            sum.try_into()
-                .map_err(|_| HandoverError::Truncated(body_len))?,
-        );
-        let computed = fnv1a64(body);
-        if stored != computed {
-            return Err(HandoverError::BadChecksum { stored, computed });
-        }
-        let version = c.u32()?;
-        if version != VERSION {
-            return Err(HandoverError::BadVersion(version));
-        }
-        let flags = c.u32()?;
-        if flags != 0 {
-            return Err(HandoverError::BadFlags(flags));
-        }
-        let live_updates = c.u64()?;
-        let image_len = c.len64()?;
-        let image = c.take_padded(image_len)?.to_vec();
-        let n_inputs = c.u32()?;
-        let has_reply = c.u32()?;
-        let mut pending_input = Vec::new();
-        for _ in 0..n_inputs {
-            let conn = ConnId(c.u32()?);
-            let len = c.len32()?;
-            pending_input.push((conn, c.take_padded(len)?.to_vec()));
-        }
-        let reply = match has_reply {
-            0 => None,
-            _ => {
-                let conn = ConnId(c.u32()?);
-                let req_id = c.u32()?;
-                let tx_id = TxId(c.u32()?);
-                let len = c.len32()?;
-                Some(DeferredReply {
-                    conn,
-                    req_id,
-                    tx_id,
-                    payload: c.take_padded(len)?.to_vec(),
-                })
-            }
-        };
-        if c.at != body.len() {
-            return Err(HandoverError::TrailingBytes(body.len() - c.at));
-        }
-        Ok(HandoverState {
-            live_updates,
-            image,
-            pending_input,
-            reply,
-        })
+        put_padded(out, &self.log);
     }
 }
 
-fn put_padded(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(bytes);
-    out.resize(out.len() + (padded(bytes.len()) - bytes.len()), 0);
+/// The size of a version-2 buffer holding `extras` and an image of `image_len` bytes.
+pub fn encoded_len(extras: &Extras, image_len: usize) -> usize {
+    40 + extras.encoded_len() + 8 + padded(image_len) + 8
+}
+
+/// Writes a version-2 buffer in place: [`Writer::begin`] puts the header and the extras,
+/// the caller appends the image (the engine's `dump_into`), [`Writer::finish`] records its
+/// length and appends the checksum. Reserve [`encoded_len`] first and the buffer never
+/// moves.
+#[derive(Debug)]
+pub struct Writer {
+    start: usize,
+    image_len_at: usize,
+}
+
+impl Writer {
+    /// Appends the header and extras to `out`.
+    pub fn begin(out: &mut Vec<u8>, extras: &Extras) -> Writer {
+        let start = out.len();
+        out.extend_from_slice(&MAGIC);
+        put_u32(out, VERSION);
+        put_u32(out, 0);
+        put_u64(out, extras.live_updates);
+        put_u64(out, extras.rollbacks);
+        put_u64(out, extras.encoded_len() as u64);
+        extras.encode_into(out);
+        let image_len_at = out.len();
+        put_u64(out, 0);
+        Writer {
+            start,
+            image_len_at,
+        }
+    }
+
+    /// Records the image's length (everything appended since [`Writer::begin`]), pads it and
+    /// appends the checksum.
+    pub fn finish(self, out: &mut Vec<u8>) {
+        let image_len = out.len().saturating_sub(self.image_len_at + 8);
+        if let Some(field) = out.get_mut(self.image_len_at..self.image_len_at + 8) {
+            field.copy_from_slice(&(image_len as u64).to_le_bytes());
+        }
+        out.resize(out.len() + (padded(image_len) - image_len), 0);
+        let sum = checksum64(out.get(self.start..).unwrap_or(&[]));
+        put_u64(out, sum);
+    }
+}
+
+/// Encodes a whole buffer (the image given as bytes).
+pub fn encode(extras: &Extras, image: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encoded_len(extras, image.len()));
+    let w = Writer::begin(&mut out, extras);
+    out.extend_from_slice(image);
+    w.finish(&mut out);
+    out
+}
+
+/// Checks the checksum and every length, then decodes (versions 1 and 2).
+pub fn decode(bytes: &[u8]) -> Result<Decoded<'_>, HandoverError> {
+    if bytes.len() > MAX_BYTES {
+        return Err(HandoverError::TooLong(0));
+    }
+    let body_len = bytes
+        .len()
+        .checked_sub(8)
+        .ok_or(HandoverError::Truncated(bytes.len()))?;
+    let (body, sum) = bytes.split_at(body_len);
+    let mut c = Cursor { bytes: body, at: 0 };
+    if c.take(8)? != MAGIC {
+        return Err(HandoverError::BadMagic);
+    }
+    let version = c.u32()?;
+    if !(MIN_VERSION..=VERSION).contains(&version) {
+        return Err(HandoverError::BadVersion(version));
+    }
+    let stored = u64::from_le_bytes(
+        sum.try_into()
+            .map_err(|_| HandoverError::Truncated(body_len))?,
+    );
+    let computed = if version == 1 {
+        fnv1a64(body)
+    } else {
+        checksum64(body)
+    };
+    if stored != computed {
+        return Err(HandoverError::BadChecksum { stored, computed });
+    }
+    let flags = c.u32()?;
+    if flags != 0 {
+        return Err(HandoverError::BadFlags(flags));
+    }
+    let live_updates = c.u64()?;
+    let (decoded, end) = if version == 1 {
+        let image_len = c.len64()?;
+        let image = c.take_padded(image_len)?;
+        let mut extras = extras_v1(&mut c)?;
+        extras.live_updates = live_updates;
+        (
+            Decoded {
+                version,
+                extras,
+                image,
+            },
+            c.at,
+        )
+    } else {
+        let rollbacks = c.u64()?;
+        let extras_len = c.len64()?;
+        let block = c.take(extras_len)?;
+        let mut e = Cursor {
+            bytes: block,
+            at: 0,
+        };
+        let mut extras = extras_v2(&mut e)?;
+        if e.at != block.len() {
+            return Err(HandoverError::TrailingBytes(block.len() - e.at));
+        }
+        extras.live_updates = live_updates;
+        extras.rollbacks = rollbacks;
+        let image_len = c.len64()?;
+        let image = c.take_padded(image_len)?;
+        (
+            Decoded {
+                version,
+                extras,
+                image,
+            },
+            c.at,
+        )
+    };
+    if end != body.len() {
+        return Err(HandoverError::TrailingBytes(body.len() - end));
+    }
+    Ok(decoded)
+}
+
+/// Pending input per connection.
+type Inputs = Vec<(ConnId, Vec<u8>)>;
+
+fn inputs_and_reply(
+    c: &mut Cursor<'_>,
+    n_inputs: u32,
+    has_reply: u32,
+) -> Result<(Inputs, Option<DeferredReply>), HandoverError> {
+    let mut pending_input = Vec::new();
+    for _ in 0..n_inputs {
+        let conn = ConnId(c.u32()?);
+        let len = c.len32()?;
+        pending_input.push((conn, c.take_padded(len)?.to_vec()));
+    }
+    let reply = match has_reply {
+        0 => None,
+        _ => {
+            let conn = ConnId(c.u32()?);
+            let req_id = c.u32()?;
+            let tx_id = TxId(c.u32()?);
+            let len = c.len32()?;
+            Some(DeferredReply {
+                conn,
+                req_id,
+                tx_id,
+                payload: c.take_padded(len)?.to_vec(),
+            })
+        }
+    };
+    Ok((pending_input, reply))
+}
+
+fn extras_v1(c: &mut Cursor<'_>) -> Result<Extras, HandoverError> {
+    let at = c.at;
+    let n_inputs = c.u32()?;
+    let has_reply = c.u32()?;
+    if n_inputs as usize > MAX_BYTES / 8 {
+        return Err(HandoverError::TooLong(at));
+    }
+    let (pending_input, reply) = inputs_and_reply(c, n_inputs, has_reply)?;
+    Ok(Extras {
+        pending_input,
+        reply,
+        ..Extras::default()
+    })
+}
+
+fn extras_v2(c: &mut Cursor<'_>) -> Result<Extras, HandoverError> {
+    let at = c.at;
+    let n_inputs = c.u32()?;
+    let has_reply = c.u32()?;
+    let log_len = c.len32()?;
+    let n_tsc = c.u32()? as usize;
+    if n_tsc > MAX_TSC || n_inputs as usize > MAX_BYTES / 8 {
+        return Err(HandoverError::TooLong(at));
+    }
+    let mut tsc = Vec::with_capacity(n_tsc);
+    for _ in 0..n_tsc {
+        tsc.push(c.u64()?);
+    }
+    let (pending_input, reply) = inputs_and_reply(c, n_inputs, has_reply)?;
+    let log = c.take_padded(log_len)?.to_vec();
+    Ok(Extras {
+        pending_input,
+        reply,
+        log,
+        tsc,
+        ..Extras::default()
+    })
 }
 
 struct Cursor<'a> {
@@ -285,10 +478,10 @@ mod tests {
     use super::*;
     use alloc::vec;
 
-    fn sample() -> HandoverState {
-        HandoverState {
+    fn sample() -> Extras {
+        Extras {
             live_updates: 3,
-            image: b"xenstore-migration image bytes".to_vec(),
+            rollbacks: 1,
             pending_input: vec![(ConnId(1), vec![1, 2, 3]), (ConnId(7), vec![])],
             reply: Some(DeferredReply {
                 conn: ConnId(1),
@@ -296,46 +489,117 @@ mod tests {
                 tx_id: TxId(0),
                 payload: b"OK\0".to_vec(),
             }),
+            log: b"xsstub: a line\n".to_vec(),
+            tsc: vec![10, 20, 30],
         }
     }
 
+    const IMAGE: &[u8] = b"xenstore-migration image bytes";
+
     #[test]
     fn round_trip() {
-        let s = sample();
-        let bytes = s.encode();
-        assert_eq!(bytes.len(), s.encoded_len());
+        let e = sample();
+        let bytes = encode(&e, IMAGE);
+        assert_eq!(bytes.len(), encoded_len(&e, IMAGE.len()));
         assert_eq!(bytes.len() % 8, 0);
-        assert_eq!(HandoverState::decode(&bytes), Ok(s));
-        let empty = HandoverState::default();
-        assert_eq!(HandoverState::decode(&empty.encode()), Ok(empty));
+        let d = decode(&bytes).unwrap();
+        assert_eq!(d.extras, e);
+        assert_eq!(d.image, IMAGE);
+        assert_eq!(d.version, 2);
+        let empty = Extras::default();
+        let bytes = encode(&empty, &[]);
+        let d = decode(&bytes).unwrap();
+        assert_eq!((d.extras, d.image), (empty, &[][..]));
+    }
+
+    #[test]
+    fn the_writer_builds_the_image_in_place() {
+        let e = sample();
+        let mut out = Vec::with_capacity(encoded_len(&e, IMAGE.len()));
+        let before = out.as_ptr();
+        let w = Writer::begin(&mut out, &e);
+        out.extend_from_slice(IMAGE);
+        w.finish(&mut out);
+        assert_eq!(out.as_ptr(), before, "the buffer moved");
+        assert_eq!(out, encode(&e, IMAGE));
     }
 
     #[test]
     fn every_flipped_byte_and_truncation_is_refused() {
-        let bytes = sample().encode();
+        let bytes = encode(&sample(), IMAGE);
         for i in 0..bytes.len() {
             let mut b = bytes.clone();
             b[i] ^= 0x41;
-            assert!(HandoverState::decode(&b).is_err(), "flip at {i}");
+            assert!(decode(&b).is_err(), "flip at {i}");
         }
         for n in 0..bytes.len() {
-            assert!(HandoverState::decode(&bytes[..n]).is_err(), "cut at {n}");
+            assert!(decode(&bytes[..n]).is_err(), "cut at {n}");
         }
     }
 
     #[test]
     fn a_length_beyond_the_buffer_is_refused_before_allocating() {
-        let mut s = sample();
-        s.image.clear();
-        let mut bytes = s.encode();
-        // image_len at offset 24: claim 2^40 bytes, then fix the checksum.
-        bytes[24..32].copy_from_slice(&(1u64 << 40).to_le_bytes());
+        let mut bytes = encode(&Extras::default(), &[]);
+        // extras_len at offset 32: claim 2^40 bytes, then fix the checksum.
+        bytes[32..40].copy_from_slice(&(1u64 << 40).to_le_bytes());
         let n = bytes.len() - 8;
-        let sum = fnv1a64(&bytes[..n]);
+        let sum = checksum64(&bytes[..n]);
         bytes[n..].copy_from_slice(&sum.to_le_bytes());
-        assert_eq!(
-            HandoverState::decode(&bytes),
-            Err(HandoverError::TooLong(24))
+        assert_eq!(decode(&bytes), Err(HandoverError::TooLong(32)));
+    }
+
+    /// Version 1, as the previous release wrote it.
+    fn v1(live_updates: u64, image: &[u8], inputs: &[(u32, &[u8])], reply: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&MAGIC);
+        put_u32(&mut out, 1);
+        put_u32(&mut out, 0);
+        put_u64(&mut out, live_updates);
+        put_u64(&mut out, image.len() as u64);
+        put_padded(&mut out, image);
+        put_u32(&mut out, inputs.len() as u32);
+        put_u32(&mut out, u32::from(reply));
+        for (c, b) in inputs {
+            put_u32(&mut out, *c);
+            put_u32(&mut out, b.len() as u32);
+            put_padded(&mut out, b);
+        }
+        if reply {
+            put_u32(&mut out, 1);
+            put_u32(&mut out, 9);
+            put_u32(&mut out, 0);
+            put_u32(&mut out, 3);
+            put_padded(&mut out, b"OK\0");
+        }
+        let sum = fnv1a64(&out);
+        put_u64(&mut out, sum);
+        out
+    }
+
+    #[test]
+    fn version_1_is_read() {
+        let bytes = v1(5, IMAGE, &[(2, b"abc")], true);
+        let d = decode(&bytes).unwrap();
+        assert_eq!(d.version, 1);
+        assert_eq!(d.image, IMAGE);
+        assert_eq!(d.extras.live_updates, 5);
+        assert_eq!(d.extras.pending_input, vec![(ConnId(2), b"abc".to_vec())]);
+        assert_eq!(d.extras.reply.unwrap().req_id, 9);
+        let mut bad = bytes.clone();
+        bad[40] ^= 1;
+        assert!(matches!(
+            decode(&bad),
+            Err(HandoverError::BadChecksum { .. })
+        ));
+    }
+
+    #[test]
+    fn checksum_sees_order_and_length() {
+        assert_ne!(
+            checksum64(b"abcdefgh12345678"),
+            checksum64(b"12345678abcdefgh")
         );
+        assert_ne!(checksum64(b""), checksum64(b"\0"));
+        assert_ne!(checksum64(&[0; 8]), checksum64(&[0; 16]));
     }
 }

@@ -25,6 +25,7 @@
 extern crate alloc;
 
 pub mod budget;
+pub mod compat;
 pub mod conn;
 pub mod control;
 pub mod engine;

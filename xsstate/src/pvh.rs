@@ -67,6 +67,8 @@ pub struct PvhImage {
     pub load_lo: u64,
     /// One past the highest physical address loaded (`.bss` included).
     pub load_hi: u64,
+    /// What it declares it reads (`crate::compat`'s note), when it declares it.
+    pub compat: Option<crate::compat::Compat>,
 }
 
 /// Why an image was refused; file offsets say where.
@@ -358,12 +360,20 @@ fn align_up(x: usize, align: usize) -> Option<usize> {
     Some(x.checked_add(align - 1)? & !(align - 1))
 }
 
-/// The entry point from the notes of one `PT_NOTE` segment, if it has one. Notes are
-/// 4-byte aligned (8 when the segment says so, as for `.note.gnu.property`).
-fn entry_note(bytes: &[u8], p: &Phdr) -> Result<Option<u32>, PvhError> {
+/// What the notes of one `PT_NOTE` segment say.
+#[derive(Default)]
+struct Notes {
+    entry: Option<u32>,
+    compat: Option<crate::compat::Compat>,
+}
+
+/// The entry point and the compatibility note from the notes of one `PT_NOTE` segment.
+/// Notes are 4-byte aligned (8 when the segment says so, as for `.note.gnu.property`).
+fn entry_note(bytes: &[u8], p: &Phdr) -> Result<Notes, PvhError> {
     let notes = slice_at(bytes, "note segment", p.offset, p.filesz)?;
     let align = if p.align == 8 { 8 } else { 4 };
     let mut found: Option<u32> = None;
+    let mut compat = None;
     let mut pos = 0usize;
     while pos < notes.len() {
         let at = p.offset.saturating_add(pos as u64);
@@ -403,10 +413,21 @@ fn entry_note(bytes: &[u8], p: &Phdr) -> Result<Option<u32>, PvhError> {
             }
             found = Some(entry);
         }
+        if name == crate::compat::NOTE_NAME && kind == crate::compat::NOTE_TYPE {
+            let c = crate::compat::Compat::parse(desc)
+                .ok_or(bad("malformed XSSTUB compatibility note"))?;
+            if compat.is_some_and(|old| old != c) {
+                return Err(bad("a second, different XSSTUB compatibility note"));
+            }
+            compat = Some(c);
+        }
         // The last note's padding may be cut off by the segment's end.
         pos = next;
     }
-    Ok(found)
+    Ok(Notes {
+        entry: found,
+        compat,
+    })
 }
 
 /// Validates a PVH kernel ELF image; see the module documentation for the rules.
@@ -415,6 +436,7 @@ pub fn parse(bytes: &[u8]) -> Result<PvhImage, PvhError> {
     let mut segments: Vec<Segment> = Vec::new();
     let mut headers_at: Vec<u64> = Vec::new();
     let mut entry: Option<u32> = None;
+    let mut compat = None;
     for i in 0..phnum {
         let p = phdr(bytes, phoff, i)?;
         match p.kind {
@@ -441,7 +463,11 @@ pub fn parse(bytes: &[u8]) -> Result<PvhImage, PvhError> {
                 headers_at.push(p.at);
             }
             PT_NOTE => {
-                if let Some(e) = entry_note(bytes, &p)? {
+                let notes = entry_note(bytes, &p)?;
+                if notes.compat.is_some() {
+                    compat = notes.compat;
+                }
+                if let Some(e) = notes.entry {
                     if entry.is_some_and(|old| old != e) {
                         return Err(PvhError::BadNote {
                             offset: p.offset,
@@ -476,6 +502,7 @@ pub fn parse(bytes: &[u8]) -> Result<PvhImage, PvhError> {
         segments,
         load_lo,
         load_hi,
+        compat,
     })
 }
 

@@ -186,6 +186,45 @@ fn eight_byte_entry_and_eight_aligned_notes() {
     assert!(matches!(refused(&f), PvhError::BadNote { .. }));
 }
 
+fn words(w: &[u32]) -> Vec<u8> {
+    w.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+#[test]
+fn compatibility_note() {
+    use xsstate::compat::{Compat, NOTE_NAME, NOTE_TYPE, THIS, THIS_DESC};
+    let with = |desc: &[u8]| {
+        elf(&[
+            load(MIB, vec![0x90; 64], 64, true),
+            note(
+                [
+                    note_bytes(b"Xen\0", 18, &(MIB as u32).to_le_bytes(), 4),
+                    note_bytes(NOTE_NAME, NOTE_TYPE, desc, 4),
+                ]
+                .concat(),
+                4,
+            ),
+        ])
+    };
+    // Without the note: parsed, nothing declared.
+    assert_eq!(parse(&sample()).unwrap().compat, None);
+    let img = parse(&with(&words(&THIS_DESC))).unwrap();
+    assert_eq!(img.compat, Some(THIS));
+    assert!(img.compat.unwrap().reads_ours());
+    // A newer image that reads only newer buffers: parsed, and it does not read ours.
+    let newer = parse(&with(&words(&[2, 1, 90, 99, 2, 1, 1]))).unwrap();
+    assert!(!newer.compat.unwrap().reads_ours());
+    assert_eq!(
+        newer.compat,
+        Compat::parse(&words(&[2, 1, 90, 99, 2, 1, 1]))
+    );
+    // A malformed note is refused.
+    assert!(matches!(
+        refused(&with(&words(&[2, 1, 1]))),
+        PvhError::BadNote { .. }
+    ));
+}
+
 #[test]
 fn real_image_when_built() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -200,6 +239,11 @@ fn real_image_when_built() {
         seen += 1;
         let img = parse(&bytes).unwrap_or_else(|e| panic!("{p}: {e}"));
         assert_eq!(img.load_lo, MIB, "{p}");
+        assert_eq!(
+            img.compat,
+            Some(xsstate::compat::THIS),
+            "{p}: compatibility note"
+        );
         assert!(img.span() < 8 * MIB, "{p}: {img:?}");
         let mut out = Vec::new();
         img.flatten(&bytes, &mut out).unwrap();

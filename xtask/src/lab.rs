@@ -12,7 +12,7 @@ use std::time::Duration;
 use harness::{Boot, Outcome};
 
 /// Every scenario `cargo xtask lab` runs by default, in order.
-pub const ALL: [&str; 9] = [
+pub const ALL: [&str; 13] = [
     "tools",
     "session",
     "guest",
@@ -20,8 +20,13 @@ pub const ALL: [&str; 9] = [
     "cycles",
     "lu-refuse",
     "lu-quiesce",
+    "lu-incompatible",
     "liveupdate",
     "lu-cycle",
+    "lu-rollback",
+    "lu-load",
+    // Last: it may leave dom0 without xenstore.
+    "lu-corrupt-state",
 ];
 
 /// Default limit for one boot, in seconds.
@@ -272,8 +277,10 @@ fn stub_image(given: Option<&Path>) -> Result<PathBuf, String> {
         Some(p) => p.to_path_buf(),
         None => crate::util::build()?,
     };
-    // The live-update scenarios switch between this image and a second flavour.
+    // The live-update scenarios switch between this image and a second flavour, and test
+    // rollbacks and refusals with the fault-injection flavour and altered notes.
     crate::util::build_flavor_b()?;
+    crate::util::build_test_images(&image)?;
     if !image.is_file() {
         return Err(format!("stub image {} does not exist", image.display()));
     }

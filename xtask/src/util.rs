@@ -46,8 +46,70 @@ pub fn build_flavor_b() -> Result<PathBuf, String> {
     build_image("target/kernel-b", Some("+b"))
 }
 
+/// Builds what the live-update tests need beside the two images: the fault-injection flavour
+/// (`target/kernel-fault`: refuses, panics or corrupts its state as its command line asks;
+/// never shipped) and two copies of the shipped image with its compatibility note altered
+/// (`target/kernel-test/xsstub-nonote`: no note; `xsstub-future`: reads only hand-over
+/// versions 90 to 99). Returns their paths in that order.
+pub fn build_test_images(image: &Path) -> Result<[PathBuf; 3], String> {
+    let fault = build_image_with("target/kernel-fault", Some("+fault"), &["fault-injection"])?;
+    let dir = root().join("target/kernel-test");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let bytes = std::fs::read(image).map_err(|e| format!("{}: {e}", image.display()))?;
+    let (nonote, future) = (dir.join("xsstub-nonote"), dir.join("xsstub-future"));
+    let write = |path: &Path, b: &[u8]| {
+        std::fs::write(path, b).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    write(&nonote, &patch_note(&bytes, None)?)?;
+    write(&future, &patch_note(&bytes, Some((90, 99)))?)?;
+    Ok([fault, nonote, future])
+}
+
+/// The image with its `XSSTUB` note renamed (`None`: it no longer counts as one) or claiming
+/// to read hand-over versions `min..=max`.
+fn patch_note(elf: &[u8], handover: Option<(u32, u32)>) -> Result<Vec<u8>, String> {
+    use xsstate::compat::{NOTE_NAME, NOTE_TYPE, THIS_DESC};
+    let mut head = Vec::new();
+    head.extend_from_slice(&(NOTE_NAME.len() as u32).to_le_bytes());
+    head.extend_from_slice(&((THIS_DESC.len() * 4) as u32).to_le_bytes());
+    head.extend_from_slice(&NOTE_TYPE.to_le_bytes());
+    head.extend_from_slice(NOTE_NAME);
+    let at = elf
+        .windows(head.len())
+        .position(|w| w == head)
+        .ok_or("the image has no XSSTUB note to patch")?;
+    let mut out = elf.to_vec();
+    match handover {
+        None => {
+            // "XSSTUB" -> "XSSTUX": a note of nobody's.
+            if let Some(b) = out.get_mut(at + 12 + 5) {
+                *b = b'X';
+            }
+        }
+        Some((min, max)) => {
+            // Descriptor after the name padded to 8: count, kind, min, max, ...
+            let desc = at + 12 + 8;
+            for (i, v) in [(2usize, min), (3, max)] {
+                if let Some(w) = out.get_mut(desc + 4 * i..desc + 4 * i + 4) {
+                    w.copy_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Builds the kernel image into `target_dir` and strips its debug info; returns the path.
 fn build_image(target_dir: &str, flavor: Option<&str>) -> Result<PathBuf, String> {
+    build_image_with(target_dir, flavor, &[])
+}
+
+/// [`build_image`] with cargo features.
+fn build_image_with(
+    target_dir: &str,
+    flavor: Option<&str>,
+    features: &[&str],
+) -> Result<PathBuf, String> {
     // Every crate of the kernel gets no-redzone (interrupts must not clobber the stack below
     // RSP) and static relocation (a non-PIE image at 1 MiB).
     let flags = [
@@ -59,8 +121,11 @@ fn build_image(target_dir: &str, flavor: Option<&str>) -> Result<PathBuf, String
         "target-cpu=x86-64",
     ];
     let mut cmd = cargo();
-    cmd.args(["build", "--release", "-p", "xsstub"])
-        .env("CARGO_TARGET_DIR", root().join(target_dir))
+    cmd.args(["build", "--release", "-p", "xsstub"]);
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
+    cmd.env("CARGO_TARGET_DIR", root().join(target_dir))
         .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"))
         .env_remove("RUSTFLAGS")
         .env_remove("XSSTUB_FLAVOR");

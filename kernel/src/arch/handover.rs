@@ -35,6 +35,12 @@ const START_INFO_AT: u64 = AREA.start + TRAMPOLINE_MAX;
 const START_INFO_LEN: usize = 56;
 const MODLIST_AT: u64 = START_INFO_AT + 64;
 const MODULE_ENTRY_LEN: u64 = 32;
+/// The last bytes of [`AREA`]: TSC stamps of the hand-over, written by the trampoline
+/// (before and after its copy) and by the PVH entry of the image it enters (see
+/// [`Stamps`]); the start info never reaches them.
+pub const STAMPS_AT: u64 = AREA.end - STAMPS_LEN;
+/// Bytes reserved for the stamps.
+const STAMPS_LEN: u64 = 64;
 /// The 1 MiB floor of load addresses.
 const MIN_DEST: u64 = 1 << 20;
 /// The identity map's (and the 32-bit copy's) limit.
@@ -290,7 +296,7 @@ pub fn check(h: &Handover) -> Result<(), HandoverError> {
             });
         }
     }
-    let (need, room) = (area_need(h), AREA.end - START_INFO_AT);
+    let (need, room) = (area_need(h), STAMPS_AT - START_INFO_AT);
     if need > room {
         return Err(HandoverError::AreaFull { need, room });
     }
@@ -326,6 +332,38 @@ fn area_clear() {
     while at < AREA.end {
         area_write(at, &zeros);
         at += zeros.len() as u64;
+    }
+}
+
+/// TSC stamps of the last hand-over into this image, as the trampoline and the PVH entry
+/// left them in [`AREA`] (meaningful only when a hand-over started this image: the caller
+/// knows from its start info, and compares with the jump's own stamp).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stamps {
+    /// The trampoline, before its copy.
+    pub copy_start: u64,
+    /// The trampoline, after its copy.
+    pub copy_end: u64,
+    /// The PVH entry of this image (`boot/pvh.S`, first instructions).
+    pub entry: u64,
+}
+
+/// Reads the [`Stamps`].
+pub fn stamps() -> Stamps {
+    let mut raw = [0u8; 24];
+    // The slots are written by 32-bit code with paging off; read them as bytes.
+    if !super::mem::read_phys(STAMPS_AT, &mut raw) {
+        return Stamps::default();
+    }
+    let word = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(raw.get(i * 8..i * 8 + 8).unwrap_or(&[0; 8]));
+        u64::from_le_bytes(b)
+    };
+    Stamps {
+        copy_start: word(0),
+        copy_end: word(1),
+        entry: word(2),
     }
 }
 
@@ -373,6 +411,58 @@ fn write_start_info(h: &Handover) -> u64 {
     }
     area_write(START_INFO_AT, &si);
     START_INFO_AT
+}
+
+/// A hand-over whose image lies in memory we do not hold as a slice (a rollback from the
+/// new image back to the old one, possibly from a panic): the blob at `blob_paddr`.
+#[derive(Clone, Copy, Debug)]
+pub struct RawHandover<'a> {
+    /// Where the image bytes lie (a start-info module, outside the heap).
+    pub blob_paddr: u64,
+    /// Their length.
+    pub blob_len: u64,
+    /// Where they go.
+    pub dest_paddr: u64,
+    /// The entry point.
+    pub entry32: u32,
+    /// The command line.
+    pub cmdline: &'a [u8],
+    /// The modules.
+    pub modules: &'a [ModuleSpec<'a>],
+}
+
+/// [`jump`] for a [`RawHandover`]; refuses (returns the reason) when the blob is not in the
+/// identity map above 1 MiB.
+pub fn jump_raw(h: &RawHandover) -> HandoverError {
+    let ok = h.blob_paddr >= MIN_DEST
+        && h.blob_paddr
+            .checked_add(h.blob_len)
+            .is_some_and(|end| end <= LIMIT_4G);
+    let Ok(len) = usize::try_from(h.blob_len) else {
+        return HandoverError::EmptyBlob;
+    };
+    if !ok || len == 0 {
+        return HandoverError::Above4G {
+            part: Part::Blob,
+            start: h.blob_paddr,
+            len: h.blob_len,
+        };
+    }
+    // SAFETY: the blob lies in identity-mapped RAM above 1 MiB and below 4 GiB (checked); the
+    // caller passes a start-info module's range, which the boot kept out of the heap, so no
+    // Rust object aliases it; the slice lives only until the jump, which does not return.
+    let blob = unsafe { core::slice::from_raw_parts(h.blob_paddr as usize as *const u8, len) };
+    let full = Handover {
+        blob,
+        dest_paddr: h.dest_paddr,
+        entry32: h.entry32,
+        cmdline: h.cmdline,
+        modules: h.modules,
+    };
+    if let Err(e) = check(&full) {
+        return e;
+    }
+    jump(&full)
 }
 
 /// Hands the domain over to the image `h` describes; never returns. `h` must have passed

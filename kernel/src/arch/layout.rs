@@ -19,6 +19,12 @@ unsafe extern "C" {
     static boot_stack_top: u8;
     static __build_id_note_start: u8;
     static __build_id_note_end: u8;
+    static pvh_start32: u8;
+}
+
+/// The image's 32-bit PVH entry point (`boot/pvh.S`), as its ELF note gives it.
+pub fn entry32() -> u32 {
+    (&raw const pvh_start32) as u64 as u32
 }
 
 /// The first byte of the image.
@@ -29,6 +35,22 @@ pub fn image_start() -> u64 {
 /// The first free byte after the image, page aligned (.bss included).
 pub fn image_end() -> u64 {
     (&raw const __image_end) as u64
+}
+
+/// Bytes of the image as loaded, up to .bss (which every entry zeroes): what a rollback
+/// re-enters.
+pub fn loaded_len() -> u64 {
+    bss().0.saturating_sub(image_start())
+}
+
+/// Copies the image as it lies in memory, `[image_start, bss start)`, into `dst` (which must
+/// be exactly [`loaded_len`] bytes); false (nothing copied) otherwise. Only .data has changed
+/// since the load, and every entry rewrites what it holds there (GDT and TSS).
+pub fn copy_loaded_image(dst: &mut [u8]) -> bool {
+    if dst.len() as u64 != loaded_len() {
+        return false;
+    }
+    super::mem::read_phys(image_start(), dst)
 }
 
 /// The .bss range (zeroed on every entry).

@@ -18,6 +18,7 @@ pub mod heap;
 pub mod idt;
 pub mod layout;
 pub mod mem;
+pub mod note;
 pub mod slot;
 pub mod startinfo;
 

@@ -1,99 +1,48 @@
-//! The live-update hand-over: state into a granted buffer, teardown, jump; and, in the new
-//! image, finding that buffer, checking it and restoring the engine from it.
+//! The live-update hand-over, old image's side: the state written in place into granted pages
+//! above the new image, the old image kept beside it for a rollback, teardown, jump.
+//!
+//! One walk: [`Stub::hand_over`] sizes everything and checks memory, grants and the jump
+//! before anything is torn down ([`Stub::prepare`]); a failure there leaves this image
+//! serving as if nothing happened. Then the rings and ports go and the trampoline enters
+//! the new image with two modules: the state (`xsstub-state v2 ...`) and this image as it
+//! lies in memory (`xsstub-rollback v1 ...`), which the new image jumps back into if it
+//! cannot restore (`inherit`).
 
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use xsstate::handover::{fnv1a64, DeferredReply, HandoverState};
-use xsstate::image::Layout;
+use xsstate::handover::{self, DeferredReply, Extras, Writer};
 use xsstate::snapshot::DumpOptions;
-use xsstate::wire::MsgType;
 use xsstate::{ConnId, TxId};
 
+use super::tags::{RollbackTag, StateTag};
 use crate::arch::handover::{Handover, ModuleSpec};
-use crate::kprintln;
-use crate::xen::{events, gnttab, start_info};
+use crate::xen::{events, gnttab};
 
-/// Command-line prefix of the state module.
-pub const STATE_TAG: &str = "xsstub-state";
 /// First grant reference describing the state pages (0 and 1 are the toolstack's).
 pub const STATE_GREF_BASE: u32 = 16;
 
-/// What the state module's command line says.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct StateTag {
-    /// Buffer length.
-    pub bytes: u64,
-    /// FNV-1a of the buffer.
-    pub fnv: u64,
-    /// First grant reference describing it (0: not granted).
-    pub gref: u32,
-    /// Pages granted.
-    pub pages: u32,
-    /// TSC just before the jump.
-    pub jump_tsc: u64,
-}
-
-impl StateTag {
-    /// Parses `xsstub-state v1 bytes=N fnv=HEX gref=N pages=N jump_tsc=N`.
-    pub fn parse(cmdline: &str) -> Option<StateTag> {
-        let mut words = cmdline.split_ascii_whitespace();
-        if words.next()? != STATE_TAG || words.next()? != "v1" {
-            return None;
-        }
-        let mut t = StateTag::default();
-        for w in words {
-            let (k, v) = w.split_once('=')?;
-            match k {
-                "bytes" => t.bytes = v.parse().ok()?,
-                "fnv" => t.fnv = u64::from_str_radix(v, 16).ok()?,
-                "gref" => t.gref = v.parse().ok()?,
-                "pages" => t.pages = v.parse().ok()?,
-                "jump_tsc" => t.jump_tsc = v.parse().ok()?,
-                _ => {}
-            }
-        }
-        Some(t)
-    }
-
-    fn render(&self) -> String {
-        format!(
-            "{STATE_TAG} v1 bytes={} fnv={:016x} gref={} pages={} jump_tsc={}",
-            self.bytes, self.fnv, self.gref, self.pages, self.jump_tsc
-        )
-    }
-}
-
-/// The jump into `pvh` (flattened into `blob`) with `cmdline` and `modules`.
-fn plan<'a>(
-    blob: &'a [u8],
-    pvh: &xsstate::pvh::PvhImage,
-    cmdline: &'a [u8],
-    modules: &'a [ModuleSpec<'a>],
-) -> Handover<'a> {
-    Handover {
-        blob,
-        dest_paddr: pvh.load_lo,
-        entry32: pvh.entry32,
-        cmdline,
-        modules,
-    }
-}
-
-/// The start-info module describing the state buffer `buf` at `paddr`.
-fn state_module<'a>(paddr: u64, buf: &[u8], cmdline: &'a [u8]) -> ModuleSpec<'a> {
-    ModuleSpec {
-        paddr,
-        size: buf.len() as u64,
-        cmdline,
-    }
+/// Everything the jump needs, built and checked before anything is torn down.
+struct Prepared {
+    /// The new image as it must lie from its load address.
+    blob: Vec<u8>,
+    dest: u64,
+    entry32: u32,
+    /// This image as it lies in memory (the rollback module).
+    rollback: Vec<u8>,
+    /// The hand-over buffer (the state module).
+    state: Vec<u8>,
+    tag: StateTag,
+    rollback_tag: RollbackTag,
+    /// The new image's command line.
+    cmdline: Vec<u8>,
 }
 
 /// Allocates `len` bytes starting at or above `floor` (retrying past lower blocks).
 fn alloc_above(len: usize, floor: u64) -> Option<Vec<u8>> {
     let mut rejects = Vec::new();
-    for _ in 0..16 {
+    for _ in 0..32 {
         let mut v: Vec<u8> = Vec::new();
         v.try_reserve_exact(len.max(1)).ok()?;
         if v.as_ptr() as u64 >= floor {
@@ -105,7 +54,7 @@ fn alloc_above(len: usize, floor: u64) -> Option<Vec<u8>> {
 }
 
 /// This domain's id as the toolstack wrote it (`/tool/xenstored/domid`).
-fn own_domid(engine: &xsstate::Engine) -> u16 {
+pub fn own_domid(engine: &xsstate::Engine) -> u16 {
     engine
         .store()
         .get("/tool/xenstored/domid")
@@ -114,54 +63,98 @@ fn own_domid(engine: &xsstate::Engine) -> u16 {
         .unwrap_or(crate::xen::abi::DOMID_SELF)
 }
 
+/// Pages `[paddr, paddr + len)` touches.
+fn pages_of(paddr: u64, len: usize) -> u64 {
+    ((paddr + len as u64 + 4095) >> 12) - (paddr >> 12)
+}
+
+/// Grants the state buffer's pages read-only to `domid` from [`STATE_GREF_BASE`], growing
+/// the grant table if needed; every page is described, or none is.
+fn grant_state(paddr: u64, len: usize, domid: u16) -> Result<u32, String> {
+    let pages = pages_of(paddr, len);
+    let need = u64::from(STATE_GREF_BASE) + pages;
+    let per_frame = u64::from(gnttab::ENTRIES_PER_FRAME);
+    if need > u64::from(gnttab::own_capacity()) {
+        let frames = need.div_ceil(per_frame);
+        let (_, max) = gnttab::query_size().map_err(|e| format!("grant table size: {}", e.0))?;
+        let fits = u32::try_from(frames)
+            .ok()
+            .filter(|&f| f <= max)
+            .ok_or_else(|| {
+                format!(
+                    "the state takes {pages} pages; the grant table holds at most {} entries \
+                     ({max} frames) beyond the first {STATE_GREF_BASE}",
+                    u64::from(max) * per_frame - u64::from(STATE_GREF_BASE)
+                )
+            })?;
+        gnttab::grow_own(fits, super::layout::GRANT_FRAMES_MAX)
+            .map_err(|e| format!("growing the grant table to {fits} frames: {}", e.0))?;
+    }
+    let first = paddr >> 12;
+    for i in 0..pages {
+        let frame = u32::try_from(first + i).map_err(|_| String::from("state above 16 TiB"))?;
+        if let Err(e) = gnttab::grant(STATE_GREF_BASE + i as u32, domid, frame, true) {
+            revoke(STATE_GREF_BASE, i as u32);
+            return Err(format!(
+                "grant entry {}: {}",
+                STATE_GREF_BASE + i as u32,
+                e.0
+            ));
+        }
+    }
+    Ok(pages as u32)
+}
+
+/// Revokes `pages` grant entries from `gref`.
+pub fn revoke(gref: u32, pages: u32) {
+    for i in 0..pages {
+        gnttab::revoke(gref + i);
+    }
+}
+
 impl super::Stub {
     /// Hands over to the staged image; returns only when something failed before the point
     /// of no return (the running image then carries on as if nothing happened).
     pub(super) fn hand_over(&mut self, conn: ConnId, req_id: u32, tx_id: TxId) -> String {
         let t0 = crate::arch::cpu::rdtsc();
-        // The dump, the image bytes and the hand-over buffer exist at once (with allocator
-        // growth, about six times what the nodes account for), beside the flattened kernel:
-        // refuse rather than run out of memory half-way.
-        let need = self
-            .engine
-            .node_bytes()
-            .saturating_mul(6)
-            .saturating_add(2 << 20);
-        let free = crate::arch::heap::stats().1;
-        if need > free {
-            return format!(
-                "live-update: the state needs about {} KiB free, {} KiB are; give the \
-                 xenstore domain more memory",
-                need / 1024,
-                free / 1024
-            );
+        // From here the console output is carried to the new image (each byte to port 0xE9
+        // costs a VM exit inside the downtime).
+        crate::console::defer(true);
+        match self.prepare(conn, req_id, tx_id, t0) {
+            Ok(p) => self.jump(p),
+            Err(e) => {
+                crate::console::flush_deferred();
+                e
+            }
         }
+    }
+
+    /// Sizes, allocates and writes everything the jump needs; checks the jump.
+    fn prepare(
+        &mut self,
+        conn: ConnId,
+        req_id: u32,
+        tx_id: TxId,
+        t0: u64,
+    ) -> Result<Prepared, String> {
         let elf = self.lu.image();
-        let pvh = match xsstate::pvh::parse(elf) {
-            Ok(p) => p,
-            Err(e) => return format!("live-update: image refused: {e}"),
-        };
-        let mut blob = Vec::new();
-        let span = (pvh.load_hi - pvh.load_lo) as usize;
-        if blob.try_reserve_exact(span).is_err() {
-            return format!("live-update: no room to stage {span} bytes");
-        }
-        if let Err(e) = pvh.flatten(elf, &mut blob) {
-            return format!("live-update: image refused: {e}");
-        }
-        let image = match xsstate::image::write(&self.engine.dump(&DumpOptions::default())) {
-            Ok(i) => i,
-            Err(e) => return format!("live-update: state image: {e}"),
-        };
+        let pvh =
+            xsstate::pvh::parse(elf).map_err(|e| format!("live-update: image refused: {e}"))?;
+        let own_end = crate::arch::layout::image_end();
+        // Modules must lie above both images: the new one's destination now, this one's on a
+        // rollback.
+        let floor = (pvh.load_hi.max(own_end) + 4095) & !4095;
+        let opts = DumpOptions::default();
+        let image_len = self.engine.dump_len(&opts);
         let ids: Vec<ConnId> = self.engine.connections().map(|c| c.id).collect();
-        let pending_input = ids
+        let pending_input: Vec<(ConnId, Vec<u8>)> = ids
             .into_iter()
             .map(|id| (id, self.engine.pending_input(id)))
             .filter(|(_, b)| !b.is_empty())
             .collect();
-        let state = HandoverState {
+        let mut extras = Extras {
             live_updates: self.live_updates + 1,
-            image,
+            rollbacks: self.rollbacks,
             pending_input,
             reply: Some(DeferredReply {
                 conn,
@@ -169,151 +162,187 @@ impl super::Stub {
                 tx_id,
                 payload: b"OK\0".to_vec(),
             }),
+            // What this image printed since the update started goes to the new one, which
+            // prints it once it serves (output after this point is dropped: the jump is
+            // silent).
+            log: crate::console::take_deferred().to_vec(),
+            // The start, then when the state began to be written (set below).
+            tsc: alloc::vec![t0, 0],
         };
-        let len = state.encoded_len();
-        let Some(mut buf) = alloc_above(len, pvh.load_hi) else {
-            return format!("live-update: no room for {len} bytes of state above the image");
-        };
-        state.encode_into(&mut buf);
-        drop(state);
-        let paddr = buf.as_ptr() as u64;
-        let first_page = paddr >> 12;
-        let pages = ((paddr + buf.len() as u64 + 4095) >> 12) - first_page;
-        let mut tag = StateTag {
-            bytes: buf.len() as u64,
-            fnv: fnv1a64(&buf),
-            gref: 0,
-            pages: pages as u32,
-            jump_tsc: 0,
-        };
-        let domid = own_domid(&self.engine);
-        if u64::from(STATE_GREF_BASE) + pages <= u64::from(gnttab::own_capacity()) {
-            tag.gref = STATE_GREF_BASE;
-            for i in 0..pages {
-                if gnttab::grant(
-                    STATE_GREF_BASE + i as u32,
-                    domid,
-                    (first_page + i) as u32,
-                    true,
-                )
-                .is_err()
-                {
-                    revoke(&tag);
-                    tag.gref = 0;
-                    break;
-                }
-            }
+        crate::console::defer(true);
+        let span = (pvh.load_hi - pvh.load_lo) as usize;
+        let rollback_len = crate::arch::layout::loaded_len() as usize;
+        let state_len = handover::encoded_len(&extras, image_len);
+        self.check_room(span, rollback_len, state_len, pvh.load_hi, own_end)?;
+
+        let mut blob = Vec::new();
+        blob.try_reserve_exact(span)
+            .map_err(|_| format!("live-update: no room to stage {span} bytes"))?;
+        pvh.flatten(elf, &mut blob)
+            .map_err(|e| format!("live-update: image refused: {e}"))?;
+        let mut rollback = alloc_above(rollback_len, floor).ok_or_else(|| {
+            format!("live-update: no room for this image ({rollback_len} bytes) above {floor:#x}")
+        })?;
+        rollback.resize(rollback_len, 0);
+        if !crate::arch::layout::copy_loaded_image(&mut rollback) {
+            return Err(String::from("live-update: this image could not be copied"));
         }
+        let mut state = alloc_above(state_len, floor).ok_or_else(|| {
+            format!("live-update: no room for {state_len} bytes of state above {floor:#x}")
+        })?;
+        let at = state.as_ptr();
+        if let Some(t) = extras.tsc.get_mut(1) {
+            *t = crate::arch::cpu::rdtsc();
+        }
+        let w = Writer::begin(&mut state, &extras);
+        self.engine
+            .dump_into(&opts, &mut state)
+            .map_err(|e| format!("live-update: state image: {e}"))?;
+        w.finish(&mut state);
+        super::fault::after_state_written(&mut state);
+        if state.as_ptr() != at {
+            return Err(String::from(
+                "live-update: the state buffer moved while written",
+            ));
+        }
+        let paddr = state.as_ptr() as u64;
+        let domid = own_domid(&self.engine);
+        let pages = grant_state(paddr, state.len(), domid)
+            .map_err(|e| format!("live-update: granting the state: {e}"))?;
+        let sum = state
+            .get(state.len() - 8..)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map_or(0, u64::from_le_bytes);
+        let tag = StateTag {
+            bytes: state.len() as u64,
+            sum,
+            gref: STATE_GREF_BASE,
+            pages,
+            domid,
+            jump_tsc: 0,
+            rollback: None,
+        };
+        let rollback_tag = RollbackTag {
+            bytes: rollback.len() as u64,
+            entry32: crate::arch::layout::entry32(),
+            cmdline: self.cmdline.clone(),
+        };
         let cmdline = self
             .lu
             .cmdline()
             .unwrap_or(&self.cmdline)
             .as_bytes()
             .to_vec();
+        let p = Prepared {
+            blob,
+            dest: pvh.load_lo,
+            entry32: pvh.entry32,
+            rollback,
+            state,
+            tag,
+            rollback_tag,
+            cmdline,
+        };
         // Check everything the jump needs before tearing anything down.
-        let module_cmdline = tag.render();
-        let modules = [state_module(paddr, &buf, module_cmdline.as_bytes())];
-        if let Err(e) = crate::arch::handover::check(&plan(&blob, &pvh, &cmdline, &modules)) {
-            revoke(&tag);
-            return format!("live-update: hand-over refused: {e}");
+        let (state_tag, rollback_text) = (p.tag.render(), p.rollback_tag.render());
+        let modules = p.modules(&state_tag, &rollback_text);
+        if let Err(e) = crate::arch::handover::check(&p.plan(&modules)) {
+            revoke(STATE_GREF_BASE, pages);
+            return Err(format!("live-update: hand-over refused: {e}"));
         }
-        let prep_us = crate::xen::time::tsc_to_ns(crate::arch::cpu::rdtsc() - t0) / 1000;
-        kprintln!(
-            "xsstub: live update {}: state {} bytes at {paddr:#x}, image {:#x}..{:#x}, \
-             prepared in {prep_us} us; jumping",
-            self.live_updates + 1,
-            buf.len(),
-            pvh.load_lo,
-            pvh.load_hi
-        );
-        // Point of no return: release every ring and port; the new image takes them again.
+        Ok(p)
+    }
+
+    /// Whether the update fits: now, the new image, this image and the state beside the
+    /// engine; after the jump, the engine rebuilt beside the state and this image (the old
+    /// engine's memory is free by then).
+    fn check_room(
+        &self,
+        span: usize,
+        rollback_len: usize,
+        state_len: usize,
+        new_hi: u64,
+        own_end: u64,
+    ) -> Result<(), String> {
+        use xsstate::memory::MemorySource;
+        let mem = super::memory::KernelMemory;
+        let now = span + rollback_len + state_len + (64 << 10);
+        let ready = mem.ensure_free(now);
+        let m = mem.stats();
+        if !ready {
+            return Err(format!(
+                "live-update: the update needs {} KiB free now (image {} KiB, this image {} \
+                 KiB, state {} KiB), {} KiB are (max {} KiB): give the xenstore domain more \
+                 memory",
+                now / 1024,
+                span / 1024,
+                rollback_len / 1024,
+                state_len / 1024,
+                m.available() / 1024,
+                m.max / 1024
+            ));
+        }
+        // The new engine needs about what this one uses (less what only the update holds).
+        let engine = m
+            .used
+            .saturating_sub(self.lu.image().len() + span + rollback_len + state_len);
+        let after_need = engine + engine / 4 + (512 << 10);
+        let lost_to_image = new_hi.saturating_sub(own_end) as usize;
+        let total = m.used + m.available();
+        let after_have = total.saturating_sub(lost_to_image + rollback_len + state_len);
+        if after_need > after_have {
+            return Err(format!(
+                "live-update: after the jump the store needs about {} KiB beside {} KiB of \
+                 state; the domain has {} KiB: give the xenstore domain more memory \
+                 (XENSTORE_MAX_DOMAIN_SIZE)",
+                after_need / 1024,
+                state_len / 1024,
+                after_have / 1024
+            ));
+        }
+        Ok(())
+    }
+
+    /// Point of no return: releases every ring and port (the new image takes them again) and
+    /// jumps.
+    fn jump(&mut self, mut p: Prepared) -> ! {
         for (_, x) in core::mem::take(&mut self.conns) {
             x.close(&mut self.gfns);
         }
         let _ = events::close(self.dom_exc_port);
         let _ = events::close(self.timer_port);
-        // The module's command line again, now carrying the TSC of the jump.
-        tag.jump_tsc = crate::arch::cpu::rdtsc();
-        let module_cmdline = tag.render();
-        let modules = [state_module(paddr, &buf, module_cmdline.as_bytes())];
-        crate::arch::handover::jump(&plan(&blob, &pvh, &cmdline, &modules))
+        p.tag.jump_tsc = crate::arch::cpu::rdtsc();
+        let (state_tag, rollback_text) = (p.tag.render(), p.rollback_tag.render());
+        let modules = p.modules(&state_tag, &rollback_text);
+        crate::arch::handover::jump(&p.plan(&modules))
     }
 }
 
-/// A state module found at boot, checked and decoded.
-pub struct Inherited {
-    /// The decoded hand-over.
-    pub state: HandoverState,
-    /// What its command line said.
-    pub tag: StateTag,
-    /// Where it lies (returned to the heap after the restore).
-    pub paddr: u64,
-    /// Its length.
-    pub len: u64,
-}
-
-/// Finds the state module in the start info, checks it (length, checksum, grant entries)
-/// and decodes it. `Ok(None)`: a fresh boot.
-pub fn inherited(info: &start_info::BootInfo) -> Result<Option<Inherited>, String> {
-    let Some((m, tag)) = info.modules.iter().find_map(|m| {
-        let c = start_info::read_cstr(m.cmdline_paddr);
-        StateTag::parse(&c).map(|t| (*m, t))
-    }) else {
-        return Ok(None);
-    };
-    if tag.bytes != m.size {
-        return Err(format!(
-            "state module is {} bytes, its tag says {}",
-            m.size, tag.bytes
-        ));
+impl Prepared {
+    /// The two modules: the state, then this image for a rollback.
+    fn modules<'a>(&'a self, state_tag: &'a str, rollback_tag: &'a str) -> [ModuleSpec<'a>; 2] {
+        [
+            ModuleSpec {
+                paddr: self.state.as_ptr() as u64,
+                size: self.state.len() as u64,
+                cmdline: state_tag.as_bytes(),
+            },
+            ModuleSpec {
+                paddr: self.rollback.as_ptr() as u64,
+                size: self.rollback.len() as u64,
+                cmdline: rollback_tag.as_bytes(),
+            },
+        ]
     }
-    if tag.gref != 0 {
-        let first_page = m.paddr >> 12;
-        for i in 0..tag.pages {
-            let Some((frame, _)) = gnttab::entry(tag.gref + i) else {
-                return Err(format!("grant entry {} unreadable", tag.gref + i));
-            };
-            if u64::from(frame) != first_page + u64::from(i) {
-                return Err(format!(
-                    "grant entry {} names frame {frame:#x}, not {:#x}",
-                    tag.gref + i,
-                    first_page + u64::from(i)
-                ));
-            }
-        }
-    }
-    let state = start_info::with_module_bytes(&m, |bytes| {
-        let sum = fnv1a64(bytes);
-        if sum != tag.fnv {
-            return Err(format!(
-                "state checksum {sum:016x} does not match the tag's {:016x}",
-                tag.fnv
-            ));
-        }
-        HandoverState::decode(bytes).map_err(|e| format!("state buffer: {e}"))
-    })
-    .ok_or_else(|| String::from("state module outside RAM"))??;
-    Ok(Some(Inherited {
-        state,
-        tag,
-        paddr: m.paddr,
-        len: m.size,
-    }))
-}
 
-/// Reads the seed image out of an inherited state.
-pub fn image_of(state: &HandoverState) -> Result<xsstate::image::Image, String> {
-    xsstate::image::read(&state.image, Layout::Seed).map_err(|e| format!("{e}"))
-}
-
-/// Gives the state pages back: revoke their grant entries.
-pub fn revoke(tag: &StateTag) {
-    if tag.gref != 0 {
-        for i in 0..tag.pages {
-            gnttab::revoke(tag.gref + i);
+    /// The jump.
+    fn plan<'a>(&'a self, modules: &'a [ModuleSpec<'a>]) -> Handover<'a> {
+        Handover {
+            blob: &self.blob,
+            dest_paddr: self.dest,
+            entry32: self.entry32,
+            cmdline: &self.cmdline,
+            modules,
         }
     }
 }
-
-/// The deferred reply's message type.
-pub const REPLY_TYPE: MsgType = MsgType::Control;

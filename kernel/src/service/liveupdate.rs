@@ -56,13 +56,14 @@ impl LiveUpdate {
         engine: &mut Engine,
         now_ms: u64,
         heap_free_bytes: usize,
-        validate: impl Fn(&[u8]) -> Result<(), String>,
+        validate: impl Fn(&[u8], bool) -> Result<(), String>,
     ) -> Decision {
         match cmd {
             LiveUpdateCmd::Begin { size } => {
                 self.reset(engine);
-                // The image, its flattened copy and the state must all fit beside the store.
-                let limit = (heap_free_bytes as u64 / 3).min(IMAGE_MAX_BYTES);
+                // The image and its flattened copy must fit beside the store (whether the
+                // state fits too is checked at `-s`, when it is known).
+                let limit = (heap_free_bytes as u64 / 2).min(IMAGE_MAX_BYTES);
                 if size == 0 || size > limit {
                     return reply(format!(
                         "live-update: an image of {size} bytes does not fit (at most {limit} \
@@ -119,7 +120,7 @@ impl LiveUpdate {
                         buf.len()
                     ));
                 }
-                if let Err(e) = validate(buf) {
+                if let Err(e) = validate(buf, force) {
                     return reply(format!("live-update: image refused: {e}"));
                 }
                 let since = *self.quiesce_since_ms.get_or_insert(now_ms);

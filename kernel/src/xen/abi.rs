@@ -81,6 +81,28 @@ pub const E820_ENTRY_BYTES: usize = 20;
 /// E820 type of usable RAM.
 pub const E820_RAM: u32 = 1;
 
+/// `GNTTABOP_query_size`.
+pub const GNTTABOP_QUERY_SIZE: u64 = 6;
+
+/// `struct gnttab_query_size`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GnttabQuerySize {
+    /// The domain (`DOMID_SELF`).
+    pub dom: u16,
+    /// Padding.
+    pub pad: u16,
+    /// Out: frames in use.
+    pub nr_frames: u32,
+    /// Out: the most frames the table may have.
+    pub max_nr_frames: u32,
+    /// Out: `GNTST_*`.
+    pub status: i16,
+    /// Padding.
+    pub pad2: u16,
+}
+const _: () = assert!(core::mem::size_of::<GnttabQuerySize>() == 16);
+
 /// `GNTTABOP_map_grant_ref`.
 pub const GNTTABOP_MAP_GRANT_REF: u64 = 0;
 /// `GNTTABOP_unmap_grant_ref`.

@@ -27,6 +27,35 @@ const UPCALL_MODE: bool = false;
 static SHARED_INFO: AtomicU64 = AtomicU64::new(0);
 /// Ports the upcall saw pending, waiting for the main loop.
 static RECORDED: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
+/// Ports this image bound (and has not closed): a live update's rollback closes them all,
+/// even from a panic, without any other bookkeeping.
+static BOUND: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
+
+fn note_bound(port: u32, bound: bool) {
+    if let Some(w) = BOUND.get((port / 64) as usize) {
+        let bit = 1u64 << (port % 64);
+        if bound {
+            w.fetch_or(bit, Ordering::SeqCst);
+        } else {
+            w.fetch_and(!bit, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Closes every port this image bound; returns how many.
+pub fn close_all_bound() -> usize {
+    let mut n = 0;
+    for (w, word) in BOUND.iter().enumerate() {
+        let bits = word.swap(0, Ordering::SeqCst);
+        for b in 0..64u32 {
+            if bits & (1u64 << b) != 0 {
+                let _ = close(w as u32 * 64 + b);
+                n += 1;
+            }
+        }
+    }
+    n
+}
 
 pub use super::hypercall::XenError;
 
@@ -268,6 +297,7 @@ pub fn bind_interdomain(domid: u16, remote_port: u32) -> Result<u32, XenError> {
         local_port: 0,
     };
     evtchn_op(EVTCHNOP_bind_interdomain, &mut op)?;
+    note_bound(op.local_port, true);
     Ok(op.local_port)
 }
 
@@ -279,6 +309,7 @@ pub fn bind_virq(virq: u32) -> Result<u32, XenError> {
         port: 0,
     };
     evtchn_op(EVTCHNOP_bind_virq, &mut op)?;
+    note_bound(op.port, true);
     Ok(op.port)
 }
 
@@ -292,6 +323,7 @@ pub fn notify(port: u32) -> Result<(), XenError> {
 pub fn close(port: u32) -> Result<(), XenError> {
     let mut op = evtchn_close { port };
     let rc = evtchn_op(EVTCHNOP_close, &mut op);
+    note_bound(port, false);
     if let Some(r) = RECORDED.get((port / 64) as usize) {
         r.fetch_and(!(1u64 << (port % 64)), Ordering::SeqCst);
     }

@@ -1,6 +1,8 @@
 //! Grant table v1: our own frames (to grant pages) and mapping other domains' grants.
 //!
-//! Granting our own pages serves the live-update hand-over (the state buffer).
+//! Granting our own pages serves the live-update hand-over (the state buffer). Every foreign
+//! mapping is also recorded in a fixed table, so that a live update's rollback can undo them
+//! all, even from a panic.
 #![allow(dead_code)]
 
 use core::sync::atomic::{fence, AtomicU64, Ordering};
@@ -8,9 +10,9 @@ use core::sync::atomic::{fence, AtomicU64, Ordering};
 use xen_sys::{__HYPERVISOR_grant_table_op, __HYPERVISOR_memory_op};
 
 use super::abi::{
-    AddToPhysmap, GnttabMapGrantRef, GnttabUnmapGrantRef, DOMID_SELF, GNTMAP_HOST_MAP,
-    GNTTABOP_MAP_GRANT_REF, GNTTABOP_UNMAP_GRANT_REF, GTF_PERMIT_ACCESS, GTF_READONLY,
-    XENMAPSPACE_GRANT_TABLE, XENMEM_ADD_TO_PHYSMAP,
+    AddToPhysmap, GnttabMapGrantRef, GnttabQuerySize, GnttabUnmapGrantRef, DOMID_SELF,
+    GNTMAP_HOST_MAP, GNTTABOP_MAP_GRANT_REF, GNTTABOP_QUERY_SIZE, GNTTABOP_UNMAP_GRANT_REF,
+    GTF_PERMIT_ACCESS, GTF_READONLY, XENMAPSPACE_GRANT_TABLE, XENMEM_ADD_TO_PHYSMAP,
 };
 use super::events::XenError;
 use super::hypercall::{check, hypercall3};
@@ -24,26 +26,111 @@ static TABLE: AtomicU64 = AtomicU64::new(0);
 /// Number of our grant frames mapped.
 static FRAMES: AtomicU64 = AtomicU64::new(0);
 
+/// Foreign mappings recorded for [`unmap_all`]: `(gfn, handle + 1)` (0: free slot).
+const RECORD_SLOTS: usize = 4096;
+static MAPPED: spin::Mutex<[(u32, u32); RECORD_SLOTS]> = spin::Mutex::new([(0, 0); RECORD_SLOTS]);
+
+fn record(gfn: u64, handle: Option<u32>) {
+    let Some(mut t) = MAPPED.try_lock() else {
+        return;
+    };
+    let gfn = gfn as u32;
+    match handle {
+        Some(h) => {
+            if let Some(slot) = t.iter_mut().find(|(_, h1)| *h1 == 0) {
+                *slot = (gfn, h.wrapping_add(1));
+            }
+        }
+        None => {
+            if let Some(slot) = t.iter_mut().find(|(g, h1)| *g == gfn && *h1 != 0) {
+                *slot = (0, 0);
+            }
+        }
+    }
+}
+
+/// Unmaps every foreign grant this image mapped (a rollback's teardown); returns how many.
+pub fn unmap_all() -> usize {
+    let taken = match MAPPED.try_lock() {
+        Some(mut t) => core::mem::replace(&mut *t, [(0, 0); RECORD_SLOTS]),
+        None => return 0,
+    };
+    let mut n = 0;
+    for (gfn, h1) in taken {
+        if h1 != 0
+            && unmap(Mapping {
+                gfn: u64::from(gfn),
+                handle: h1 - 1,
+            })
+            .is_ok()
+        {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Our grant table's size: `(frames in use, most frames allowed)`.
+pub fn query_size() -> Result<(u32, u32), XenError> {
+    let mut op = GnttabQuerySize {
+        dom: DOMID_SELF,
+        ..GnttabQuerySize::default()
+    };
+    // SAFETY: GNTTABOP_query_size with count 1 reads and writes the one structure we own.
+    let rc = unsafe {
+        hypercall3(
+            __HYPERVISOR_grant_table_op,
+            GNTTABOP_QUERY_SIZE,
+            &raw mut op as u64,
+            1,
+        )
+    };
+    check(rc)?;
+    if op.status != 0 {
+        return Err(XenError(i64::from(op.status)));
+    }
+    Ok((op.nr_frames, op.max_nr_frames))
+}
+
+/// Maps more of our own grant table (Xen grows it) so that `frames` frames are mapped, at
+/// the gfns following the first frame's; `frames` is capped by `max_gfns`.
+pub fn grow_own(frames: u32, max_gfns: u32) -> Result<(), XenError> {
+    let base = TABLE.load(Ordering::Relaxed) >> 12;
+    let have = FRAMES.load(Ordering::Relaxed) as u32;
+    if base == 0 || frames > max_gfns {
+        return Err(XenError(-22));
+    }
+    for i in have..frames {
+        map_own_frame(i, base + u64::from(i))?;
+        FRAMES.store(u64::from(i) + 1, Ordering::SeqCst);
+    }
+    Ok(())
+}
+
+fn map_own_frame(i: u32, gfn: u64) -> Result<(), XenError> {
+    let mut xatp = AddToPhysmap {
+        domid: DOMID_SELF,
+        size: 0,
+        space: XENMAPSPACE_GRANT_TABLE,
+        idx: u64::from(i),
+        gpfn: gfn,
+    };
+    // SAFETY: XENMEM_add_to_physmap reads the structure we own; the gfn is in the hole
+    // reserved for our grant frames (service::layout).
+    let rc = unsafe {
+        super::hypercall::hypercall2(
+            __HYPERVISOR_memory_op,
+            XENMEM_ADD_TO_PHYSMAP,
+            &raw mut xatp as u64,
+        )
+    };
+    check(rc).map(drop)
+}
+
 /// Maps our own grant table's first `frames` frames at consecutive gfns from `gfn`.
 pub fn init_own(gfn: u64, frames: u32) -> Result<(), XenError> {
     for i in 0..frames {
-        let mut xatp = AddToPhysmap {
-            domid: DOMID_SELF,
-            size: 0,
-            space: XENMAPSPACE_GRANT_TABLE,
-            idx: u64::from(i),
-            gpfn: gfn + u64::from(i),
-        };
-        // SAFETY: XENMEM_add_to_physmap reads the structure we own; the gfns are in the hole
-        // reserved for Xen pages.
-        let rc = unsafe {
-            super::hypercall::hypercall2(
-                __HYPERVISOR_memory_op,
-                XENMEM_ADD_TO_PHYSMAP,
-                &raw mut xatp as u64,
-            )
-        };
-        check(rc)?;
+        map_own_frame(i, gfn + u64::from(i))?;
     }
     TABLE.store(gfn << 12, Ordering::SeqCst);
     FRAMES.store(u64::from(frames), Ordering::SeqCst);
@@ -129,6 +216,7 @@ pub fn map(domid: u16, gref: u32, gfn: u64) -> Result<Mapping, XenError> {
     if op.status != 0 {
         return Err(XenError(i64::from(op.status)));
     }
+    record(gfn, Some(op.handle));
     Ok(Mapping {
         gfn,
         handle: op.handle,
@@ -137,6 +225,7 @@ pub fn map(domid: u16, gref: u32, gfn: u64) -> Result<Mapping, XenError> {
 
 /// Unmaps a foreign grant.
 pub fn unmap(m: Mapping) -> Result<(), XenError> {
+    record(m.gfn, None);
     let mut op = GnttabUnmapGrantRef {
         host_addr: m.gfn << 12,
         dev_bus_addr: 0,
@@ -163,7 +252,19 @@ pub fn unmap(m: Mapping) -> Result<(), XenError> {
 
 /// Reads our grant entry `gref`: `(frame, flags)`.
 pub fn entry(gref: u32) -> Option<(u32, u16)> {
+    entry_full(gref).map(|e| (e.frame, e.flags))
+}
+
+/// Reads our grant entry `gref` whole.
+pub fn entry_full(gref: u32) -> Option<super::abi::GrantEntryV1> {
     let (page, off) = entry_page(gref)?;
     let head = page.read_u32(off);
-    Some((page.read_u32(off + 4), (head & 0xffff) as u16))
+    Some(super::abi::GrantEntryV1 {
+        flags: (head & 0xffff) as u16,
+        domid: (head >> 16) as u16,
+        frame: page.read_u32(off + 4),
+    })
 }
+
+/// The flags of a read-only grant.
+pub const READONLY_GRANT: u16 = GTF_PERMIT_ACCESS | GTF_READONLY;

@@ -59,16 +59,68 @@ pub fn parse(paddr: u64) -> Option<BootInfo> {
     Some(info)
 }
 
-/// Runs `f` over the bytes of module `m` (`None` when it is not in identity-mapped RAM).
-/// The module's memory must not be handed to the heap before `f` returns.
-pub fn with_module_bytes<R>(m: &Module, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
-    let end = m.paddr.checked_add(m.size)?;
-    if m.paddr < 0x10_0000 || end > (1 << 32) {
-        return None;
+/// Modules claimed by [`ModuleMemory::claim`] (bit i: module at index i of the start info).
+static CLAIMED: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// A module's memory, kept out of the heap for as long as this value lives: its bytes can be
+/// read, and [`ModuleMemory::into_heap`] gives them to the allocator (consuming it, so no
+/// borrow of the bytes outlives that).
+#[derive(Debug)]
+pub struct ModuleMemory {
+    paddr: u64,
+    len: usize,
+}
+
+impl ModuleMemory {
+    /// Claims module number `index` of the start info: `None` when it is not in
+    /// identity-mapped RAM above 1 MiB, or was claimed already this boot. The boot code keeps
+    /// every module out of the heap (`Stub::init_heap`).
+    pub fn claim(index: usize, m: &Module) -> Option<ModuleMemory> {
+        let end = m.paddr.checked_add(m.size)?;
+        if m.paddr < 0x10_0000 || end > (1 << 32) || index >= 32 {
+            return None;
+        }
+        let bit = 1u32 << index;
+        if CLAIMED.fetch_or(bit, core::sync::atomic::Ordering::SeqCst) & bit != 0 {
+            return None;
+        }
+        Some(ModuleMemory {
+            paddr: m.paddr,
+            len: usize::try_from(m.size).ok()?,
+        })
     }
-    let len = usize::try_from(m.size).ok()?;
-    // SAFETY: the module lies in our RAM below 4 GiB (identity mapped); the caller keeps it
-    // out of the heap and nothing writes it while `f` runs; the slice does not outlive `f`.
-    let bytes = unsafe { core::slice::from_raw_parts(m.paddr as usize as *const u8, len) };
-    Some(f(bytes))
+
+    /// Physical address.
+    pub fn paddr(&self) -> u64 {
+        self.paddr
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the module is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The module's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: the range is identity-mapped RAM below 4 GiB (checked by `claim`); it was
+        // kept out of the heap at boot and is handed to it only by `into_heap`, which
+        // consumes `self`, so no allocation aliases it while this borrow lives; each module
+        // is claimed once, and nothing writes module memory.
+        unsafe { core::slice::from_raw_parts(self.paddr as usize as *const u8, self.len) }
+    }
+
+    /// Gives the module's whole pages to the heap.
+    pub fn into_heap(self) -> Result<(), crate::arch::heap::HeapError> {
+        let start = (self.paddr + 4095) & !4095;
+        let end = (self.paddr + self.len as u64) & !4095;
+        if end <= start {
+            return Ok(());
+        }
+        crate::arch::heap::add_region(start as usize, (end - start) as usize)
+    }
 }

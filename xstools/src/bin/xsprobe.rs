@@ -101,10 +101,49 @@ enum Cmd {
         #[arg(long, default_value_t = 120)]
         timeout_s: u64,
     },
+    /// WRITE PREFIX/<i> = v<i>, one request at a time, until told to stop; prints
+    /// `acked=N errors=E max_gap_us=G`.
+    ///
+    /// Every acknowledged write's index is appended to LOG (when given). Stops when
+    /// UNTIL_FILE exists, when UNTIL_NODE exists in the store, or after DURATION. Errors
+    /// (error replies, I/O errors: the connection is opened again, lost replies) are counted
+    /// and described on stderr; exits 1 if E > 0. With RESULT_NODE the summary line is also
+    /// written there.
+    WriteLoop {
+        /// Parent path of the nodes.
+        #[arg(long)]
+        prefix: String,
+        /// Stop as soon as this file exists.
+        #[arg(long, value_name = "F")]
+        until_file: Option<PathBuf>,
+        /// Stop as soon as this node exists (checked every 20 writes).
+        #[arg(long, value_name = "N")]
+        until_node: Option<String>,
+        /// Stop after this long.
+        #[arg(long, default_value_t = 600_000)]
+        duration_ms: u64,
+        /// Append each acknowledged index to this file.
+        #[arg(long, value_name = "FILE")]
+        log: Option<PathBuf>,
+        /// Write the summary line to this node at the end.
+        #[arg(long, value_name = "N")]
+        result_node: Option<String>,
+    },
+    /// READ PREFIX/<i> for i in 0..COUNT and check each is v<i>; prints
+    /// `ok=N missing=M wrong=W`; exits 1 unless all are there.
+    Verify {
+        /// Parent path of the nodes.
+        #[arg(long)]
+        prefix: String,
+        /// How many nodes.
+        #[arg(long)]
+        count: u32,
+    },
     /// Watch PATH and append each event to a file; prints `events=N`.
     ///
     /// Each event is appended to OUT as a line `path token` (flushed at once). Stops after
-    /// COUNT events (the initial one included) or the timeout; exits 0 if COUNT arrived.
+    /// COUNT events (the initial one included), when UNTIL_FILE exists (then exits 0), or at
+    /// the timeout; exits 0 if COUNT arrived.
     Watch {
         /// The path to watch.
         #[arg(long)]
@@ -121,6 +160,9 @@ enum Cmd {
         /// Give up after this long.
         #[arg(long, default_value_t = 60)]
         timeout_s: u64,
+        /// Stop (successfully) as soon as this file exists.
+        #[arg(long, value_name = "F")]
+        until_file: Option<PathBuf>,
     },
 }
 
@@ -180,6 +222,7 @@ fn main() -> ExitCode {
             count,
             out,
             timeout_s,
+            until_file,
         } => watch(
             &endpoint,
             &path,
@@ -187,7 +230,27 @@ fn main() -> ExitCode {
             count,
             &out,
             Duration::from_secs(timeout_s),
+            until_file.as_deref(),
         ),
+        Cmd::WriteLoop {
+            prefix,
+            until_file,
+            until_node,
+            duration_ms,
+            log,
+            result_node,
+        } => write_loop(
+            &endpoint,
+            &WriteLoopOpts {
+                prefix,
+                until_file,
+                until_node,
+                duration: Duration::from_millis(duration_ms),
+                log,
+                result_node,
+            },
+        ),
+        Cmd::Verify { prefix, count } => verify(&endpoint, &prefix, count),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -465,6 +528,138 @@ fn create_file(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// `write-loop`'s options.
+struct WriteLoopOpts {
+    prefix: String,
+    until_file: Option<PathBuf>,
+    until_node: Option<String>,
+    duration: Duration,
+    log: Option<PathBuf>,
+    result_node: Option<String>,
+}
+
+fn write_loop(endpoint: &Endpoint, o: &WriteLoopOpts) -> Result<(), Failure> {
+    let start = Instant::now();
+    let end = start + o.duration;
+    let mut log = match &o.log {
+        Some(p) => Some(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| format!("write-loop: cannot open {}: {e}", p.display()))?,
+        ),
+        None => None,
+    };
+    let mut c = Some(open(endpoint)?);
+    let mut acked = 0u64;
+    let mut errors = 0u64;
+    let mut max_gap = Duration::ZERO;
+    let mut last_ok = Instant::now();
+    let mut i = 0u64;
+    loop {
+        if Instant::now() >= end || o.until_file.as_deref().is_some_and(Path::exists) {
+            break;
+        }
+        let Some(client) = c.as_mut() else {
+            match Client::open(endpoint) {
+                Ok(new) => c = Some(new),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+            continue;
+        };
+        if let Some(stop) = &o.until_node {
+            if i.is_multiple_of(20) {
+                let p = payload0(&[stop.as_bytes()]);
+                if client.call(MsgType::Read, 0, p, REPLY_TIMEOUT).is_ok() {
+                    break;
+                }
+            }
+        }
+        let path = format!("{}/{i}", o.prefix);
+        let value = format!("v{i}");
+        let mut p = path.clone().into_bytes();
+        p.push(0);
+        p.extend_from_slice(value.as_bytes());
+        match client.call(MsgType::Write, 0, p, REPLY_TIMEOUT) {
+            Ok(_) => {
+                acked += 1;
+                let now = Instant::now();
+                max_gap = max_gap.max(now.duration_since(last_ok));
+                last_ok = now;
+                if let Some(f) = log.as_mut() {
+                    let _ = writeln!(f, "{i}");
+                }
+                i += 1;
+            }
+            Err(e) => {
+                report(&mut errors, format!("WRITE {path}: {e}"));
+                if matches!(e, ClientError::Io(_)) {
+                    c = None;
+                }
+                // The same index again: an unacknowledged write may or may not have landed.
+            }
+        }
+    }
+    let line = format!(
+        "acked={acked} errors={errors} max_gap_us={}",
+        max_gap.as_micros()
+    );
+    println!("{line}");
+    if let (Some(node), Some(client)) = (&o.result_node, c.as_mut()) {
+        let mut p = node.clone().into_bytes();
+        p.push(0);
+        p.extend_from_slice(line.as_bytes());
+        client
+            .call(MsgType::Write, 0, p, REPLY_TIMEOUT)
+            .map_err(|e| format!("write-loop: writing {node}: {e}"))?;
+    }
+    if errors > 0 {
+        return Err(format!("write-loop: {errors} errors, {acked} acknowledged"));
+    }
+    Ok(())
+}
+
+fn verify(endpoint: &Endpoint, prefix: &str, count: u32) -> Result<(), Failure> {
+    let mut c = open(endpoint)?;
+    let (mut ok, mut missing, mut wrong) = (0u32, 0u32, 0u32);
+    for i in 0..count {
+        let path = format!("{prefix}/{i}");
+        match c.call(
+            MsgType::Read,
+            0,
+            payload0(&[path.as_bytes()]),
+            REPLY_TIMEOUT,
+        ) {
+            Ok(value) => {
+                if value == format!("v{i}").as_bytes() {
+                    ok += 1;
+                } else {
+                    wrong += 1;
+                    if wrong <= 5 {
+                        eprintln!(
+                            "xsprobe: verify: {path} = {:?}",
+                            String::from_utf8_lossy(&value)
+                        );
+                    }
+                }
+            }
+            Err(ClientError::Reply(name)) if name == "ENOENT" => {
+                missing += 1;
+                if missing <= 5 {
+                    eprintln!("xsprobe: verify: {path} is missing");
+                }
+            }
+            Err(e) => return Err(format!("verify: READ {path}: {e}")),
+        }
+    }
+    println!("ok={ok} missing={missing} wrong={wrong}");
+    if ok != count {
+        return Err(format!("verify: {ok} of {count} nodes as written"));
+    }
+    Ok(())
+}
+
 fn watch(
     endpoint: &Endpoint,
     path: &str,
@@ -472,6 +667,7 @@ fn watch(
     count: u64,
     out: &Path,
     timeout: Duration,
+    until_file: Option<&Path>,
 ) -> Result<(), Failure> {
     let deadline = Instant::now() + timeout;
     let mut file = OpenOptions::new()
@@ -496,7 +692,14 @@ fn watch(
     let mut events = 0u64;
     let mut failure = None;
     while events < count {
-        match c.next_event(deadline) {
+        if until_file.is_some_and(Path::exists) {
+            break;
+        }
+        let step = match until_file {
+            Some(_) => (Instant::now() + Duration::from_millis(100)).min(deadline),
+            None => deadline,
+        };
+        match c.next_event(step) {
             Ok(ev) => {
                 let line = format!("{} {}\n", ev.path, ev.token);
                 if let Err(e) = file.write_all(line.as_bytes()).and_then(|()| file.flush()) {
@@ -505,6 +708,7 @@ fn watch(
                 }
                 events += 1;
             }
+            Err(ClientError::Timeout) if Instant::now() < deadline => {}
             Err(ClientError::Timeout) => {
                 failure = Some(format!(
                     "watch: {events} of {count} events within {} s",

@@ -578,7 +578,18 @@ pub fn guest_initrd() -> Result<PathBuf, String> {
     for name in XENSTORE_NAMES {
         items.push(Item::Link(format!("usr/bin/{name}"), "xenstore".into()));
     }
-    library_items(&mut items, &[client])?;
+    // The probe client, for the load mode (built by `cargo xtask build` before the lab).
+    let probe = root().join("target/release/xsprobe");
+    let mut binaries = vec![client];
+    if probe.is_file() {
+        items.push(Item::Copy(
+            "usr/bin/xsprobe".into(),
+            probe.clone(),
+            Some(0o755),
+        ));
+        binaries.push(probe);
+    }
+    library_items(&mut items, &binaries)?;
     items.push(Item::Copy(
         "init".into(),
         root().join("qemu-tests/guest/init.sh"),

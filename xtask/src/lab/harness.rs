@@ -182,6 +182,21 @@ fn overlay(boot: &Boot, guest: &Path) -> Result<Vec<Item>, String> {
             root().join("target/release/xsprobe"),
             0o755,
         ),
+        (
+            "xslab/xsstub-fault",
+            root().join("target/kernel-fault/release/xsstub-stripped"),
+            0o644,
+        ),
+        (
+            "xslab/xsstub-nonote",
+            root().join("target/kernel-test/xsstub-nonote"),
+            0o644,
+        ),
+        (
+            "xslab/xsstub-future",
+            root().join("target/kernel-test/xsstub-future"),
+            0o644,
+        ),
     ];
     for (name, path, mode) in extras {
         if path.is_file() {

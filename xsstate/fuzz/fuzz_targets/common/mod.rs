@@ -711,10 +711,21 @@ pub fn image_decoder(data: &[u8]) {
         return;
     };
     if sel == 0xa5 {
-        // A live-update hand-over buffer: refused, or it re-encodes byte for byte.
-        if let Ok(state) = xsstate::handover::HandoverState::decode(bytes) {
-            assert_eq!(state.encode(), bytes, "hand-over buffers re-encode exactly");
-            let _ = read(&state.image, Layout::Seed);
+        // A live-update hand-over buffer: refused, or (version 2) it re-encodes byte for
+        // byte; its image goes through the streaming restore, which must not panic either.
+        if let Ok(d) = xsstate::handover::decode(bytes) {
+            if d.version == xsstate::handover::VERSION {
+                assert_eq!(
+                    xsstate::handover::encode(&d.extras, d.image),
+                    bytes,
+                    "hand-over buffers re-encode exactly"
+                );
+            }
+            let _ = xsstate::Engine::restore_bytes(
+                d.image,
+                Layout::Seed,
+                xsstate::EngineConfig::default(),
+            );
         }
         return;
     }

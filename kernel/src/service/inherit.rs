@@ -1,0 +1,352 @@
+//! The live-update hand-over, new image's side: find the state and the old image in the
+//! start info, check them, restore the engine and reconnect every ring, or else jump back
+//! into the old image with the same state (rollback), or, when there is no way back, stop
+//! loudly: a xenstore that serves an empty store is worse than a dead one.
+//!
+//! The rollback is armed as soon as the old image's module is found, and stays armed until
+//! the restore is complete; a panic in between (an allocation failure included) rolls back
+//! too ([`on_panic`]). Rolling back closes every port this image bound and unmaps every ring
+//! it mapped, so the old image can take them again.
+
+use alloc::format;
+use alloc::string::String;
+use core::fmt::Write;
+
+use xsstate::engine::{DomainState, EngineConfig};
+use xsstate::handover;
+use xsstate::ids::{ConnId, DomId};
+use xsstate::image::Layout;
+use xsstate::Engine;
+
+use super::conns::XenConn;
+use super::tags::{RollbackTag, StateTag};
+use crate::arch::handover::{ModuleSpec, RawHandover};
+use crate::kprintln;
+use crate::xen::start_info::{self, BootInfo, ModuleMemory};
+use crate::xen::{events, gnttab};
+
+/// The modules a live update left in the start info.
+pub struct Found {
+    /// The hand-over buffer.
+    pub state: ModuleMemory,
+    /// What its command line says.
+    pub tag: StateTag,
+    /// The old image, when it can be jumped back into.
+    pub rollback: Option<(ModuleMemory, RollbackTag)>,
+}
+
+/// What a rollback needs, kept without the heap so that a panic can use it.
+struct Plan {
+    blob_paddr: u64,
+    blob_len: u64,
+    entry32: u32,
+    cmdline: heapless::String<1024>,
+    state_paddr: u64,
+    state_len: u64,
+    tag: StateTag,
+}
+
+static PLAN: spin::Mutex<Option<Plan>> = spin::Mutex::new(None);
+
+/// Finds the state module (and the rollback module) in the start info. `Ok(None)`: a fresh
+/// boot. Arms the rollback as soon as the old image is found.
+pub fn find(info: &BootInfo) -> Result<Option<Found>, String> {
+    let mut state = None;
+    let mut rollback = None;
+    for (i, m) in info.modules.iter().enumerate() {
+        let c = start_info::read_cstr(m.cmdline_paddr);
+        if let Some(t) = RollbackTag::parse(&c) {
+            let mem = ModuleMemory::claim(i, m)
+                .ok_or_else(|| String::from("the old image's module is outside RAM"))?;
+            rollback = Some((mem, t));
+        } else if let Some(t) = StateTag::parse(&c) {
+            let mem = ModuleMemory::claim(i, m)
+                .ok_or_else(|| String::from("the state module is outside RAM"))?;
+            state = Some((mem, t));
+        } else if c.starts_with(super::tags::STATE_TAG) {
+            return Err(format!("a state module this image cannot read: `{c}`"));
+        }
+    }
+    let Some((state, tag)) = state else {
+        return match rollback {
+            Some(_) => Err(String::from("an old image's module but no state module")),
+            None => Ok(None),
+        };
+    };
+    if let Some((mem, t)) = &rollback {
+        arm(mem, t, &state, &tag);
+    }
+    if state.is_empty() || tag.bytes != state.len() as u64 {
+        return Err(format!(
+            "state module is {} bytes, its tag says {}",
+            state.len(),
+            tag.bytes
+        ));
+    }
+    Ok(Some(Found {
+        state,
+        tag,
+        rollback,
+    }))
+}
+
+fn arm(mem: &ModuleMemory, t: &RollbackTag, state: &ModuleMemory, tag: &StateTag) {
+    let mut cmdline = heapless::String::new();
+    let _ = cmdline.push_str(t.cmdline.get(..1024).unwrap_or(&t.cmdline));
+    let plan = Plan {
+        blob_paddr: mem.paddr(),
+        blob_len: mem.len() as u64,
+        entry32: t.entry32,
+        cmdline,
+        state_paddr: state.paddr(),
+        state_len: state.len() as u64,
+        tag: tag.clone(),
+    };
+    if let Some(mut p) = PLAN.try_lock() {
+        *p = Some(plan);
+    }
+}
+
+fn disarm() {
+    if let Some(mut p) = PLAN.try_lock() {
+        *p = None;
+    }
+}
+
+/// Checks the state's grant entries: every page granted read-only to the tag's domain, at
+/// the frame where the module lies.
+fn check_grants(mem: &ModuleMemory, tag: &StateTag) -> Result<(), String> {
+    let first = mem.paddr() >> 12;
+    let pages = ((mem.paddr() + mem.len() as u64 + 4095) >> 12) - first;
+    if u64::from(tag.pages) != pages || tag.gref == 0 {
+        return Err(format!(
+            "the state covers {pages} pages, its tag grants {} from {}",
+            tag.pages, tag.gref
+        ));
+    }
+    let last = tag.gref.saturating_add(tag.pages);
+    if last > gnttab::own_capacity() {
+        let frames = last.div_ceil(gnttab::ENTRIES_PER_FRAME);
+        gnttab::grow_own(frames, super::layout::GRANT_FRAMES_MAX)
+            .map_err(|e| format!("mapping {frames} grant frames: {}", e.0))?;
+    }
+    for i in 0..tag.pages {
+        let gref = tag.gref + i;
+        let e = gnttab::entry_full(gref).ok_or_else(|| format!("grant entry {gref} unreadable"))?;
+        let want = first + u64::from(i);
+        if u64::from(e.frame) != want || e.flags != gnttab::READONLY_GRANT || e.domid != tag.domid {
+            return Err(format!(
+                "grant entry {gref} is frame {:#x} flags {:#x} domain {}, not frame {want:#x} \
+                 read-only to domain {}",
+                e.frame, e.flags, e.domid, tag.domid
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl super::Stub {
+    /// Restores the engine from the state module and reconnects every ring; on success the
+    /// rollback is disarmed and the modules' memory goes to the heap. An error is the reason
+    /// to roll back (or to stop).
+    pub(super) fn inherit(&mut self, found: Found) -> Result<(), String> {
+        self.timeline.restore_start = crate::arch::cpu::rdtsc();
+        check_grants(&found.state, &found.tag)?;
+        let d = handover::decode(found.state.bytes()).map_err(|e| format!("state buffer: {e}"))?;
+        if d.extras.tsc.len() < 2 {
+            // A version-1 buffer (the previous release): no timeline.
+            self.timeline.old = [0; 2];
+        } else {
+            self.timeline.old = [
+                d.extras.tsc.first().copied().unwrap_or(0),
+                d.extras.tsc.get(1).copied().unwrap_or(0),
+            ];
+        }
+        self.timeline.jump = found.tag.jump_tsc;
+        super::fault::before_restore()?;
+        let mut engine = Engine::restore_bytes(d.image, Layout::Seed, EngineConfig::default())
+            .map_err(|e| format!("state image: {e}"))?;
+        engine.set_time_ms(self.engine_time_ms());
+        engine.set_memory(alloc::sync::Arc::new(super::memory::KernelMemory));
+        let own = super::handover::own_domid(&engine);
+        if own != found.tag.domid && own != crate::xen::abi::DOMID_SELF {
+            return Err(format!(
+                "the state was granted to domain {}, this is domain {own}",
+                found.tag.domid
+            ));
+        }
+        self.engine = engine;
+        self.timeline.restored = crate::arch::cpu::rdtsc();
+        let rolled_back = found.tag.rollback.clone();
+        match &rolled_back {
+            Some(_) => {
+                self.live_updates = d.extras.live_updates.saturating_sub(1);
+                self.rollbacks = d.extras.rollbacks + 1;
+            }
+            None => {
+                self.live_updates = d.extras.live_updates;
+                self.rollbacks = d.extras.rollbacks;
+            }
+        }
+        self.reconnect_rings()?;
+        for (id, bytes) in &d.extras.pending_input {
+            if let Err(f) = self.engine.receive(*id, bytes) {
+                kprintln!("xsstub: pending input of {id}: {f}");
+            }
+        }
+        if let Some(r) = &d.extras.reply {
+            let payload = match &rolled_back {
+                None => r.payload.clone(),
+                Some(reason) => {
+                    let mut p = format!(
+                        "live-update: the new image could not take over ({reason}); rolled \
+                         back, the previous image serves the same store"
+                    )
+                    .into_bytes();
+                    p.push(0);
+                    p
+                }
+            };
+            self.engine.reply(
+                r.conn,
+                xsstate::wire::MsgType::Control,
+                r.req_id,
+                r.tx_id,
+                payload,
+            );
+        }
+        for x in self.conns.values() {
+            x.notify();
+        }
+        self.timeline.rings = crate::arch::cpu::rdtsc();
+        // Done: no way back is needed any more.
+        disarm();
+        super::handover::revoke(found.tag.gref, found.tag.pages);
+        self.inherited_log = d.extras.log.clone();
+        self.inherited_nodes = self.engine.store().len();
+        self.inherited_bytes = found.state.len();
+        self.rolled_back = rolled_back;
+        drop(d);
+        for mem in core::iter::once(found.state).chain(found.rollback.map(|(m, _)| m)) {
+            let (at, len) = (mem.paddr(), mem.len());
+            if let Err(e) = mem.into_heap() {
+                kprintln!("xsstub: module {at:#x}+{len:#x} not returned to the heap: {e:?}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Maps every ring and binds every port of the restored connections again. dom0's must
+    /// work; a guest whose ring cannot be mapped is taken as gone.
+    fn reconnect_rings(&mut self) -> Result<(), String> {
+        let rings: alloc::vec::Vec<(ConnId, DomId, u32)> = self
+            .engine
+            .connections()
+            .filter_map(|c| match c.kind {
+                xsstate::conn::ConnKind::Ring { port, .. } => Some((c.id, c.domid, port.0)),
+                xsstate::conn::ConnKind::Socket { .. } => None,
+            })
+            .collect();
+        for (id, domid, port) in rings {
+            match XenConn::open(&mut self.gfns, domid, port) {
+                Ok(x) => {
+                    self.by_port.insert(x.local_port, id);
+                    self.conns.insert(id, x);
+                }
+                Err((what, e)) if domid == DomId::DOM0 => {
+                    return Err(format!("dom0's connection: {what} failed ({})", e.0));
+                }
+                Err((what, e)) => {
+                    kprintln!(
+                        "xsstub: domain {}: {what} failed after the update ({})",
+                        domid.0,
+                        e.0
+                    );
+                    self.engine.domain_state(domid, DomainState::Dead);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The update cannot be taken over: roll back when the old image is there, else stop.
+pub fn fail(reason: &str) -> ! {
+    let armed = PLAN.try_lock().is_some_and(|p| p.is_some());
+    if armed {
+        rollback(reason)
+    }
+    fatal(reason)
+}
+
+/// Stops the domain with the reason on the console: the toolstack sees a dead xenstore, not
+/// one serving a wrong store.
+pub fn fatal(reason: &str) -> ! {
+    crate::console::flush_deferred();
+    kprintln!(
+        "xsstub: FATAL: the state handed over by a live update cannot be used, and there is \
+         no image to roll back to: {reason}. Stopping rather than serving an empty store."
+    );
+    crate::xen::sched::shutdown(true)
+}
+
+/// Jumps back into the old image with the same state and the reason in its tag.
+fn rollback(reason: &str) -> ! {
+    let plan = PLAN.try_lock().and_then(|mut p| p.take());
+    let Some(plan) = plan else { fatal(reason) };
+    crate::console::flush_deferred();
+    kprintln!("xsstub: live update failed: {reason}; rolling back to the previous image");
+    let ports = events::close_all_bound();
+    let maps = gnttab::unmap_all();
+    kprintln!("xsstub: released {ports} ports and {maps} ring mappings");
+    let mut tag: heapless::String<768> = heapless::String::new();
+    let t = &plan.tag;
+    let _ = write!(
+        tag,
+        "{} v2 bytes={} sum={:016x} gref={} pages={} domid={} jump_tsc={} rollback=1 reason=",
+        super::tags::STATE_TAG,
+        t.bytes,
+        t.sum,
+        t.gref,
+        t.pages,
+        t.domid,
+        crate::arch::cpu::rdtsc()
+    );
+    for c in reason.chars() {
+        let c = if c.is_ascii_graphic() || c == ' ' {
+            c
+        } else {
+            '?'
+        };
+        if tag.push(c).is_err() {
+            break;
+        }
+    }
+    let modules = [ModuleSpec {
+        paddr: plan.state_paddr,
+        size: plan.state_len,
+        cmdline: tag.as_bytes(),
+    }];
+    let e = crate::arch::handover::jump_raw(&RawHandover {
+        blob_paddr: plan.blob_paddr,
+        blob_len: plan.blob_len,
+        dest_paddr: crate::arch::layout::IMAGE_BASE,
+        entry32: plan.entry32,
+        cmdline: plan.cmdline.as_bytes(),
+        modules: &modules,
+    });
+    let mut why: heapless::String<256> = heapless::String::new();
+    let _ = write!(why, "{reason}; and the rollback was refused: {e}");
+    fatal(&why)
+}
+
+/// From the panic handler: if a rollback is armed, take it with the panic as the reason.
+pub fn on_panic(info: &core::panic::PanicInfo<'_>) {
+    let armed = PLAN.try_lock().is_some_and(|p| p.is_some());
+    if !armed {
+        return;
+    }
+    let mut why: heapless::String<300> = heapless::String::new();
+    let _ = write!(why, "panic while taking over: {info}");
+    rollback(&why)
+}

@@ -1,0 +1,133 @@
+//! What an image can read, declared in an ELF note of its own (`XSSTUB`, type
+//! [`NOTE_TYPE`]) and checked before a live update jumps into it.
+//!
+//! The note's descriptor, little endian: `u32 count`, then `count` entries of
+//! `u32 kind, u32 min, u32 max`: the range of versions the image reads of the hand-over
+//! buffer ([`KIND_HANDOVER`], `crate::handover`) and of the migration image inside it
+//! ([`KIND_IMAGE`], the seed layout's header version). Unknown kinds are ignored.
+
+use crate::handover;
+
+/// The note's name (with its NUL).
+pub const NOTE_NAME: &[u8] = b"XSSTUB\0";
+/// The note's type.
+pub const NOTE_TYPE: u32 = 0x5853_0001;
+/// Entry kind: hand-over buffer versions.
+pub const KIND_HANDOVER: u32 = 1;
+/// Entry kind: migration image versions.
+pub const KIND_IMAGE: u32 = 2;
+/// The migration image version written (the seed layout's header version).
+pub const IMAGE_VERSION: u32 = 1;
+/// Most entries a note may have.
+const MAX_ENTRIES: u32 = 16;
+
+/// An inclusive range of versions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Versions {
+    /// The oldest.
+    pub min: u32,
+    /// The newest.
+    pub max: u32,
+}
+
+impl Versions {
+    /// Whether `v` is in the range.
+    pub fn contains(self, v: u32) -> bool {
+        self.min <= v && v <= self.max
+    }
+}
+
+/// What an image reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Compat {
+    /// Hand-over buffer versions.
+    pub handover: Versions,
+    /// Migration image versions.
+    pub image: Versions,
+}
+
+/// What this build reads.
+pub const THIS: Compat = Compat {
+    handover: Versions {
+        min: handover::MIN_VERSION,
+        max: handover::VERSION,
+    },
+    image: Versions {
+        min: IMAGE_VERSION,
+        max: IMAGE_VERSION,
+    },
+};
+
+/// The descriptor of this build's note (`count`, then two entries).
+pub const THIS_DESC: [u32; 7] = [
+    2,
+    KIND_HANDOVER,
+    THIS.handover.min,
+    THIS.handover.max,
+    KIND_IMAGE,
+    THIS.image.min,
+    THIS.image.max,
+];
+
+impl Compat {
+    /// Whether an image declaring this reads what this build writes.
+    pub fn reads_ours(&self) -> bool {
+        self.handover.contains(handover::VERSION) && self.image.contains(IMAGE_VERSION)
+    }
+
+    /// Parses a note descriptor; `None` when malformed or without both kinds.
+    pub fn parse(desc: &[u8]) -> Option<Compat> {
+        let word = |i: usize| -> Option<u32> {
+            let b = desc.get(i.checked_mul(4)?..i.checked_mul(4)?.checked_add(4)?)?;
+            Some(u32::from_le_bytes(b.try_into().ok()?))
+        };
+        let count = word(0)?;
+        if count > MAX_ENTRIES || desc.len() != 4 + 12 * count as usize {
+            return None;
+        }
+        let (mut hand, mut image) = (None, None);
+        for i in 0..count as usize {
+            let (kind, min, max) = (word(1 + 3 * i)?, word(2 + 3 * i)?, word(3 + 3 * i)?);
+            if min > max {
+                return None;
+            }
+            let v = Versions { min, max };
+            match kind {
+                KIND_HANDOVER => hand = Some(v),
+                KIND_IMAGE => image = Some(v),
+                _ => {}
+            }
+        }
+        Some(Compat {
+            handover: hand?,
+            image: image?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    fn bytes(words: &[u32]) -> Vec<u8> {
+        words.iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn this_build_reads_itself() {
+        let c = Compat::parse(&bytes(&THIS_DESC)).unwrap();
+        assert_eq!(c, THIS);
+        assert!(c.reads_ours());
+    }
+
+    #[test]
+    fn refusals() {
+        assert!(Compat::parse(&[]).is_none());
+        assert!(Compat::parse(&bytes(&[1, KIND_HANDOVER, 1, 2])).is_none());
+        assert!(Compat::parse(&bytes(&[2, 1, 3, 2, 2, 1, 1])).is_none());
+        assert!(Compat::parse(&bytes(&[2, 1, 1, 2, 2, 1, 1, 0])).is_none());
+        let future = Compat::parse(&bytes(&[3, 1, 7, 9, 2, 1, 1, 99, 0, 0])).unwrap();
+        assert!(!future.reads_ours());
+    }
+}
