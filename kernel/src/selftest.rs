@@ -343,6 +343,7 @@ fn pvh_parse() -> Outcome {
 /// Vec, BTreeMap and Box through the global allocator; usage returns to its baseline.
 fn heap_alloc() -> Outcome {
     let (used0, free0) = heap::stats();
+    let chunks0 = heap::chunks();
     {
         let v: Vec<u64> = (0..100_000u64).map(black_box).collect();
         let sum: u64 = v.iter().sum();
@@ -376,6 +377,11 @@ fn heap_alloc() -> Outcome {
     check!(
         used2 == used0 && free2 == free0,
         "leak: used {used0} -> {used2}, free {free0} -> {free2}"
+    );
+    let chunks2 = heap::chunks();
+    check!(
+        chunks2 == chunks0,
+        "slab chunks {chunks0} -> {chunks2}: empty chunks not released"
     );
     Ok(())
 }
