@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 
 use xsstate::handover::{fnv1a64, DeferredReply, HandoverState};
 use xsstate::image::Layout;
+use xsstate::memory::MemorySource;
 use xsstate::snapshot::DumpOptions;
 use xsstate::wire::MsgType;
 use xsstate::{ConnId, TxId};
@@ -127,13 +128,13 @@ impl super::Stub {
             .node_bytes()
             .saturating_mul(6)
             .saturating_add(2 << 20);
-        let free = crate::arch::heap::stats().1;
-        if need > free {
+        // Grows the heap when the domain may have more memory.
+        if !super::memory::KernelMemory.ensure_free(need) {
             return format!(
                 "live-update: the state needs about {} KiB free, {} KiB are; give the \
                  xenstore domain more memory",
                 need / 1024,
-                free / 1024
+                crate::arch::heap::stats().1 / 1024
             );
         }
         let elf = self.lu.image();
