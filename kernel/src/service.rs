@@ -5,7 +5,7 @@ mod conns;
 mod handover;
 mod layout;
 mod liveupdate;
-mod memory;
+pub(crate) mod memory;
 mod testguest;
 
 use alloc::collections::BTreeMap;
