@@ -12,7 +12,9 @@ use std::time::Duration;
 use harness::{Boot, Outcome};
 
 /// Every scenario `cargo xtask lab` runs by default, in order.
-pub const ALL: [&str; 9] = [
+/// `grow` passes as skipped unless the boot gives the stub domain a maximum
+/// (`XSLAB_STUB_MAXMEM=64 cargo xtask lab grow`).
+pub const ALL: [&str; 10] = [
     "tools",
     "session",
     "guest",
@@ -22,6 +24,7 @@ pub const ALL: [&str; 9] = [
     "lu-quiesce",
     "liveupdate",
     "lu-cycle",
+    "grow",
 ];
 
 /// Default limit for one boot, in seconds.
@@ -56,7 +59,9 @@ const USAGE: &str = "usage: cargo xtask lab [--store c|stub] [--compare] [--demo
   SCENARIO         names from qemu-tests/scenarios (default: tools session guest cycles)
 
 environment: XSLAB_EXTRA_XEN_ARGS, XSLAB_EXTRA_DOM0_ARGS, XSLAB_SMP (default 1),
-XSLAB_CYCLES (default 10), XSLAB_VERBOSE=1 (echo the whole console)
+XSLAB_CYCLES (default 10), XSLAB_VERBOSE=1 (echo the whole console), XSLAB_STUB_MEMORY
+(MiB, default 8) and XSLAB_STUB_MAXMEM (MiB: init-xenstore-domain --maxmem; `grow` needs it),
+XSLAB_STUB_PARAM (the stub's --param, e.g. --memscan), XSLAB_GROW_NODES (default 30000)
 ";
 
 /// Where xenstore runs in the lab.
