@@ -69,7 +69,7 @@ fn xen_err(what: &'static str) -> impl Fn(XenError) -> MemError {
 
 /// The first frame growth would populate (the top of the populated RAM, as a frame number).
 static NEXT_GFN: AtomicU64 = AtomicU64::new(0);
-/// Growth stops below this frame (the E820 RAM's end, at most [`GROW_CEILING_GFN`]).
+/// Growth stops below this frame ([`RamPlan::limit`]).
 static LIMIT_GFN: AtomicU64 = AtomicU64::new(0);
 /// Pages the reservation still allows (maximum minus current, as last seen).
 static RESERVATION_LEFT: AtomicU64 = AtomicU64::new(0);
@@ -330,7 +330,11 @@ pub fn init_heap(info: &BootInfo, start_info_paddr: u64) -> Result<(), MemError>
         }
     }
     for (s, len) in heap::regions() {
-        kprintln!("xsstub: heap {s:#x}..{:#x} ({} KiB)", s + len, len / 1024);
+        kprintln!(
+            "xsstub: heap {s:#x}..{:#x} ({} KiB)",
+            s.saturating_add(len),
+            len / 1024
+        );
     }
     NEXT_GFN.store(top / PAGE, Ordering::SeqCst);
     LIMIT_GFN.store((plan.limit / PAGE).max(top / PAGE), Ordering::SeqCst);
