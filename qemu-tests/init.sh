@@ -26,7 +26,9 @@ setup_c() {
 setup_stub() {
     [ -e /dev/xen/xenbus_backend ] || { SETUP_ERR="no /dev/xen/xenbus_backend"; return 1; }
     t0=$(now)
-    timeout 60 init-xenstore-domain --kernel /xslab/xsstub --memory "${XSLAB_STUB_MEMORY:-8}" ${XSLAB_STUB_PARAM:+--param "$XSLAB_STUB_PARAM"} -v \
+    timeout 60 init-xenstore-domain --kernel /xslab/xsstub --memory "${XSLAB_STUB_MEMORY:-8}" \
+        ${XSLAB_STUB_MAXMEM:+--maxmem "$XSLAB_STUB_MAXMEM"} \
+        ${XSLAB_STUB_PARAM:+--param "$XSLAB_STUB_PARAM"} -v \
         >/var/log/xen/init-xenstore-domain.out 2>&1
     rc=$?
     sed 's/^/init-xenstore-domain: /' /var/log/xen/init-xenstore-domain.out | tail -n 40

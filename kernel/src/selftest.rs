@@ -45,13 +45,14 @@ impl fmt::Display for Failed {
 
 /// Runs every test, printing one line each; returns how many ran, or the failures.
 pub fn run(start_info_paddr: u64) -> Result<usize, Failed> {
-    let tests: [(&'static str, &dyn Fn() -> Outcome); 17] = [
+    let tests: [(&'static str, &dyn Fn() -> Outcome); 18] = [
         ("boot-state", &boot_state),
         ("startinfo-parse", &startinfo_parse),
         ("startinfo-live", &|| startinfo_live(start_info_paddr)),
         ("fwcfg-e820", &|| fwcfg_e820(start_info_paddr)),
         ("heap", &heap_alloc),
         ("heap-regions", &|| heap::self_test().map_err(String::from)),
+        ("memory-plan", &memory_plan),
         ("handover-area", &crate::selftest_handover::area_unused),
         ("handover-check", &crate::selftest_handover::check_refusals),
         ("pvh-parse", &pvh_parse),
@@ -343,6 +344,7 @@ fn pvh_parse() -> Outcome {
 /// Vec, BTreeMap and Box through the global allocator; usage returns to its baseline.
 fn heap_alloc() -> Outcome {
     let (used0, free0) = heap::stats();
+    let chunks0 = heap::chunks();
     {
         let v: Vec<u64> = (0..100_000u64).map(black_box).collect();
         let sum: u64 = v.iter().sum();
@@ -377,6 +379,96 @@ fn heap_alloc() -> Outcome {
         used2 == used0 && free2 == free0,
         "leak: used {used0} -> {used2}, free {free0} -> {free2}"
     );
+    let chunks2 = heap::chunks();
+    check!(
+        chunks2 == chunks0,
+        "slab chunks {chunks0} -> {chunks2}: empty chunks not released"
+    );
+    Ok(())
+}
+
+/// The stub domain's RAM plan for the memory maps the lab showed (Xen 4.17's
+/// `init-xenstore-domain`), and the heap pieces around loader data.
+fn memory_plan() -> Outcome {
+    use crate::service::memory::{heap_pieces, plan_ram, RamPlan, GROW_CEILING_GFN};
+    const MIB: u64 = 1 << 20;
+    let ram = |size| startinfo::MemmapEntry {
+        addr: 0,
+        size,
+        kind: startinfo::E820_RAM,
+    };
+    let special = startinfo::MemmapEntry {
+        addr: 0xfeff_8000,
+        size: 0x8000,
+        kind: 2,
+    };
+    let floor = 0x1d3000;
+    // --memory 8: RAM 0..8 MiB, 2048 + 8 pages populated, the maximum the same.
+    let plan = plan_ram(&[ram(8 * MIB), special], 2056, 8, 2056, floor);
+    check!(
+        plan == Some(RamPlan {
+            top: 8 * MIB,
+            limit: 8 * MIB,
+            map_used: true
+        }),
+        "--memory 8: {plan:?}"
+    );
+    // --memory 8 --maxmem 64 with 4.17's map (RAM 0..64 bytes): the reservation decides.
+    let plan = plan_ram(&[ram(64), special], 2056, 8, 64 * 256 + 8, floor);
+    check!(
+        plan == Some(RamPlan {
+            top: 8 * MIB,
+            limit: 64 * MIB,
+            map_used: false
+        }),
+        "--memory 8 --maxmem 64, 4.17 map: {plan:?}"
+    );
+    // The same with 4.19's map (RAM 0..64 MiB).
+    let plan = plan_ram(&[ram(64 * MIB), special], 2056, 8, 64 * 256 + 8, floor);
+    check!(
+        plan == Some(RamPlan {
+            top: 8 * MIB,
+            limit: 64 * MIB,
+            map_used: true
+        }),
+        "--memory 8 --maxmem 64, 4.19 map: {plan:?}"
+    );
+    // After growing by 4 MiB (a live update's new image): the grown RAM is populated RAM.
+    let plan = plan_ram(&[ram(64), special], 2056 + 1024, 8, 64 * 256 + 8, floor);
+    check!(
+        plan.is_some_and(|p| p.top == 12 * MIB && p.limit == 64 * MIB),
+        "after growth: {plan:?}"
+    );
+    // A huge maximum stays below the Xen pages' hole; a reserved range above the RAM
+    // bounds the growth; nonsense counts are refused.
+    let plan = plan_ram(&[ram(64), special], 2056, 8, 1 << 24, floor);
+    check!(
+        plan.is_some_and(|p| p.limit == GROW_CEILING_GFN * 4096),
+        "huge maximum: {plan:?}"
+    );
+    let low_reserved = startinfo::MemmapEntry {
+        addr: 16 * MIB,
+        size: 4096,
+        kind: 2,
+    };
+    let plan = plan_ram(&[ram(64), low_reserved], 2049, 1, 1 << 20, floor);
+    check!(
+        plan.is_some_and(|p| p.limit == 16 * MIB),
+        "reserved range above the RAM: {plan:?}"
+    );
+    check!(
+        plan_ram(&[ram(8 * MIB)], 4, 8, 8, floor).is_none(),
+        "fewer pages populated than reserved ones accepted"
+    );
+    // Heap pieces: the module's pages are cut out (rounded out to pages), small ones dropped,
+    // largest first.
+    let pieces = heap_pieces(0x20_0000, 0x80_0000, &[(0x30_0100, 0x30_2000)]);
+    check!(
+        pieces.as_slice() == [(0x30_2000, 0x80_0000), (0x20_0000, 0x30_0000)],
+        "pieces {pieces:x?}"
+    );
+    let pieces = heap_pieces(0x20_0000, 0x80_0000, &[(0x20_1000, 0x7f_8000)]);
+    check!(pieces.is_empty(), "tiny pieces kept: {pieces:x?}");
     Ok(())
 }
 

@@ -7,7 +7,7 @@ mod handover;
 pub mod inherit;
 mod layout;
 mod liveupdate;
-mod memory;
+pub(crate) mod memory;
 mod tags;
 mod testguest;
 mod timeline;
@@ -17,6 +17,7 @@ use alloc::string::String;
 
 use xsstate::engine::{DomainState, Effect, Engine, EngineConfig};
 use xsstate::ids::{ConnId, DomId, EvtchnPort};
+use xsstate::memory::MemorySource;
 
 use crate::kprintln;
 use crate::xen::{self, events, time};
@@ -38,8 +39,8 @@ enum BootError {
     StartInfo,
     /// The command line is unusable.
     Cmdline(cmdline::CmdlineError),
-    /// No RAM above the image for the heap.
-    NoHeap,
+    /// No usable RAM for the heap.
+    Heap(memory::MemError),
 }
 
 impl core::fmt::Display for BootError {
@@ -48,7 +49,7 @@ impl core::fmt::Display for BootError {
             BootError::Xen(what, rc) => write!(f, "{what} failed: Xen error {rc}"),
             BootError::StartInfo => write!(f, "no valid hvm_start_info"),
             BootError::Cmdline(e) => write!(f, "command line: {e}"),
-            BootError::NoHeap => write!(f, "no RAM for the heap"),
+            BootError::Heap(e) => write!(f, "{e}"),
         }
     }
 }
@@ -86,7 +87,7 @@ fn start(start_info_paddr: u64, rust_tsc: u64) -> Result<Stub, BootError> {
         crate::console::defer(true);
     }
     kprintln!("xsstub {}{} starting", env!("CARGO_PKG_VERSION"), FLAVOR);
-    Stub::init_heap(&info)?;
+    memory::init_heap(&info, start_info_paddr).map_err(BootError::Heap)?;
     let heap_tsc = crate::arch::cpu::rdtsc();
     if testguest::wanted(&info.cmdline) {
         testguest::run()
@@ -225,59 +226,6 @@ impl Stub {
             );
         }
         Ok(stub)
-    }
-
-    /// Points the heap at the populated RAM above the image and the loader's data.
-    fn init_heap(info: &xen::start_info::BootInfo) -> Result<(), BootError> {
-        let map = xen::memory::memory_map().map_err(xen_err("memory map"))?;
-        let populated =
-            xen::memory::current_reservation_pages().map_err(xen_err("current reservation"))?;
-        let image_end = crate::arch::image_end() as u64;
-        let low = (image_end.max(info.end) + 0xfff) & !0xfff;
-        // RAM from the E820 map, clipped to what is populated (the map covers maxmem), minus
-        // the modules (a live update's state stays untouched until restored).
-        let populated_top = populated.saturating_mul(4096);
-        // No allocation here: the heap does not exist yet.
-        let mut free: heapless::Vec<(u64, u64), 16> = heapless::Vec::new();
-        for e in map.iter().filter(|e| e.kind == xen::abi::E820_RAM) {
-            let start = e.addr.max(low);
-            let end = e.addr.saturating_add(e.size).min(populated_top);
-            if end > start {
-                let _ = free.push((start, end));
-            }
-        }
-        for m in &info.modules {
-            let (ms, me) = (
-                m.paddr & !0xfff,
-                (m.paddr.saturating_add(m.size) + 0xfff) & !0xfff,
-            );
-            let mut cut: heapless::Vec<(u64, u64), 16> = heapless::Vec::new();
-            for (s, e) in free.iter().copied() {
-                for piece in [(s, e.min(ms)), (s.max(me), e)] {
-                    if piece.1 > piece.0 {
-                        let _ = cut.push(piece);
-                    }
-                }
-            }
-            free = cut;
-        }
-        free.sort_unstable_by_key(|(s, e)| core::cmp::Reverse(e - s));
-        kprintln!(
-            "xsstub: image ends {image_end:#x}, {} E820 entries, {populated} pages populated",
-            map.len()
-        );
-        let mut regions = free.into_iter().filter(|(s, e)| e - s >= 64 * 1024);
-        let (start, end) = regions.next().ok_or(BootError::NoHeap)?;
-        crate::arch::heap::init(start as usize, (end - start) as usize);
-        for (s, e) in regions.take(2) {
-            if crate::arch::heap::add_region(s as usize, (e - s) as usize).is_err() {
-                kprintln!("xsstub: heap region {s:#x}..{e:#x} not added");
-            }
-        }
-        for (s, e) in crate::arch::heap::regions() {
-            kprintln!("xsstub: heap {s:#x}..{:#x} ({} KiB)", s + e, e / 1024);
-        }
-        Ok(())
     }
 
     /// The engine clock: Xen system time in milliseconds.
@@ -432,15 +380,13 @@ impl Stub {
         cmd: xsstate::control::LiveUpdateCmd,
     ) {
         let now = self.engine_time_ms();
+        // What the heap can give, growth included (the staged image is allocated).
+        let free = memory::KernelMemory.stats().available();
         let ram_top = crate::arch::heap::regions()
             .iter()
             .map(|(base, len)| (base + len) as u64)
             .max()
             .unwrap_or(0);
-        let free = {
-            use xsstate::memory::MemorySource;
-            memory::KernelMemory.stats().available()
-        };
         let decision = self
             .lu
             .handle(cmd, &mut self.engine, now, free, |elf, force| {

@@ -61,7 +61,9 @@ const USAGE: &str = "usage: cargo xtask lab [--store c|stub] [--compare] [--demo
   SCENARIO         names from qemu-tests/scenarios (default: tools session guest cycles)
 
 environment: XSLAB_EXTRA_XEN_ARGS, XSLAB_EXTRA_DOM0_ARGS, XSLAB_SMP (default 1),
-XSLAB_CYCLES (default 10), XSLAB_VERBOSE=1 (echo the whole console)
+XSLAB_CYCLES (default 10), XSLAB_VERBOSE=1 (echo the whole console), XSLAB_STUB_MEMORY
+(MiB, default 8) and XSLAB_STUB_MAXMEM (MiB: init-xenstore-domain --maxmem; `grow` needs it),
+XSLAB_STUB_PARAM (the stub's --param, e.g. --memscan), XSLAB_GROW_NODES (default 30000)
 ";
 
 /// Where xenstore runs in the lab.

@@ -1,10 +1,29 @@
-//! The kernel heap: up to [`MAX_REGIONS`] ranges of RAM, each a `linked_list_allocator` heap.
+//! The kernel heap: RAM regions (`linked_list_allocator` heaps) with slabs for small blocks.
 //!
-//! The first region comes from [`init`]/[`try_init`] at boot; [`add_region`] adds more later
-//! (a live update's restore gives the pages of the inherited state back this way).
-//! Allocation tries the regions in the order they were added; deallocation goes to the
-//! region holding the pointer. Every region sits behind one spin lock: interrupt handlers
-//! must not allocate.
+//! Regions: the first comes from [`init`]/[`try_init`] at boot; [`add_region`] adds more (a
+//! live update's restore gives the inherited state's pages back this way) and [`add_memory`]
+//! extends the region that ends where the new memory starts (heap growth), or adds one.
+//! Large blocks (over 2 KiB, or aligned to more than 64 bytes) come first fit from the
+//! regions, in the order they were added; a block is freed into the region holding it.
+//!
+//! Small blocks come from slabs: [`CHUNK`]-byte chunks aligned to their size, taken from
+//! the regions, each serving one size class of [`CLASSES`]. A chunk starts with a 64-byte
+//! header (magic, class, free count, its free list, its links in the class's list of chunks
+//! with a free block); a block finds its chunk by masking its address, and its class from
+//! the layout `dealloc` is given. Blocks are carved lazily; a freed block goes to its chunk's
+//! free list; when a chunk's last block is freed the chunk goes back to its region, so
+//! memory one class freed serves any size again and a workload that frees everything leaves
+//! the figures where they were. Small allocations and frees are O(1); a new chunk costs one
+//! first-fit search.
+//!
+//! [`stats`]: `used` is every byte that cannot be allocated: blocks handed out (small ones
+//! at their class size), chunk headers, chunk tails too short for a block, and the regions'
+//! rounding; `free` is what can be: the regions' holes plus the free blocks of live chunks.
+//! `used + free` is the regions' total size.
+//!
+//! Every region sits behind one spin lock: interrupt handlers must not allocate. When an
+//! allocation finds no room, the global allocator releases the lock, asks the grow hook
+//! ([`set_grow_hook`]) for memory and tries once more.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
@@ -12,8 +31,10 @@ use core::ptr::NonNull;
 use linked_list_allocator::Heap;
 use spinning_top::Spinlock;
 
+use super::slot::FnSlot;
+
 /// How many regions the heap can hold.
-pub const MAX_REGIONS: usize = 4;
+pub const MAX_REGIONS: usize = 16;
 
 /// The smallest region accepted.
 pub const MIN_REGION: usize = 4096;
@@ -42,30 +63,127 @@ impl core::fmt::Display for HeapError {
     }
 }
 
-/// Block sizes served from per-size free lists (a power of two each; a block is aligned to
-/// its size). First fit over one long free list costs O(free blocks) per call, which made a
-/// 100k-node restore quadratic; small blocks now cost O(1).
-const CLASSES: [usize; 8] = [16, 32, 64, 128, 256, 512, 1024, 2048];
-/// Bytes taken from the regions at a time to carve a size class's blocks from.
-const CHUNK: usize = 16 * 1024;
+/// The small-block size classes, in bytes. A block of class `c` is aligned to the largest
+/// power of two dividing `c`, at most 64 ([`block_align`]).
+pub const CLASSES: [usize; 15] = [
+    16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048,
+];
+/// Bytes of one slab chunk, which is also its alignment.
+pub const CHUNK: usize = 16 * 1024;
+/// Bytes at the start of a chunk kept for its header; blocks follow.
+const HEADER: usize = 64;
+/// The largest alignment a small block gets (the header's size: blocks start there).
+const MAX_SMALL_ALIGN: usize = HEADER;
+/// A live chunk's header starts with this.
+const MAGIC: u32 = 0x5ab1_c0de;
 
-/// The size class serving `layout`, if it is small.
-fn class_of(layout: Layout) -> Option<usize> {
-    let need = layout.size().max(layout.align()).max(8);
-    CLASSES.iter().position(|&c| c >= need)
+/// The alignment of every block of a class of `size` bytes.
+const fn block_align(size: usize) -> usize {
+    let a = 1usize << size.trailing_zeros();
+    if a > MAX_SMALL_ALIGN {
+        MAX_SMALL_ALIGN
+    } else {
+        a
+    }
 }
 
-/// A set of up to [`MAX_REGIONS`] heaps, in the order they were added, with free lists of
-/// small blocks in front.
+/// Blocks of `size` bytes in one chunk.
+const fn blocks_per_chunk(size: usize) -> usize {
+    (CHUNK - HEADER) / size
+}
+
+/// The size class serving `layout` (the smallest class big and aligned enough), if small.
+fn class_of(layout: Layout) -> Option<usize> {
+    if layout.align() > MAX_SMALL_ALIGN {
+        return None;
+    }
+    let size = layout.size().max(1);
+    CLASSES
+        .iter()
+        .position(|&c| c >= size && block_align(c) >= layout.align())
+}
+
+/// The header at the start of every live chunk.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct ChunkHeader {
+    /// [`MAGIC`] while the chunk is live.
+    magic: u32,
+    /// Index in [`CLASSES`].
+    class: u32,
+    /// Free blocks, never-carved ones included.
+    free: u32,
+    /// Offset of the first block never handed out.
+    carved: u32,
+    /// The first block of the chunk's free list (0: empty); a free block's first word links
+    /// on.
+    free_head: usize,
+    /// The previous chunk in the class's list of chunks with a free block (0: none).
+    prev: usize,
+    /// The next chunk in that list (0: none).
+    next: usize,
+}
+const _: () = assert!(core::mem::size_of::<ChunkHeader>() <= HEADER);
+const _: () = assert!(CHUNK.is_power_of_two() && CLASSES[CLASSES.len() - 1] <= CHUNK / 4);
+
+/// Reads the header at `chunk`.
+///
+/// # Safety
+/// `[chunk, chunk + HEADER)` must lie inside a region of the set calling this (RAM it owns,
+/// identity mapped), and `chunk` must be aligned to [`CHUNK`]. Any bit pattern is a valid
+/// header, so this holds even for memory that is not a chunk: callers check the magic.
+unsafe fn read_header(chunk: usize) -> ChunkHeader {
+    // SAFETY: the caller guarantees the bytes are owned, readable RAM and the address is
+    // aligned (CHUNK is far above the header's alignment); every bit pattern is valid.
+    unsafe { core::ptr::read(chunk as *const ChunkHeader) }
+}
+
+/// Writes the header at `chunk`.
+///
+/// # Safety
+/// `chunk` must be a chunk this set carved out of its regions and still holds (live, or
+/// being created or released under the caller's exclusive access).
+unsafe fn write_header(chunk: usize, h: ChunkHeader) {
+    // SAFETY: the caller guarantees the chunk is ours: its first HEADER bytes are the
+    // header, written by nobody else; CHUNK alignment suits the header.
+    unsafe { core::ptr::write(chunk as *mut ChunkHeader, h) }
+}
+
+/// Reads the link word of a free block.
+///
+/// # Safety
+/// `block` must be a free block of a live chunk of this set (at least 16 bytes, aligned to
+/// 8, not handed out).
+unsafe fn read_link(block: usize) -> usize {
+    // SAFETY: the caller guarantees the block is a free block we own; its first word is
+    // the link written when it was freed.
+    unsafe { core::ptr::read(block as *const usize) }
+}
+
+/// Writes the link word of a block being freed.
+///
+/// # Safety
+/// `block` must be a block of a live chunk of this set that its caller just gave back.
+unsafe fn write_link(block: usize, next: usize) {
+    // SAFETY: the caller guarantees the block is ours again (freed), at least 16 bytes and
+    // 8-aligned (every class is a multiple of 8 from a 64-aligned start).
+    unsafe { core::ptr::write(block as *mut usize, next) }
+}
+
+/// A set of up to [`MAX_REGIONS`] heaps, in the order they were added, with slabs of small
+/// blocks in front.
 pub struct Regions {
     heaps: [Heap; MAX_REGIONS],
-    /// The ranges as given, `(base, len)`; the first `count` are in use.
+    /// The ranges, `(base, len)` (grown by [`Regions::extend_or_add`]); the first `count`
+    /// are in use.
     ranges: [(usize, usize); MAX_REGIONS],
     count: usize,
-    /// Head of each size class's free list (0: empty); a free block's first word links on.
-    free_lists: [usize; CLASSES.len()],
-    /// Bytes sitting in the free lists (counted as free by [`Regions::stats`]).
-    cached: usize,
+    /// Per class, the first chunk with a free block (0: none).
+    partial: [usize; CLASSES.len()],
+    /// Bytes of the free blocks of live chunks (counted as free by [`Regions::stats`]).
+    slab_free: usize,
+    /// Live chunks.
+    chunks: usize,
 }
 
 impl Regions {
@@ -75,25 +193,20 @@ impl Regions {
             heaps: [const { Heap::empty() }; MAX_REGIONS],
             ranges: [(0, 0); MAX_REGIONS],
             count: 0,
-            free_lists: [0; CLASSES.len()],
-            cached: 0,
+            partial: [0; CLASSES.len()],
+            slab_free: 0,
+            chunks: 0,
         }
     }
 
     /// Adds `[base, base + len)` as the next region. Refuses empty, tiny (below
-    /// [`MIN_REGION`]), wrapping or overlapping ranges, and a fifth region.
+    /// [`MIN_REGION`]), wrapping or overlapping ranges, and more than [`MAX_REGIONS`].
     ///
     /// # Safety
     /// The range must be memory nobody else uses for as long as this set lives, valid for
     /// reads and writes (identity mapped RAM).
     pub unsafe fn add(&mut self, base: usize, len: usize) -> Result<(), HeapError> {
-        let end = base.checked_add(len).ok_or(HeapError::BadRange)?;
-        if base == 0 || len < MIN_REGION {
-            return Err(HeapError::BadRange);
-        }
-        if self.ranges().iter().any(|&(b, l)| base < b + l && b < end) {
-            return Err(HeapError::Overlap);
-        }
+        self.check_new(base, len)?;
         let (Some(heap), Some(range)) = (
             self.heaps.get_mut(self.count),
             self.ranges.get_mut(self.count),
@@ -109,27 +222,91 @@ impl Regions {
         Ok(())
     }
 
-    /// The regions as given, `(base, len)`, in the order they were added.
+    /// Gives `[base, base + len)` to the set: it extends the region ending at `base` when
+    /// there is one (heap growth above the top), else it becomes a new region. Refuses what
+    /// [`Regions::add`] refuses.
+    ///
+    /// # Safety
+    /// As [`Regions::add`].
+    pub unsafe fn extend_or_add(&mut self, base: usize, len: usize) -> Result<(), HeapError> {
+        self.check_new(base, len)?;
+        let count = self.count;
+        let below = self
+            .heaps
+            .iter_mut()
+            .zip(self.ranges.iter_mut())
+            .take(count)
+            .find(|(h, r)| h.top() as usize == base && r.0.checked_add(r.1) == Some(base));
+        match below {
+            Some((heap, range)) => {
+                // SAFETY: the caller vouches for [base, base + len) (exclusive, valid RAM);
+                // it starts exactly at this heap's top (checked), as `extend` requires, and
+                // overlaps no region (checked); the heap is initialised (index < count).
+                unsafe { heap.extend(len) };
+                range.1 += len;
+                Ok(())
+            }
+            // SAFETY: forwarded from the caller.
+            None => unsafe { self.add(base, len) },
+        }
+    }
+
+    /// Refuses empty, tiny, wrapping and overlapping ranges.
+    fn check_new(&self, base: usize, len: usize) -> Result<(), HeapError> {
+        let end = base.checked_add(len).ok_or(HeapError::BadRange)?;
+        if base == 0 || len < MIN_REGION {
+            return Err(HeapError::BadRange);
+        }
+        if self
+            .ranges()
+            .iter()
+            .any(|&(b, l)| base < b.saturating_add(l) && b < end)
+        {
+            return Err(HeapError::Overlap);
+        }
+        Ok(())
+    }
+
+    /// The regions, `(base, len)`, in the order they were added.
     pub fn ranges(&self) -> &[(usize, usize)] {
         self.ranges.get(..self.count).unwrap_or(&[])
     }
 
-    /// Bytes in use and bytes free, over every region (blocks waiting in the small-block
-    /// free lists count as free).
+    /// Whether `[addr, addr + len)` lies inside one region.
+    fn holds(&self, addr: usize, len: usize) -> bool {
+        let Some(end) = addr.checked_add(len) else {
+            return false;
+        };
+        self.ranges()
+            .iter()
+            .any(|&(b, l)| b <= addr && end <= b.saturating_add(l))
+    }
+
+    /// Bytes in use and bytes free over every region (see the module documentation).
     pub fn stats(&self) -> (usize, usize) {
         let (used, free) = self
             .heaps
             .iter()
             .take(self.count)
-            .fold((0, 0), |(u, f), h| (u + h.used(), f + h.free()));
-        (used.saturating_sub(self.cached), free + self.cached)
+            .fold((0usize, 0usize), |(u, f), h| {
+                (u.saturating_add(h.used()), f.saturating_add(h.free()))
+            });
+        (
+            used.saturating_sub(self.slab_free),
+            free.saturating_add(self.slab_free),
+        )
     }
 
-    /// Allocates: small blocks from their size class, others from the first region with
-    /// room; `None` when none has.
+    /// Live slab chunks.
+    pub fn chunks(&self) -> usize {
+        self.chunks
+    }
+
+    /// Allocates: small blocks from their class's slabs, others first fit from the regions;
+    /// `None` when there is no room.
     pub fn allocate(&mut self, layout: Layout) -> Option<NonNull<u8>> {
         match class_of(layout) {
-            Some(i) => self.allocate_small(i),
+            Some(class) => self.allocate_small(class),
             None => self.allocate_large(layout),
         }
     }
@@ -143,31 +320,103 @@ impl Regions {
 
     fn allocate_small(&mut self, class: usize) -> Option<NonNull<u8>> {
         let size = *CLASSES.get(class)?;
-        if self.free_lists.get(class).copied().unwrap_or(0) == 0 {
-            // Carve a chunk into blocks of this class (aligned: the chunk is 4 KiB-aligned
-            // and every class divides 4 KiB).
-            let chunk = self.allocate_large(Layout::from_size_align(CHUNK, 4096).ok()?)?;
-            let base = chunk.as_ptr() as usize;
-            for k in (0..CHUNK / size).rev() {
-                let block = base + k * size;
-                // SAFETY: `block` lies inside the chunk just allocated for this purpose, is
-                // aligned to at least 8 and at least 16 bytes long; writing its link word is
-                // how the free list is kept.
-                unsafe { core::ptr::write(block as *mut usize, self.free_lists[class]) };
-                self.free_lists[class] = block;
-            }
-            self.cached += CHUNK;
+        let mut chunk = self.partial.get(class).copied().unwrap_or(0);
+        if chunk == 0 {
+            chunk = self.new_chunk(class)?;
         }
-        let head = self.free_lists.get(class).copied().filter(|&h| h != 0)?;
-        // SAFETY: `head` is a free block of this class owned by the list; its first word is
-        // the link to the next free block (written when it was pushed).
-        let next = unsafe { core::ptr::read(head as *const usize) };
-        self.free_lists[class] = next;
-        self.cached -= size;
-        NonNull::new(head as *mut u8)
+        // SAFETY: chunks on a class's list are live chunks of this set.
+        let mut h = unsafe { read_header(chunk) };
+        let free = h.free.checked_sub(1)?;
+        let block = if h.free_head != 0 {
+            let block = h.free_head;
+            // SAFETY: the head of a live chunk's free list is a free block of that chunk.
+            h.free_head = unsafe { read_link(block) };
+            block
+        } else {
+            // Nothing freed to reuse: the next never-used block (there is one, as the free
+            // count says).
+            let block = chunk.checked_add(h.carved as usize)?;
+            h.carved = h.carved.checked_add(u32::try_from(size).ok()?)?;
+            block
+        };
+        h.free = free;
+        self.slab_free = self.slab_free.saturating_sub(size);
+        if free == 0 {
+            self.unlink(class, chunk, &mut h);
+        }
+        // SAFETY: `chunk` is a live chunk of this set.
+        unsafe { write_header(chunk, h) };
+        NonNull::new(block as *mut u8)
     }
 
-    /// Frees `ptr` into the region that holds it; false (nothing freed) when none does.
+    /// Carves a new chunk for `class` from the regions and puts it first on the class's
+    /// list; returns its address.
+    fn new_chunk(&mut self, class: usize) -> Option<usize> {
+        let size = *CLASSES.get(class)?;
+        let layout = Layout::from_size_align(CHUNK, CHUNK).ok()?;
+        let chunk = self.allocate_large(layout)?.as_ptr() as usize;
+        let total = blocks_per_chunk(size);
+        let mut h = ChunkHeader {
+            magic: MAGIC,
+            class: u32::try_from(class).ok()?,
+            free: u32::try_from(total).ok()?,
+            carved: HEADER as u32,
+            free_head: 0,
+            prev: 0,
+            next: 0,
+        };
+        self.push_front(class, chunk, &mut h);
+        // SAFETY: the chunk was just allocated from our regions for this purpose.
+        unsafe { write_header(chunk, h) };
+        self.slab_free = self.slab_free.saturating_add(total * size);
+        self.chunks += 1;
+        Some(chunk)
+    }
+
+    /// Puts `chunk` (header `h`, written back by the caller) first on its class's list.
+    fn push_front(&mut self, class: usize, chunk: usize, h: &mut ChunkHeader) {
+        let Some(head) = self.partial.get_mut(class) else {
+            return;
+        };
+        h.prev = 0;
+        h.next = *head;
+        if *head != 0 {
+            // SAFETY: a class list holds live chunks of this set only; `head` is not
+            // `chunk` (a chunk is pushed only when it is on no list).
+            let mut n = unsafe { read_header(*head) };
+            n.prev = chunk;
+            // SAFETY: as above.
+            unsafe { write_header(*head, n) };
+        }
+        *head = chunk;
+    }
+
+    /// Takes `chunk` (header `h`, written back by the caller) off its class's list.
+    fn unlink(&mut self, class: usize, chunk: usize, h: &mut ChunkHeader) {
+        if h.prev != 0 {
+            // SAFETY: list neighbours are live chunks of this set, other than `chunk`.
+            let mut p = unsafe { read_header(h.prev) };
+            p.next = h.next;
+            // SAFETY: as above.
+            unsafe { write_header(h.prev, p) };
+        } else if let Some(head) = self.partial.get_mut(class) {
+            if *head == chunk {
+                *head = h.next;
+            }
+        }
+        if h.next != 0 {
+            // SAFETY: as above.
+            let mut n = unsafe { read_header(h.next) };
+            n.prev = h.prev;
+            // SAFETY: as above.
+            unsafe { write_header(h.next, n) };
+        }
+        h.prev = 0;
+        h.next = 0;
+    }
+
+    /// Frees `ptr` into its chunk or region; false (nothing freed) when it is not one of
+    /// ours (outside every region, or not a block of a live chunk of its class).
     ///
     /// # Safety
     /// `ptr` must come from [`Regions::allocate`] of this set with the same `layout`, and
@@ -175,19 +424,7 @@ impl Regions {
     pub unsafe fn deallocate(&mut self, ptr: NonNull<u8>, layout: Layout) -> bool {
         let addr = ptr.as_ptr() as usize;
         if let Some(class) = class_of(layout) {
-            if !self
-                .ranges()
-                .iter()
-                .any(|&(b, l)| b <= addr && addr < b + l)
-            {
-                return false;
-            }
-            // SAFETY: the caller guarantees the block came from `allocate` with this layout,
-            // so from this size class: at least 16 bytes, 8-aligned, ours until reused.
-            unsafe { core::ptr::write(addr as *mut usize, self.free_lists[class]) };
-            self.free_lists[class] = addr;
-            self.cached += CLASSES[class];
-            return true;
+            return self.deallocate_small(addr, class);
         }
         let count = self.count;
         let Some(heap) = self
@@ -198,11 +435,73 @@ impl Regions {
         else {
             return false;
         };
-        // SAFETY: the caller guarantees `ptr` came from `allocate` with `layout`; `allocate`
-        // hands out memory inside the region that served it, which is the only region whose
-        // range holds `ptr` (regions do not overlap).
+        // SAFETY: the caller guarantees `ptr` came from `allocate` with `layout`, which for
+        // a large layout hands out memory of the region that served it: the only region
+        // whose range holds `ptr` (regions do not overlap).
         unsafe { heap.deallocate(ptr, layout) };
         true
+    }
+
+    fn deallocate_small(&mut self, addr: usize, class: usize) -> bool {
+        let Some(&size) = CLASSES.get(class) else {
+            return false;
+        };
+        let chunk = addr & !(CHUNK - 1);
+        if !self.holds(chunk, CHUNK) {
+            return false;
+        }
+        // SAFETY: the chunk-sized range at `chunk` lies inside one of our regions (checked)
+        // and is CHUNK-aligned; whether it is a live chunk is checked below.
+        let mut h = unsafe { read_header(chunk) };
+        let total = blocks_per_chunk(size);
+        let offset = addr - chunk;
+        let ours = h.magic == MAGIC
+            && h.class as usize == class
+            && offset >= HEADER
+            && offset < h.carved as usize
+            && (offset - HEADER).is_multiple_of(size)
+            && (h.free as usize) < total;
+        if !ours {
+            return false;
+        }
+        // SAFETY: `addr` is a block of this live chunk (checked: magic, class, a carved
+        // block boundary), handed out (the caller frees it once).
+        unsafe { write_link(addr, h.free_head) };
+        h.free_head = addr;
+        h.free += 1;
+        self.slab_free = self.slab_free.saturating_add(size);
+        if h.free as usize == total {
+            // Empty: off the list (it is on it: it had a free block before this one, as a
+            // chunk holds at least two blocks) and back to its region.
+            self.unlink(class, chunk, &mut h);
+            self.release_chunk(chunk, h, total * size);
+        } else {
+            if h.free == 1 {
+                // It was full, so on no list.
+                self.push_front(class, chunk, &mut h);
+            }
+            // SAFETY: `chunk` is a live chunk of this set.
+            unsafe { write_header(chunk, h) };
+        }
+        true
+    }
+
+    /// Returns an empty chunk (already off its list) to its region.
+    fn release_chunk(&mut self, chunk: usize, mut h: ChunkHeader, block_bytes: usize) {
+        h.magic = 0;
+        // SAFETY: `chunk` is still ours until it is freed below.
+        unsafe { write_header(chunk, h) };
+        self.slab_free = self.slab_free.saturating_sub(block_bytes);
+        self.chunks = self.chunks.saturating_sub(1);
+        let (Ok(layout), Some(ptr)) = (
+            Layout::from_size_align(CHUNK, CHUNK),
+            NonNull::new(chunk as *mut u8),
+        ) else {
+            return;
+        };
+        // SAFETY: the chunk came from `allocate_large` with this very layout in
+        // `new_chunk` and is freed once (it was live until now; no block of it is out).
+        unsafe { self.deallocate(ptr, layout) };
     }
 }
 
@@ -218,12 +517,38 @@ struct KernelHeap(Spinlock<Regions>);
 #[global_allocator]
 static HEAP: KernelHeap = KernelHeap(Spinlock::new(Regions::new()));
 
+/// Asked for at least N more bytes when an allocation finds no room; returns what it added.
+static GROW_HOOK: FnSlot<fn(usize) -> usize> = FnSlot::empty();
+
+/// Bytes to ask the grow hook for so that `layout` fits afterwards (a chunk may need twice
+/// its size to find an aligned place; a large block its alignment on top).
+fn growth_for(layout: Layout) -> usize {
+    match class_of(layout) {
+        Some(_) => 2 * CHUNK,
+        None => layout
+            .size()
+            .saturating_add(layout.align())
+            .saturating_add(4096),
+    }
+}
+
 // SAFETY: `alloc` returns memory from a region only this allocator hands out (each region
-// was given to it exclusively), aligned and sized as `layout` asks (linked_list_allocator's
-// first fit does that), or null; `dealloc` returns it to the region it came from. The spin
-// lock serialises every access to the region set.
+// was given to it exclusively), aligned and sized as `layout` asks (first fit does that for
+// large blocks; small blocks are class-sized and class-aligned, see `class_of`), or null;
+// `dealloc` returns it to the chunk or region it came from. The spin lock serialises every
+// access to the region set; it is not held while the grow hook runs.
 unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let first = self.0.lock().allocate(layout);
+        if let Some(p) = first {
+            return p.as_ptr();
+        }
+        let Some(grow) = GROW_HOOK.get() else {
+            return core::ptr::null_mut();
+        };
+        if grow(growth_for(layout)) == 0 {
+            return core::ptr::null_mut();
+        }
         self.0
             .lock()
             .allocate(layout)
@@ -237,7 +562,7 @@ unsafe impl GlobalAlloc for KernelHeap {
         // SAFETY: GlobalAlloc's contract: `ptr` was returned by `alloc` with this layout.
         let freed = unsafe { self.0.lock().deallocate(ptr, layout) };
         if !freed {
-            crate::kprintln!("xsstub: heap: free of {ptr:p} outside every region ignored");
+            crate::kprintln!("xsstub: heap: free of {ptr:p} ({layout:?}) not ours; ignored");
         }
     }
 }
@@ -285,15 +610,37 @@ pub fn add_region(base: usize, len: usize) -> Result<(), HeapError> {
     unsafe { HEAP.0.lock().add(base, len) }
 }
 
+/// Gives `[base, base + len)` to the heap: extends the region that ends at `base` (memory
+/// populated right above the heap's top), else adds a region. Same contract as
+/// [`try_init`].
+pub fn add_memory(base: usize, len: usize) -> Result<(), HeapError> {
+    check_range(base, len)?;
+    // SAFETY: as in `try_init`: above the image, identity mapped, vouched for by the caller.
+    unsafe { HEAP.0.lock().extend_or_add(base, len) }
+}
+
+/// Sets the function the global allocator calls, without its lock held, when an
+/// allocation finds no room: it gets the bytes wanted and returns the bytes it added with
+/// [`add_memory`] (0: none). It must not allocate (an allocation inside would find the
+/// heap still full).
+pub fn set_grow_hook(f: fn(usize) -> usize) {
+    GROW_HOOK.set(f);
+}
+
 /// The regions `(base, len)`, in the order they were added.
 pub fn regions() -> heapless::Vec<(usize, usize), MAX_REGIONS> {
     let regions = HEAP.0.lock();
     regions.ranges().iter().copied().collect()
 }
 
-/// Bytes in use and bytes free, summed over every region.
+/// Bytes in use and bytes free, summed over every region (see the module documentation).
 pub fn stats() -> (usize, usize) {
     HEAP.0.lock().stats()
+}
+
+/// Live slab chunks of the global heap.
+pub fn chunks() -> usize {
+    HEAP.0.lock().chunks()
 }
 
 /// The first region `(base, len)`, `(0, 0)` before [`init`].
@@ -302,15 +649,20 @@ pub fn range() -> (usize, usize) {
     regions.ranges().first().copied().unwrap_or((0, 0))
 }
 
-/// Exercises [`Regions`] on two blocks leaked from the global heap (a self-test): order of
-/// allocation, deallocation into the right region, refusals. Returns what failed.
+/// Leaks a zeroed block of `len` bytes from the global heap and returns a `CHUNK`-aligned
+/// address inside it with `len - CHUNK` bytes after it (for a test's own [`Regions`]).
+fn leaked_block(len: usize) -> usize {
+    let block = alloc::boxed::Box::leak(alloc::vec![0u8; len].into_boxed_slice());
+    (block.as_mut_ptr() as usize).next_multiple_of(CHUNK)
+}
+
+/// Exercises [`Regions`] on blocks leaked from the global heap (a self-test): order of
+/// allocation, deallocation into the right region, refusals, growth by extension, and the
+/// slabs. Returns what failed.
 pub fn self_test() -> Result<(), &'static str> {
     const BLOCK: usize = 64 * 1024;
-    // Two page-aligned blocks the global heap will never see again (leaked).
-    let a = alloc::boxed::Box::leak(alloc::vec![0u8; BLOCK + 4096].into_boxed_slice());
-    let b = alloc::boxed::Box::leak(alloc::vec![0u8; BLOCK + 4096].into_boxed_slice());
-    let page = |s: &mut [u8]| (s.as_mut_ptr() as usize + 4095) & !4095;
-    let (a, b) = (page(a), page(b));
+    // Two blocks the global heap will never see again (leaked).
+    let (a, b) = (leaked_block(BLOCK + CHUNK), leaked_block(BLOCK + CHUNK));
     let mut r = Regions::new();
     // SAFETY: for every `add` below: [a, a + BLOCK) and [b, b + BLOCK) lie inside leaked
     // allocations nobody else references; `r` lives only in this function.
@@ -327,10 +679,10 @@ pub fn self_test() -> Result<(), &'static str> {
     if r.ranges() != [(a, BLOCK), (b, BLOCK)] {
         return Err("ranges");
     }
-    let small = Layout::from_size_align(4096, 8).map_err(|_| "layout")?;
+    let big = Layout::from_size_align(4096, 8).map_err(|_| "layout")?;
     // The first region serves until it is full, then the second.
     let mut got: heapless::Vec<NonNull<u8>, 64> = heapless::Vec::new();
-    while let Some(p) = r.allocate(small) {
+    while let Some(p) = r.allocate(big) {
         if got.push(p).is_err() {
             return Err("more 4 KiB blocks than two 64 KiB regions hold");
         }
@@ -357,8 +709,8 @@ pub fn self_test() -> Result<(), &'static str> {
         return Err("stats: used");
     }
     for p in &got {
-        // SAFETY: each pointer came from `r.allocate(small)` and is freed once.
-        if !unsafe { r.deallocate(*p, small) } {
+        // SAFETY: each pointer came from `r.allocate(big)` and is freed once.
+        if !unsafe { r.deallocate(*p, big) } {
             return Err("a block was not returned to its region");
         }
     }
@@ -367,8 +719,178 @@ pub fn self_test() -> Result<(), &'static str> {
     }
     let outside = NonNull::dangling();
     // SAFETY: `deallocate` finds no region for this pointer and touches nothing.
-    if unsafe { r.deallocate(outside, small) } {
+    if unsafe { r.deallocate(outside, big) } {
         return Err("a pointer outside every region was freed");
+    }
+    extend_test()?;
+    slab_test()
+}
+
+/// Growth: memory right above a region extends it (a block larger than the old region then
+/// fits); memory elsewhere becomes a new region.
+fn extend_test() -> Result<(), &'static str> {
+    const HALF: usize = 64 * 1024;
+    let a = leaked_block(4 * HALF + CHUNK);
+    let mut r = Regions::new();
+    // SAFETY: [a, a + 4 * HALF) lies inside a leaked allocation nobody else references; `r`
+    // lives only in this function.
+    unsafe {
+        r.add(a, HALF).map_err(|_| "region refused")?;
+        r.extend_or_add(a + HALF, HALF)
+            .map_err(|_| "extension refused")?;
+        if r.extend_or_add(a + HALF, HALF) != Err(HeapError::Overlap) {
+            return Err("an extension over the region was accepted");
+        }
+        r.extend_or_add(a + 3 * HALF, HALF)
+            .map_err(|_| "a detached range refused")?;
+    }
+    if r.ranges() != [(a, 2 * HALF), (a + 3 * HALF, HALF)] {
+        return Err("ranges after extension");
+    }
+    if r.stats() != (0, 3 * HALF) {
+        return Err("stats after extension");
+    }
+    let wide = Layout::from_size_align(HALF + HALF / 2, 8).map_err(|_| "layout")?;
+    let p = r.allocate(wide).ok_or("no block across the extension")?;
+    // SAFETY: `p` came from `r.allocate(wide)` and is freed once.
+    if !unsafe { r.deallocate(p, wide) } || r.stats() != (0, 3 * HALF) {
+        return Err("stats after the block across the extension");
+    }
+    Ok(())
+}
+
+/// Layouts the slab test cycles through: sizes around every class, alignments up to 64.
+const SLAB_SIZES: [(usize, usize); 18] = [
+    (1, 1),
+    (8, 8),
+    (17, 1),
+    (24, 8),
+    (20, 16),
+    (40, 8),
+    (48, 16),
+    (64, 64),
+    (100, 4),
+    (128, 8),
+    (200, 8),
+    (256, 32),
+    (300, 8),
+    (512, 64),
+    (700, 4),
+    (1024, 8),
+    (1500, 4),
+    (2048, 64),
+];
+
+/// The slabs: alignment, no overlap (every block keeps its own pattern), chunk release once
+/// a chunk's blocks are all free, figures back to the start, freed memory reusable by any
+/// size, refusal of a block freed with the wrong layout.
+fn slab_test() -> Result<(), &'static str> {
+    const LEN: usize = 512 * 1024;
+    let base = leaked_block(LEN + CHUNK);
+    let mut r = Regions::new();
+    // SAFETY: [base, base + LEN) lies inside a leaked allocation nobody else references; `r`
+    // lives only in this function.
+    unsafe { r.add(base, LEN).map_err(|_| "slab region refused")? };
+    let start = r.stats();
+    let mut live: heapless::Vec<(NonNull<u8>, Layout, u8), 600> = heapless::Vec::new();
+    for i in 0..600usize {
+        let &(size, align) = SLAB_SIZES.get(i % SLAB_SIZES.len()).ok_or("sizes")?;
+        let layout = Layout::from_size_align(size, align).map_err(|_| "layout")?;
+        let p = r.allocate(layout).ok_or("slab allocation failed")?;
+        let addr = p.as_ptr() as usize;
+        if !addr.is_multiple_of(align) || !(base..base + LEN).contains(&addr) {
+            return Err("slab block misaligned or outside its region");
+        }
+        let tag = (i % 251) as u8;
+        // SAFETY: `p` is a fresh block of at least `size` bytes, ours until freed.
+        unsafe { core::ptr::write_bytes(p.as_ptr(), tag, size) };
+        live.push((p, layout, tag)).map_err(|_| "live list")?;
+    }
+    let check = |live: &[(NonNull<u8>, Layout, u8)]| {
+        live.iter().all(|&(p, layout, tag)| {
+            // SAFETY: every listed block is live and was filled with its tag.
+            let bytes = unsafe { core::slice::from_raw_parts(p.as_ptr(), layout.size()) };
+            bytes.iter().all(|&x| x == tag)
+        })
+    };
+    if !check(&live) {
+        return Err("slab blocks overlap");
+    }
+    if r.chunks() < CLASSES.len() || r.stats().0 <= start.0 {
+        return Err("slab chunks or figures after allocating");
+    }
+    // Wrong layout: refused, nothing changes.
+    let &(p0, _, _) = live.first().ok_or("live")?;
+    let wrong = Layout::from_size_align(512, 8).map_err(|_| "layout")?;
+    // SAFETY: deliberately the wrong layout: `deallocate` must detect it and touch nothing.
+    if unsafe { r.deallocate(p0, wrong) } {
+        return Err("a block freed with the wrong class was accepted");
+    }
+    // Free every other block, check the rest, then free the rest backwards.
+    let mut kept: heapless::Vec<(NonNull<u8>, Layout, u8), 600> = heapless::Vec::new();
+    for (i, &(p, layout, tag)) in live.iter().enumerate() {
+        if i % 2 == 0 {
+            // SAFETY: each block came from `r.allocate(layout)` and is freed once.
+            if !unsafe { r.deallocate(p, layout) } {
+                return Err("a slab block was refused");
+            }
+        } else {
+            kept.push((p, layout, tag)).map_err(|_| "kept list")?;
+        }
+    }
+    if !check(&kept) {
+        return Err("freeing blocks damaged their neighbours");
+    }
+    for &(p, layout, _) in kept.iter().rev() {
+        // SAFETY: each block came from `r.allocate(layout)` and is freed once.
+        if !unsafe { r.deallocate(p, layout) } {
+            return Err("a slab block was refused");
+        }
+    }
+    if r.chunks() != 0 || r.stats() != start {
+        return Err("chunks not released or figures not back after freeing everything");
+    }
+    // Fill the region with 40-byte blocks, free them all: the memory serves one big block.
+    let node = Layout::from_size_align(40, 8).map_err(|_| "layout")?;
+    let mut first: Option<NonNull<u8>> = None;
+    let mut n = 0usize;
+    // Too many blocks for a list: chain them through their first words.
+    while let Some(p) = r.allocate(node) {
+        // SAFETY: `p` is a fresh 48-byte block, ours until freed; its first word links to
+        // the previous one.
+        unsafe {
+            core::ptr::write(
+                p.as_ptr() as *mut usize,
+                first.map_or(0, |f| f.as_ptr() as usize),
+            )
+        };
+        first = Some(p);
+        n += 1;
+    }
+    if n < LEN / 2 / 48 {
+        return Err("40-byte blocks did not fill the region");
+    }
+    let mut at = first;
+    while let Some(p) = at {
+        // SAFETY: the chain links blocks allocated above, each freed once after its link is
+        // read.
+        let next = unsafe { core::ptr::read(p.as_ptr() as *const usize) };
+        // SAFETY: as above.
+        if !unsafe { r.deallocate(p, node) } {
+            return Err("a 40-byte block was refused");
+        }
+        at = NonNull::new(next as *mut u8);
+    }
+    if r.chunks() != 0 || r.stats() != start {
+        return Err("figures not back after the 40-byte fill");
+    }
+    let whole = Layout::from_size_align(LEN - 2 * CHUNK, 8).map_err(|_| "layout")?;
+    let p = r
+        .allocate(whole)
+        .ok_or("memory freed by small blocks does not serve a big one")?;
+    // SAFETY: `p` came from `r.allocate(whole)` and is freed once.
+    if !unsafe { r.deallocate(p, whole) } || r.stats() != start {
+        return Err("figures after the big block");
     }
     Ok(())
 }

@@ -4,8 +4,9 @@
 //! pages around the unmapped guard page below the boot stack), a 64 KiB boot stack and long
 //! mode, then calls [`entry`]'s `xs_rust_entry`, which loads the GDT/TSS and the IDT and
 //! hands over to `crate::kmain`. See [`layout`] for the addresses. [`heap`] is the global
-//! allocator (up to four RAM regions); [`handover`] jumps into a new image in place (live
-//! update) through the trampoline of `boot/handover.S`.
+//! allocator (up to sixteen RAM regions, slabs for small blocks, growth through a hook);
+//! [`handover`] jumps into a new image in place (live update) through the trampoline of
+//! `boot/handover.S`.
 
 pub mod cpu;
 pub mod debugcon;

@@ -36,7 +36,7 @@ macro_rules! fn_pointer {
     )*};
 }
 
-fn_pointer!(fn(), fn(bool) -> !, fn(&[u8]));
+fn_pointer!(fn(), fn(bool) -> !, fn(&[u8]), fn(usize) -> usize);
 
 /// One optional function pointer of type `F`.
 pub struct FnSlot<F: FnPointer> {

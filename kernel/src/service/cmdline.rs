@@ -10,6 +10,9 @@ pub struct Options {
     pub dom0_port: Option<u32>,
     /// Log every request and reply (`--trace`).
     pub trace: bool,
+    /// Log the type of every frame of the memory map at boot (`--memscan`; acted on by
+    /// `memory::init_heap`, before the command line is parsed).
+    pub memscan: bool,
     /// Tokens we did not understand (logged, not fatal: `--param` passes free text).
     pub ignored: Vec<String>,
 }
@@ -45,6 +48,7 @@ pub fn parse(cmdline: &str) -> Result<Options, CmdlineError> {
                 opts.dom0_port = Some(port);
             }
             "--trace" => opts.trace = true,
+            "--memscan" => opts.memscan = true,
             other => opts.ignored.push(String::from(other)),
         }
     }

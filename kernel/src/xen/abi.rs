@@ -37,6 +37,10 @@ const _: () = assert!(core::mem::size_of::<HvmParam>() == 16);
 
 /// `XENMEM_current_reservation`.
 pub const XENMEM_CURRENT_RESERVATION: u64 = 3;
+/// `XENMEM_maximum_reservation`.
+pub const XENMEM_MAXIMUM_RESERVATION: u64 = 4;
+/// `XENMEM_populate_physmap`.
+pub const XENMEM_POPULATE_PHYSMAP: u64 = 6;
 /// `XENMEM_add_to_physmap`.
 pub const XENMEM_ADD_TO_PHYSMAP: u64 = 7;
 /// `XENMEM_memory_map`.
@@ -62,6 +66,52 @@ pub struct AddToPhysmap {
     pub gpfn: u64,
 }
 const _: () = assert!(core::mem::size_of::<AddToPhysmap>() == 24);
+
+/// `struct xen_memory_reservation` (for `XENMEM_populate_physmap`), x86-64 layout:
+/// `extent_start` 0, `nr_extents` 8, `extent_order` 16, `mem_flags` 20, `domid` 24, size 32.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MemoryReservation {
+    /// Guest handle of a `xen_pfn_t` array: for a translated guest, in: the GFN of each
+    /// extent to populate.
+    pub extent_start: u64,
+    /// Number of extents in the array.
+    pub nr_extents: u64,
+    /// Each extent is `1 << extent_order` pages (and aligned to that many).
+    pub extent_order: u32,
+    /// `XENMEMF_*` flags; bits 0-7 are the address width limit (0: none).
+    pub mem_flags: u32,
+    /// The domain (`DOMID_SELF`).
+    pub domid: u16,
+}
+const _: () = assert!(core::mem::size_of::<MemoryReservation>() == 32);
+const _: () = assert!(core::mem::offset_of!(MemoryReservation, extent_order) == 16);
+const _: () = assert!(core::mem::offset_of!(MemoryReservation, mem_flags) == 20);
+const _: () = assert!(core::mem::offset_of!(MemoryReservation, domid) == 24);
+
+/// `HVMOP_get_mem_type`.
+pub const HVMOP_GET_MEM_TYPE: u64 = 15;
+/// `HVMMEM_ram_rw`: ordinary RAM.
+pub const HVMMEM_RAM_RW: u16 = 0;
+/// `HVMMEM_ram_ro`: read-only RAM.
+pub const HVMMEM_RAM_RO: u16 = 1;
+/// `HVMMEM_mmio_dm`: not RAM (what Xen answers for an unpopulated frame too).
+pub const HVMMEM_MMIO_DM: u16 = 2;
+
+/// `struct xen_hvm_get_mem_type`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HvmGetMemType {
+    /// Domain (`DOMID_SELF`).
+    pub domid: u16,
+    /// Out: `HVMMEM_*`.
+    pub mem_type: u16,
+    /// Padding.
+    pub pad: [u16; 2],
+    /// In: the frame asked about.
+    pub pfn: u64,
+}
+const _: () = assert!(core::mem::size_of::<HvmGetMemType>() == 16);
 
 /// `struct xen_memory_map` (for `XENMEM_memory_map`).
 #[repr(C)]

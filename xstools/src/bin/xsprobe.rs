@@ -46,7 +46,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Create COUNT nodes PREFIX/<i> = v<i>, pipelined; prints `created=N ms=T`.
+    /// Create COUNT nodes PREFIX/<i> = v<i> (padded to --value-size), pipelined; prints
+    /// `created=N ms=T`.
     ///
     /// Nodes with i % 3 == 0 get the permissions `n0 r1`, the others with i % 5 == 0 get
     /// `w2 b3`, the rest keep the inherited ones. Every reply is checked; any failure
@@ -61,6 +62,9 @@ enum Cmd {
         /// Most requests in flight at once.
         #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
         window: u32,
+        /// Pad every value to this many bytes (`v<i>` then `.`s; 0: just `v<i>`).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=2048))]
+        value_size: u32,
     },
     /// READ PATH back to back; prints `requests=N max_gap_us=G p99_gap_us=P errors=E`.
     ///
@@ -191,7 +195,8 @@ fn main() -> ExitCode {
             prefix,
             count,
             window,
-        } => fill(&endpoint, &prefix, count, window),
+            value_size,
+        } => fill(&endpoint, &prefix, count, window, value_size as usize),
         Cmd::Loop {
             path,
             duration_ms,
@@ -276,7 +281,22 @@ fn fill_perms(i: u32) -> Option<[&'static str; 2]> {
     }
 }
 
-fn fill(endpoint: &Endpoint, prefix: &str, count: u32, window: u32) -> Result<(), Failure> {
+/// The value `fill` writes to node `i`: `v<i>`, padded with `.` to `size` bytes.
+fn fill_value(i: u32, size: usize) -> Vec<u8> {
+    let mut v = format!("v{i}").into_bytes();
+    if v.len() < size {
+        v.resize(size, b'.');
+    }
+    v
+}
+
+fn fill(
+    endpoint: &Endpoint,
+    prefix: &str,
+    count: u32,
+    window: u32,
+    value_size: usize,
+) -> Result<(), Failure> {
     if !prefix.starts_with('/') {
         return Err(format!(
             "fill: --prefix must be an absolute path, not {prefix:?}"
@@ -290,7 +310,7 @@ fn fill(endpoint: &Endpoint, prefix: &str, count: u32, window: u32) -> Result<()
     for i in 0..count {
         let path = format!("{prefix}/{i}");
         let mut write = payload0(&[path.as_bytes()]);
-        write.extend_from_slice(format!("v{i}").as_bytes());
+        write.extend_from_slice(&fill_value(i, value_size));
         requests.push((MsgType::Write, i, write));
         if let Some(perms) = fill_perms(i) {
             let mut parts: Vec<&[u8]> = vec![path.as_bytes()];
@@ -742,6 +762,13 @@ mod tests {
         assert_eq!(percentile(&v, 100), 100);
         let v: Vec<u64> = (1..=1000).collect();
         assert_eq!(percentile(&v, 99), 990);
+    }
+
+    #[test]
+    fn fill_values() {
+        assert_eq!(fill_value(7, 0), b"v7");
+        assert_eq!(fill_value(7, 2), b"v7");
+        assert_eq!(fill_value(12, 6), b"v12...");
     }
 
     #[test]

@@ -203,16 +203,22 @@ fn overlay(boot: &Boot, guest: &Path) -> Result<Vec<Item>, String> {
             items.push(Item::Copy(name.into(), path, Some(mode)));
         }
     }
-    let config =
-        format!(
+    let config = format!(
         "export XSLAB_STORE={}\nexport XSLAB_SCENARIOS='{}'\nexport XSLAB_SCENARIO_TIMEOUT={}\n{}",
         boot.store.name(),
         boot.scenarios.join(" "),
         boot.scenario_timeout.as_secs(),
-        ["XSLAB_CYCLES", "XSLAB_STUB_MEMORY", "XSLAB_STUB_PARAM", "XSLAB_BENCH_NODES"]
-            .iter()
-            .filter_map(|k| std::env::var(k).ok().map(|v| format!("export {k}={v}\n")))
-            .collect::<String>(),
+        [
+            "XSLAB_CYCLES",
+            "XSLAB_STUB_MEMORY",
+            "XSLAB_STUB_MAXMEM",
+            "XSLAB_STUB_PARAM",
+            "XSLAB_BENCH_NODES",
+            "XSLAB_GROW_NODES",
+        ]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| format!("export {k}={v}\n")))
+        .collect::<String>(),
     );
     items.push(Item::Data(
         "xslab/config".into(),
