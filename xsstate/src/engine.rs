@@ -387,6 +387,39 @@ impl Engine {
             .reached(QuotaKind::Outstanding, c.replies_queued)
     }
 
+    /// Logs why a connection's input waits (the write rate or the outstanding-requests quota).
+    fn note_held_back(&mut self, id: ConnId) {
+        let Some(c) = self.conns.get(&id) else {
+            return;
+        };
+        if c.faulted.is_some() || c.domid == self.config.priv_domid {
+            return;
+        }
+        let (domid, queued) = (c.domid, c.replies_queued);
+        let quotas = self.quotas_for(domid);
+        if quotas.reached(QuotaKind::Outstanding, queued) {
+            self.limit_hit(
+                domid,
+                Limit::Quota(QuotaKind::Outstanding),
+                alloc::format!(
+                    "{queued} replies unread; its requests wait (quota {})",
+                    quotas.get(QuotaKind::Outstanding)
+                ),
+            );
+        } else {
+            let rate = self.config.write_rate;
+            self.limit_hit(
+                domid,
+                Limit::WriteRate,
+                alloc::format!(
+                    "write budget used up; its requests wait ({} writes/s, burst {})",
+                    rate.per_s,
+                    rate.burst
+                ),
+            );
+        }
+    }
+
     /// The earliest engine time at which something held back becomes possible again (a
     /// rate-limited domain may write, a watch event expires); the shell sleeps until then.
     pub fn next_wakeup_ms(&self) -> Option<u64> {
@@ -412,6 +445,7 @@ impl Engine {
         let mut used = 0usize;
         while used < bytes.len() {
             if !self.can_receive(id) {
+                self.note_held_back(id);
                 break;
             }
             let Some(c) = self.conns.get_mut(&id) else {

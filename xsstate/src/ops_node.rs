@@ -84,7 +84,11 @@ impl Engine {
         view.extra_memory = extra;
         let r = f(&mut view);
         let events = core::mem::take(&mut view.events);
+        let hit = view.hit.take();
         drop(view);
+        if let Some((limit, detail)) = hit {
+            self.limit_hit(who.domid, limit, detail);
+        }
         if !events.is_empty() {
             self.fire(&events);
         }
@@ -332,6 +336,15 @@ impl Engine {
         }
         let quotas = self.quotas_for(who.domid);
         if !who.privileged && quotas.exceeded(QuotaKind::Permissions, items.len()) {
+            self.limit_hit(
+                who.domid,
+                crate::budget::Limit::Quota(QuotaKind::Permissions),
+                alloc::format!(
+                    "{} permissions asked; quota {}",
+                    items.len(),
+                    quotas.get(QuotaKind::Permissions)
+                ),
+            );
             return Err(XsError::Enospc);
         }
         let perms = Perms::parse_list(items.iter().copied())?;
@@ -421,7 +434,7 @@ impl Engine {
 /// `path_len` bytes getting a value of `value_len` bytes (it had `old_value_len`).
 #[allow(clippy::too_many_arguments)]
 fn check_node_quotas(
-    v: &View<'_>,
+    v: &mut View<'_>,
     who: &Requester,
     quotas: &Quotas,
     path_len: usize,
@@ -433,20 +446,45 @@ fn check_node_quotas(
     if who.privileged {
         return Ok(());
     }
-    if quotas.exceeded(
-        QuotaKind::NodeSize,
-        node_size(value_len, children_bytes, n_perms),
-    ) {
-        return Err(XsError::Enospc);
+    let size = node_size(value_len, children_bytes, n_perms);
+    if quotas.exceeded(QuotaKind::NodeSize, size) {
+        return Err(refused(
+            v,
+            QuotaKind::NodeSize,
+            quotas,
+            alloc::format!("a node of {size} bytes"),
+            XsError::Enospc,
+        ));
     }
     let used = v.store.usage(who.domid).memory + v.extra_memory;
     let old = cost_of(path_len, old_value_len, n_perms, children_bytes);
     let new = cost_of(path_len, value_len, n_perms, children_bytes);
     let after = used.saturating_sub(old).saturating_add(new);
     if after > used && quotas.exceeded(QuotaKind::Memory, after) {
-        return Err(XsError::Enomem);
+        return Err(refused(
+            v,
+            QuotaKind::Memory,
+            quotas,
+            alloc::format!("holds {used} bytes, the write would make it {after}"),
+            XsError::Enomem,
+        ));
     }
     Ok(())
+}
+
+/// Records a quota refusal for the log and returns its error.
+fn refused(
+    v: &mut View<'_>,
+    kind: QuotaKind,
+    quotas: &Quotas,
+    detail: String,
+    e: XsError,
+) -> XsError {
+    v.hit = Some((
+        crate::budget::Limit::Quota(kind),
+        alloc::format!("{detail}; quota {}", quotas.get(kind)),
+    ));
+    e
 }
 
 /// Creates `name` and any missing parents. New nodes inherit their parent's permissions;
@@ -475,7 +513,13 @@ fn create_node(
         perms.set_owner(who.domid);
         let owned = v.store.usage(who.domid).nodes;
         if quotas.exceeded(QuotaKind::Nodes, owned.saturating_add(missing.len())) {
-            return Err(XsError::Enospc);
+            return Err(refused(
+                v,
+                QuotaKind::Nodes,
+                quotas,
+                alloc::format!("owns {owned} nodes, {} more asked", missing.len()),
+                XsError::Enospc,
+            ));
         }
         let n_perms = perms.entries().len();
         // The existing parent's children list grows: it must stay within the node size.
@@ -487,7 +531,13 @@ fn create_node(
             parent.perms().entries().len(),
         );
         if quotas.exceeded(QuotaKind::NodeSize, parent_size) {
-            return Err(XsError::Enospc);
+            return Err(refused(
+                v,
+                QuotaKind::NodeSize,
+                quotas,
+                alloc::format!("the parent's node would grow to {parent_size} bytes"),
+                XsError::Enospc,
+            ));
         }
         check_node_quotas(v, who, quotas, name.len(), value.len(), n_perms, 0, 0)?;
         let extra: usize = missing
@@ -496,12 +546,17 @@ fn create_node(
             .map(|p| cost_of(p.len(), 0, n_perms, 0))
             .sum();
         let used = v.store.usage(who.domid).memory + v.extra_memory;
-        if quotas.exceeded(
-            QuotaKind::Memory,
-            used.saturating_add(cost_of(name.len(), value.len(), n_perms, 0))
-                .saturating_add(extra),
-        ) {
-            return Err(XsError::Enomem);
+        let after = used
+            .saturating_add(cost_of(name.len(), value.len(), n_perms, 0))
+            .saturating_add(extra);
+        if quotas.exceeded(QuotaKind::Memory, after) {
+            return Err(refused(
+                v,
+                QuotaKind::Memory,
+                quotas,
+                alloc::format!("holds {used} bytes, the write would make it {after}"),
+                XsError::Enomem,
+            ));
         }
     }
     v.reserve(missing.len())?;

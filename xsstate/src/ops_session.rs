@@ -54,6 +54,12 @@ impl Engine {
             return Err(XsError::Eexist);
         }
         if !who.privileged && quotas.reached(QuotaKind::Watches, c.watches.len()) {
+            let n = c.watches.len();
+            self.limit_hit(
+                who.domid,
+                crate::budget::Limit::Quota(QuotaKind::Watches),
+                alloc::format!("{n} watches; quota {}", quotas.get(QuotaKind::Watches)),
+            );
             return Err(XsError::E2big);
         }
         // The first event fires at once, after the reply, reporting the path as given.
@@ -106,6 +112,15 @@ impl Engine {
             return Err(XsError::Eio);
         };
         if !who.privileged && quotas.reached(QuotaKind::Transactions, c.transactions.len()) {
+            let n = c.transactions.len();
+            self.limit_hit(
+                who.domid,
+                crate::budget::Limit::Quota(QuotaKind::Transactions),
+                alloc::format!(
+                    "{n} transactions open; quota {}",
+                    quotas.get(QuotaKind::Transactions)
+                ),
+            );
             return Err(XsError::Enospc);
         }
         // The smallest id not in use: ids are opaque to clients, and a restored engine
@@ -144,15 +159,27 @@ impl Engine {
             return Err(XsError::Eagain);
         }
         if !who.privileged {
-            self.check_commit_quotas(&txn)?;
+            if let Err((domid, kind, detail, e)) = self.check_commit_quotas(&txn) {
+                let q = self.quotas_for(domid).get(kind);
+                self.limit_hit(
+                    domid,
+                    crate::budget::Limit::Quota(kind),
+                    alloc::format!("{detail}; quota {q}"),
+                );
+                return Err(e);
+            }
         }
         let events = txn.apply(&mut self.store)?;
         self.fire(&events);
         ok()
     }
 
-    /// Node and memory quotas of every domain whose ownership a commit changes.
-    fn check_commit_quotas(&self, txn: &Transaction) -> Result<(), XsError> {
+    /// Node and memory quotas of every domain whose ownership a commit changes; a refusal
+    /// names the domain, the quota and why.
+    fn check_commit_quotas(
+        &self,
+        txn: &Transaction,
+    ) -> Result<(), (DomId, QuotaKind, alloc::string::String, XsError)> {
         let mut delta: BTreeMap<DomId, (isize, isize)> = BTreeMap::new();
         for (p, change) in &txn.changes {
             let old = self.store.get(p);
@@ -182,10 +209,20 @@ impl Engine {
             let n = usage.nodes.saturating_add_signed(nodes);
             let m = usage.memory.saturating_add_signed(mem);
             if nodes > 0 && quotas.exceeded(QuotaKind::Nodes, n) {
-                return Err(XsError::Enospc);
+                return Err((
+                    domid,
+                    QuotaKind::Nodes,
+                    alloc::format!("the commit would make it own {n} nodes"),
+                    XsError::Enospc,
+                ));
             }
             if mem > 0 && quotas.exceeded(QuotaKind::Memory, m) {
-                return Err(XsError::Enomem);
+                return Err((
+                    domid,
+                    QuotaKind::Memory,
+                    alloc::format!("the commit would make it hold {m} bytes"),
+                    XsError::Enomem,
+                ));
             }
         }
         Ok(())

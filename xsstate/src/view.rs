@@ -5,6 +5,7 @@ use alloc::collections::BTreeSet;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use crate::budget::Limit;
 use crate::error::XsError;
 use crate::path;
 use crate::perms::Perms;
@@ -25,6 +26,29 @@ pub(crate) struct View<'a> {
     /// Bytes the requesting domain holds beyond its nodes (transactions, watches, queued
     /// output), counted against its memory quota.
     pub(crate) extra_memory: usize,
+    /// The limit a refusal ran into, for the operator's log.
+    pub(crate) hit: Option<(Limit, String)>,
+}
+
+/// [`Transaction::note`], recording the `transaction-nodes` limit when it refuses.
+fn note(
+    t: &mut Transaction,
+    store: &Store,
+    path: &str,
+    written: bool,
+    max: u32,
+    hit: &mut Option<(Limit, String)>,
+) -> Result<(), XsError> {
+    t.note(store, path, written, max).inspect_err(|_| {
+        *hit = Some((
+            Limit::Quota(crate::quota::QuotaKind::TransactionNodes),
+            alloc::format!(
+                "transaction {} accessed {} nodes, quota {max}",
+                t.id.0,
+                t.accessed.len()
+            ),
+        ));
+    })
 }
 
 impl<'a> View<'a> {
@@ -41,6 +65,7 @@ impl<'a> View<'a> {
             events: Vec::new(),
             watched: None,
             extra_memory: 0,
+            hit: None,
         }
     }
 
@@ -60,7 +85,14 @@ impl<'a> View<'a> {
     /// Records a read of `path` in a transaction (`ENOSPC` past its node quota).
     pub(crate) fn note_read(&mut self, path: &str) -> Result<(), XsError> {
         if let Some(t) = self.txn.as_deref_mut() {
-            t.note(self.store, path, false, self.max_txn_nodes)?;
+            note(
+                t,
+                self.store,
+                path,
+                false,
+                self.max_txn_nodes,
+                &mut self.hit,
+            )?;
         }
         Ok(())
     }
@@ -149,7 +181,7 @@ impl<'a> View<'a> {
     ) -> Result<(), XsError> {
         match self.txn.as_deref_mut() {
             Some(t) => {
-                t.note(self.store, path, true, self.max_txn_nodes)?;
+                note(t, self.store, path, true, self.max_txn_nodes, &mut self.hit)?;
                 let mut node = match t.view(self.store, path) {
                     Some(NodeView::Tx(n)) => n.clone(),
                     Some(NodeView::Stored(n)) => TxNode::of(n),
@@ -181,7 +213,7 @@ impl<'a> View<'a> {
         let parent = path::parent(path);
         match self.txn.as_deref_mut() {
             Some(t) => {
-                t.note(self.store, path, true, self.max_txn_nodes)?;
+                note(t, self.store, path, true, self.max_txn_nodes, &mut self.hit)?;
                 t.note_created(path);
                 t.change(
                     String::from(path),
@@ -206,7 +238,14 @@ impl<'a> View<'a> {
         let Some(t) = self.txn.as_deref_mut() else {
             return Ok(());
         };
-        t.note(self.store, parent, true, self.max_txn_nodes)?;
+        note(
+            t,
+            self.store,
+            parent,
+            true,
+            self.max_txn_nodes,
+            &mut self.hit,
+        )?;
         if matches!(t.changes.get(parent), Some(Some(_))) {
             return Ok(());
         }
@@ -249,7 +288,7 @@ impl<'a> View<'a> {
                         return Err(XsError::Eio);
                     };
                     let old = t.view(self.store, &p).map(|n| n.perms().clone());
-                    t.note(self.store, &p, true, self.max_txn_nodes)?;
+                    note(t, self.store, &p, true, self.max_txn_nodes, &mut self.hit)?;
                     let exact = p != root;
                     t.change(p.clone(), None);
                     t.queue_event(PendingEvent {

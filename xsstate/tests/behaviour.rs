@@ -952,3 +952,51 @@ fn event_queue_is_bounded() {
     h.write(c, "/local/domain/5/k0", b"again");
     assert_eq!(h.events(g), vec![("/local/domain/5/k0".into(), "t".into())]);
 }
+
+#[test]
+fn limits_hit_are_logged_once_per_domain_and_limit() {
+    let mut h = Harness::new();
+    let c = h.dom0();
+    let g = h.guest(c, 5);
+    h.home(c, 5);
+    h.engine.take_effects();
+    for _ in 0..10 {
+        h.start(g);
+    }
+    let logs = |h: &mut Harness| -> Vec<String> {
+        h.engine
+            .take_effects()
+            .into_iter()
+            .filter_map(|f| match f {
+                Effect::Log(l) => Some(l),
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(logs(&mut h).is_empty());
+    assert_eq!(
+        h.call(g, MsgType::TransactionStart, TxId(0), b"\0"),
+        e(XsError::Enospc)
+    );
+    let l = logs(&mut h);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert!(
+        l[0].starts_with("domain 5: limit transactions hit: 10 transactions open; quota 10"),
+        "{l:?}"
+    );
+    // Rate-limited: the next refusals within 10 s are counted, not logged.
+    for _ in 0..5 {
+        h.call(g, MsgType::TransactionStart, TxId(0), b"\0");
+    }
+    assert!(logs(&mut h).is_empty());
+    // Another limit of the same domain is logged.
+    assert_eq!(h.write(g, "big", &vec![b'x'; 3000]), e(XsError::Enospc));
+    let l = logs(&mut h);
+    assert!(l.iter().any(|x| x.contains("limit node-size hit")), "{l:?}");
+    // memreport counts the hits.
+    let Got::Ok(report) = h.args(c, MsgType::Control, &["memreport"]) else {
+        panic!()
+    };
+    let report = String::from_utf8(report).unwrap();
+    assert!(report.contains("transactions 6;"), "{report}");
+}
