@@ -400,7 +400,21 @@ impl Stub {
                 compatible(&p, force)
             });
         let text = match decision {
-            liveupdate::Decision::Reply(t) => t,
+            liveupdate::Decision::Reply(t) => {
+                if t == "BUSY" {
+                    let open: alloc::vec::Vec<String> = self
+                        .engine
+                        .domains_with_transactions()
+                        .iter()
+                        .map(|d| alloc::format!("{}", d.0))
+                        .collect();
+                    kprintln!(
+                        "xsstub: live-update: BUSY: transactions open by domain(s) {}",
+                        open.join(", ")
+                    );
+                }
+                t
+            }
             liveupdate::Decision::Go => {
                 let err = self.hand_over(conn, req_id, tx_id);
                 kprintln!("xsstub: {err}");

@@ -13,12 +13,16 @@ bg $P txn-hold --path /luq/t/x --value 1 --ready-file /tmp/lq-ready --go-file /t
     --timeout-s 120
 TXN=$BG
 wait_until 20 test -e /tmp/lq-ready || fail "the transaction did not start"
+busy0=$(timeout 10 xl dmesg | grep -ac "live-update: BUSY: transactions open by domain(s) 0")
 t0=$(now)
 runq xenstore-control live-update -t 3 /xslab/xsstub-b
 log "refused after $(since "$t0") s (exit $RC): $(echo "$OUT" | tr '\n' ' ')"
 [ "$RC" -ne 0 ] || fail "the update ran with a transaction open"
 echo "$OUT" | grep -q "transactions still open by domain(s) 0" ||
     fail "the error does not name the domain: $OUT"
+busy1=$(timeout 10 xl dmesg | grep -ac "live-update: BUSY: transactions open by domain(s) 0")
+[ "$busy1" -gt "$busy0" ] || fail "the stub never answered BUSY while the transaction was open"
+log "ok BUSY answered $((busy1 - busy0)) times before the refusal"
 used1=$(heap_used)
 log "heap used: $used0 before, $used1 after the abort"
 [ "$used1" -le $((used0 + 16384)) ] || fail "the aborted image was not freed: $used0 -> $used1"
@@ -28,4 +32,4 @@ touch /tmp/lq-go
 wait "$TXN" || fail "the transaction did not commit after the refused update"
 expect_eq committed 1 xenstore-read /luq/t/x
 check rm xenstore-rm /luq
-pass "heap=$used0->$used1"
+pass "busy=$((busy1 - busy0)) refused=named-domain-0 heap=$used0->$used1"

@@ -8,10 +8,15 @@ runq xenstore-control version
 before=$OUT
 head -c 200000 /xslab/xsstub > /tmp/lr-truncated
 dd if=/dev/urandom of=/tmp/lr-junk bs=1024 count=64 2>/dev/null
-for f in /tmp/lr-truncated /bin/busybox /tmp/lr-junk; do
+# Each file with the reason its refusal must give (from xsstate::pvh's errors).
+for case in "/tmp/lr-truncated:does not fit in the" "/bin/busybox:not a PVH image" \
+    "/tmp/lr-junk:unsupported ELF header"; do
+    f=${case%%:*}
+    why=${case#*:}
     runq xenstore-control live-update "$f"
     [ "$RC" -ne 0 ] || fail "$f was accepted"
-    echo "$OUT" | grep -qi "refused\|image" || fail "$f: unclear error: $OUT"
+    echo "$OUT" | grep -q "image refused" || fail "$f: not refused as an image: $OUT"
+    echo "$OUT" | grep -q "$why" || fail "$f: the reason is not '$why': $OUT"
     log "ok $f refused (exit $RC): $(echo "$OUT" | tr '\n' ' ' | head -c 200)"
     expect_eq "read-after-$(basename $f)" 1 xenstore-read /lurefuse/a
 done

@@ -18,7 +18,7 @@ commands:
   bench   engine and socket figures, then live-update downtime in the Xen lab
           (--no-lab: host figures only; --nodes N: one lab run with N nodes)
   fuzz    run every fuzz target time-boxed (FUZZ_SECONDS per target, default 60)
-  smoke   build the image and boot it on bare QEMU: its self-tests must pass
+  smoke   build the self-test flavour and boot it on bare QEMU: its self-tests must pass
   lab     Xen 4.17 in QEMU: qemu-tests scenarios against C xenstored or the stub domain
           (cargo xtask lab --help)
 ";
@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(args.get(1..).unwrap_or(&[])),
         Some("fuzz") => fuzz::run(args.get(1..).unwrap_or(&[])),
         Some("lab") => lab::run(args.get(1..).unwrap_or(&[])),
-        Some("smoke") => util::build().and_then(|image| smoke::run(&image)),
+        Some("smoke") => util::build_selftest().and_then(|image| smoke::run(&image)),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{USAGE}");
             Ok(())

@@ -30,6 +30,8 @@ pub struct LiveUpdate {
     cmdline: Option<String>,
     /// Engine time of the first `-s`, while quiescing.
     quiesce_since_ms: Option<u64>,
+    /// `-s` requests answered `BUSY` so far.
+    busy_replies: u32,
 }
 
 impl LiveUpdate {
@@ -129,18 +131,24 @@ impl LiveUpdate {
                 if open.is_empty() {
                     return Decision::Go;
                 }
-                // The stock client re-sends `-s` once a second and gives up after `-t` seconds,
-                // so its last `-s` comes about a second before that: decide by then, or it
-                // would only ever see BUSY.
+                // The stock client re-sends `-s` about once a second while it counts whole
+                // seconds up to `-t`: its last `-s` comes before that, and under load it sends
+                // fewer. Decide on the `-t - 1`th `-s`, or half a second before `-t - 1`
+                // seconds passed, whichever comes first, or it would only ever see BUSY.
                 let waited_ms = now_ms.saturating_sub(since);
-                let deadline_ms = u64::from(timeout_s.saturating_sub(1)).saturating_mul(1000);
-                if waited_ms < deadline_ms {
+                let deadline_ms = u64::from(timeout_s.saturating_sub(1))
+                    .saturating_mul(1000)
+                    .saturating_sub(500);
+                let last_try = self.busy_replies.saturating_add(2) >= timeout_s;
+                if waited_ms < deadline_ms && !last_try {
+                    self.busy_replies += 1;
                     return reply(String::from("BUSY"));
                 }
                 if force {
                     return Decision::Go;
                 }
                 self.quiesce_since_ms = None;
+                self.busy_replies = 0;
                 engine.hold_transactions(false);
                 let names: Vec<String> = open.iter().map(|d| format!("{}", d.0)).collect();
                 reply(format!(
