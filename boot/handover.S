@@ -5,7 +5,12 @@
  * mode, interrupts disabled, with
  *     %rdi = destination (physical), %rsi = source (physical), %rcx = byte count,
  *     %edx = 32-bit PVH entry point, %r8d = physical address of the new hvm_start_info,
- * every address below 4 GiB. The code is position independent (RIP-relative in 64-bit
+ *     %r9 = page tables identity-mapping the first GiB, in low memory (0: none),
+ *     %r10 = bytes to zero after the copied ones (the image's .bss),
+ * every address below 4 GiB. With page tables (and everything the copy touches in the first
+ * GiB, which `jump` checked), the copy and the zeroing run in long mode eight bytes at a
+ * time on those tables (the old image's own, in its .bss, are being overwritten); without,
+ * in 32-bit mode with paging off, a byte at a time. The code is position independent (RIP-relative in 64-bit
  * mode, relative jumps only in 32-bit mode) and carries its own GDT, IDT pointer and stack,
  * so nothing of the old image is used once it runs.
  *
@@ -48,6 +53,35 @@ xs_handover_tramp_start:
     /* Arguments that must survive into 32-bit mode, in registers it can see. */
     movl %edx, %ebp
     movl %r8d, %ebx
+    /* The zeroing length for the 32-bit part, in the stamps' area (0xffd8). */
+    movq %r10, 0xffd8
+    testq %r9, %r9
+    jz 1f
+    /* Long-mode copy on the low tables: stamp, copy, zero, stamp; nothing left for later. */
+    movq %r9, %cr3
+    movq %rcx, %r11
+    rdtsc
+    movl %eax, 0xffc0
+    movl %edx, 0xffc4
+    movq %r11, %rcx
+    shrq $3, %rcx
+    rep movsq
+    movq %r11, %rcx
+    andq $7, %rcx
+    rep movsb
+    xorl %eax, %eax
+    movq %r10, %rcx
+    shrq $3, %rcx
+    rep stosq
+    movq %r10, %rcx
+    andq $7, %rcx
+    rep stosb
+    rdtsc
+    movl %eax, 0xffc8
+    movl %edx, 0xffcc
+    xorl %ecx, %ecx
+    movq %rcx, 0xffd8
+1:
     leaq tramp_compat(%rip), %rax
     pushq $TRAMP_CS32
     pushq %rax
@@ -79,18 +113,25 @@ tramp_compat:
     movl %eax, %cr0
     movl $TRAMP_TSS32, %eax
     ltr %ax
-    /* TSC stamps around the copy, in the last bytes of the hand-over area (STAMPS_AT =
-       0xffc0: copy start, 0xffc8: copy end; the new image's entry writes 0xffd0). */
+    /* Nothing copied yet (no long-mode copy): TSC stamps around the copy, in the last bytes
+       of the hand-over area (STAMPS_AT = 0xffc0: copy start, 0xffc8: copy end; the new
+       image's entry writes 0xffd0), then the copy, %esi -> %edi, %ecx bytes, forwards
+       (DF = 0), and the zeroing of the 0xffd8 bytes after it. */
+    testl %ecx, %ecx
+    jz 2f
     pushl %ecx
     rdtsc
     movl %eax, 0xffc0
     movl %edx, 0xffc4
     popl %ecx
-    /* The copy: %esi -> %edi, %ecx bytes, forwards (DF = 0). */
     rep movsb
+    movl 0xffd8, %ecx
+    xorl %eax, %eax
+    rep stosb
     rdtsc
     movl %eax, 0xffc8
     movl %edx, 0xffcc
+2:
     pushl $2
     popfl
     pushl %ebp

@@ -55,10 +55,22 @@ pub fn take_deferred() -> heapless::Vec<u8, DEFERRED_MAX> {
     out
 }
 
-/// Stops deferring and writes what was kept.
+/// Stops deferring and writes what was kept (in place: nothing of the buffer's size goes on
+/// the stack, so a rollback or a panic can call it on a short stack).
 pub fn flush_deferred() {
-    let kept = take_deferred();
-    write_bytes(&kept);
+    let Some(mut d) = DEFERRED.try_lock() else {
+        return;
+    };
+    d.on = false;
+    // `write_bytes` finds the lock held and writes straight to the outputs.
+    write_bytes(&d.buf);
+    d.buf.clear();
+    if d.dropped > 0 {
+        let mut note: heapless::String<64> = heapless::String::new();
+        let _ = writeln!(note, "[{} bytes of output dropped]", d.dropped);
+        write_bytes(note.as_bytes());
+        d.dropped = 0;
+    }
 }
 
 /// Registers a second output that receives every byte the console writes. It may be called

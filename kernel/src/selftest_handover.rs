@@ -197,6 +197,7 @@ fn prepare_and_jump(si: &startinfo::StartInfo) -> NoJump {
         cmdline: module_cmdline.as_bytes(),
     }];
     let h = Handover {
+        zero_len: 0,
         blob: &blob,
         dest_paddr: image.load_lo,
         entry32: image.entry32,
@@ -301,6 +302,7 @@ pub fn check_refusals() -> Result<(), String> {
     };
     let good_modules = [module(state.as_ptr() as u64, 4096)];
     let good = Handover {
+        zero_len: 0,
         blob: &blob,
         dest_paddr: dest,
         entry32: dest as u32 + 16,
@@ -418,6 +420,7 @@ pub fn check_refusals() -> Result<(), String> {
     }
     // The destination above the source (overlapping) is fine: the copy runs forwards.
     let over = Handover {
+        zero_len: 0,
         dest_paddr: blob_at - 4096,
         entry32: (blob_at - 4096) as u32,
         modules: &[],

@@ -64,25 +64,46 @@ pub fn run(start_info_paddr: u64, rust_tsc: u64) -> ! {
     match start(start_info_paddr, rust_tsc) {
         Ok(mut stub) => stub.serve(),
         Err(e) => {
-            kprintln!("xsstub: cannot start: {e}");
+            // After a live update, a way back may be armed; otherwise stop loudly.
+            let reason = alloc::format!("cannot start: {e}");
+            if inherit::armed() {
+                inherit::fail(&reason)
+            }
+            crate::console::flush_deferred();
+            kprintln!("xsstub: {reason}");
             xen::sched::shutdown(true)
         }
     }
 }
 
+/// How the domain ends: a crash (a fatal CPU exception) while a live update is being taken
+/// over rolls back to the old image instead.
+fn shutdown_or_roll_back(crashed: bool) -> ! {
+    if crashed && inherit::armed() {
+        inherit::fail("a fatal CPU exception while taking over (see the console)")
+    }
+    xen::sched::shutdown(crashed)
+}
+
 /// Brings up the hypercall page and events, then decides what this domain is.
 fn start(start_info_paddr: u64, rust_tsc: u64) -> Result<Stub, BootError> {
     xen::hypercall::init().map_err(|_| BootError::Xen("hypercall page", -1))?;
-    crate::arch::exit::set_shutdown_hook(xen::sched::shutdown);
+    crate::arch::exit::set_shutdown_hook(shutdown_or_roll_back);
     events::init(layout::SHARED_INFO_GFN).map_err(xen_err("shared info"))?;
     let boot_ns = time::now_ns();
     let info = xen::start_info::parse(start_info_paddr).ok_or(BootError::StartInfo)?;
     // A live update: keep the console quiet until the first request is served (every byte
     // to port 0xE9 is a VM exit inside the downtime).
-    if info
-        .modules
-        .iter()
-        .any(|m| xen::start_info::read_cstr(m.cmdline_paddr).starts_with(tags::STATE_TAG))
+    // (`--no-defer` keeps it talking, to see where a failing update stops.)
+    let quiet = !info
+        .cmdline
+        .split_ascii_whitespace()
+        .any(|t| t == "--no-defer");
+    if quiet
+        && info
+            .modules
+            .iter()
+            .any(|m| xen::start_info::read_cstr(m.cmdline_paddr).starts_with(tags::STATE_TAG))
     {
         crate::console::defer(true);
     }
@@ -134,6 +155,8 @@ struct Stub {
     cmdline: String,
     /// Live-update protocol state.
     lu: liveupdate::LiveUpdate,
+    /// `--no-defer`: the console is not kept back during a live update.
+    no_defer: bool,
     /// Live updates since the domain started.
     live_updates: u64,
     /// Live updates rolled back since the domain started.
@@ -174,7 +197,7 @@ impl Stub {
             Ok(f) => f,
             Err(reason) => inherit::fail(&reason),
         };
-        if found.is_some() {
+        if found.is_some() && !opts.no_defer {
             crate::console::defer(true);
         }
         let dom_exc_port =
@@ -191,6 +214,7 @@ impl Stub {
             boot_ns,
             first_served: false,
             trace: opts.trace,
+            no_defer: opts.no_defer,
             cmdline: String::from(info.cmdline.as_str()),
             lu: liveupdate::LiveUpdate::default(),
             live_updates: 0,
@@ -307,6 +331,9 @@ impl Stub {
                 };
                 let outcome = conn.pump(&mut self.engine, id, self.trace);
                 moved |= outcome.moved;
+                if outcome.replied && self.timeline.first_reply == 0 {
+                    self.timeline.first_reply = crate::arch::cpu::rdtsc();
+                }
                 if outcome.served && !self.first_served {
                     self.first_served = true;
                     self.first_request();

@@ -7,6 +7,18 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 [ -e /dev/xen/xenbus ] || mount -t xenfs xenfs /proc/xen
 echo "xslab-guest: up after $(cut -d' ' -f1 /proc/uptime) s"
+# The memory attack (memattack): 2000-byte values until xenstore refuses; the summary goes
+# to data/attack-result, created first (with a long placeholder, so that the summary can
+# replace it even when the domain is at its quota).
+if grep -q "xslab=memattack" /proc/cmdline; then
+    timeout 30 xenstore-write data/attack-result "$(head -c 200 /dev/zero | tr '\0' p)"
+    timeout 30 xenstore-write data/attack-ready 1
+    while ! timeout 30 xenstore-exists data/go 2>/dev/null; do sleep 0.5; done
+    r=$(/usr/bin/xsprobe write-loop --prefix data/m --value-size 2000 --until-refused 2>&1)
+    echo "xslab-guest: memattack: $r"
+    timeout 30 xenstore-write data/attack-result "$r"
+    while :; do sleep 3600; done
+fi
 # The load mode (lu-load): write distinct nodes one at a time until dom0 writes data/stop,
 # then leave the summary in data/load-result.
 if grep -q "xslab=load" /proc/cmdline; then

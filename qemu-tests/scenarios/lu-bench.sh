@@ -22,9 +22,12 @@ esac
 [ "$N" -ge 1 ] || fail "XSLAB_BENCH_NODES=$N: at least 1"
 
 # The figures, with `?` for what is not known (yet); a FAIL carries them before ` -- REASON`.
+# The phases come from the new image's timeline line (TSC stamps of both images).
 figures() {
     echo "nodes=$N state_bytes=${state_bytes:-?} prepare_us=${prepare_us:-?}" \
-        "restore_us=${restore_us:-?} inside_us=${inside_us:-?}" \
+        "jump_copy_us=${copy_us:-?} boot_us=${boot_us:-?} restore_us=${restore_us:-?}" \
+        "rings_us=${rings_us:-?} first_reply_us=${first_reply_us:-?}" \
+        "downtime_us=${downtime_us:-?}" \
         "client_max_gap_us=${gap:-?} client_p99_gap_us=${p99:-?}" \
         "update_s=${update_s:-?} fill_s=${fill_s:-?}"
 }
@@ -124,17 +127,20 @@ touch /tmp/stop
 answers=yes
 xenstore_answers || answers=no
 
-# The stub's three lines for update n (the first request line follows the restore line).
+# The stub's lines for update n: what was restored, and the timeline.
 timeout 30 xl dmesg >/tmp/lb-dmesg 2>&1
-prep=$(grep "xsstub: live update $n: state" /tmp/lb-dmesg | tail -n 1)
 rest=$(grep "xsstub: live update $n restored:" /tmp/lb-dmesg | tail -n 1)
-first=$(sed -n "/xsstub: live update $n restored:/,\$p" /tmp/lb-dmesg |
-    grep "xsstub: first request served .* after the jump" | head -n 1)
-log "console: $prep | $rest | $first"
-state_bytes=$(echo "$prep" | sed -n 's/.* state \([0-9]*\) bytes .*/\1/p')
-prepare_us=$(echo "$prep" | sed -n 's/.* prepared in \([0-9]*\) us.*/\1/p')
-restore_us=$(echo "$rest" | sed -n 's/.* in \([0-9]*\) us.*/\1/p')
-inside_us=$(echo "$first" | sed -n 's/.* served \([0-9]*\) us after the jump.*/\1/p')
+tl=$(grep "xsstub: live update $n timeline (us):" /tmp/lb-dmesg | tail -n 1)
+log "console: $rest | $tl"
+phase() { echo "$tl" | sed -n "s/.* $1=\([0-9]*\).*/\1/p"; }
+state_bytes=$(echo "$rest" | sed -n 's/.* from a \([0-9]*\)-byte state.*/\1/p')
+prepare_us=$(phase prepare)
+copy_us=$(($(phase jump) + $(phase copy) + $(phase entry)))
+boot_us=$(($(phase early-boot)))
+restore_us=$(phase restore)
+rings_us=$(phase rings-and-ports)
+first_reply_us=$(phase first-reply)
+downtime_us=$(phase downtime)
 
 # The loop ends within a reply's time limit (60 s) once /tmp/stop exists.
 lrc=143
@@ -145,7 +151,7 @@ gap=$(echo "$loop" | sed -n 's/.*max_gap_us=\([0-9]*\).*/\1/p')
 p99=$(echo "$loop" | sed -n 's/.*p99_gap_us=\([0-9]*\).*/\1/p')
 errors=$(echo "$loop" | sed -n 's/.* errors=\([0-9]*\).*/\1/p')
 
-panic=$(grep -A 1 "xsstub: PANIC" /tmp/lb-dmesg | tr '\n' ' ' | head -c 200)
+panic=$(grep -A 1 "xsstub: PANIC\|FATAL" /tmp/lb-dmesg | tr '\n' ' ' | head -c 200)
 [ -z "$panic" ] || bad "the stub domain panicked: $panic"
 [ "$urc" -eq 0 ] || bad "live-update $uout"
 [ "$answers" = yes ] || bad "xenstore does not answer after the update (a read of / timed out)"
@@ -156,7 +162,7 @@ why() { WHY="${WHY:+$WHY; }$*"; }
 if [ -n "$loop" ] && { [ "$lrc" -ne 0 ] || [ "$errors" != 0 ]; }; then
     why "the read loop saw $errors errors: $(head -n 1 /tmp/lb-loop.err | head -c 100)"
 fi
-[ -n "$state_bytes" ] && [ -n "$prepare_us" ] && [ -n "$restore_us" ] && [ -n "$inside_us" ] ||
+[ -n "$state_bytes" ] && [ -n "$prepare_us" ] && [ -n "$restore_us" ] && [ -n "$downtime_us" ] ||
     why "the stub's console lines for update $n are missing"
 runq xenstore-control version
 echo "$OUT" | grep -q "+b build-id" || bad "image B is not running: $OUT"

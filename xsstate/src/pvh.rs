@@ -512,6 +512,17 @@ impl PvhImage {
         self.load_hi.saturating_sub(self.load_lo)
     }
 
+    /// Bytes from `load_lo` to the end of the last byte taken from the file: what a loader
+    /// must copy (everything after is zero, `.bss`, which the image's entry clears itself).
+    pub fn file_span(&self) -> u64 {
+        self.segments
+            .iter()
+            .map(|s| s.paddr.saturating_add(s.file_bytes))
+            .max()
+            .unwrap_or(self.load_lo)
+            .saturating_sub(self.load_lo)
+    }
+
     /// Lays the image out as it sits in memory from `load_lo`: `out` becomes
     /// `load_hi - load_lo` bytes with each segment's file bytes at `paddr - load_lo` and
     /// zeros everywhere else (gaps and `.bss`). `bytes` must be the file `self` was parsed

@@ -12,11 +12,15 @@ const LAB_NODES: [u64; 2] = [1_000, 100_000];
 const SCENARIO: &str = "lu-bench";
 
 /// The verdict's figures, in table order: (key, column heading, unit divisor, decimals).
-const COLUMNS: [(&str, &str, f64, usize); 8] = [
+const COLUMNS: [(&str, &str, f64, usize); 12] = [
     ("state_bytes", "state KiB", 1024.0, 0),
     ("prepare_us", "prepare ms", 1000.0, 1),
+    ("jump_copy_us", "jump+copy ms", 1000.0, 1),
+    ("boot_us", "boot ms", 1000.0, 1),
     ("restore_us", "restore ms", 1000.0, 1),
-    ("inside_us", "1st reply ms", 1000.0, 1),
+    ("rings_us", "rings ms", 1000.0, 1),
+    ("first_reply_us", "1st reply ms", 1000.0, 1),
+    ("downtime_us", "downtime ms", 1000.0, 1),
     ("client_max_gap_us", "max gap ms", 1000.0, 1),
     ("client_p99_gap_us", "p99 gap ms", 1000.0, 2),
     ("update_s", "update s", 1.0, 2),

@@ -27,6 +27,13 @@ core::arch::global_asm!(
 /// image (loaded at 1 MiB) and so below every heap region (they start above the image).
 pub const AREA: Range<u64> = 0x8000..0x1_0000;
 
+/// Page tables identity-mapping the first GiB with 2 MiB pages (PML4, PDPT, PD), written by
+/// [`jump`] for the trampoline's long-mode copy: below [`AREA`], in low memory nothing else
+/// uses (the boot tables live in the old image's .bss, which the copy overwrites).
+pub const TABLES: Range<u64> = 0x5000..0x8000;
+/// What [`TABLES`] maps.
+const TABLES_COVER: u64 = 1 << 30;
+
 /// Where the trampoline is copied, and the room it has.
 const TRAMPOLINE_AT: u64 = AREA.start;
 const TRAMPOLINE_MAX: u64 = 0x1000;
@@ -76,8 +83,10 @@ pub struct ModuleSpec<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct Handover<'a> {
     /// The new image as it must lie in memory from `dest_paddr`
-    /// (`xsstate::pvh::PvhImage::flatten`).
+    /// (`xsstate::pvh::PvhImage::flatten`), up to its last byte from the file.
     pub blob: &'a [u8],
+    /// Bytes to zero right after the copied ones (the image's .bss).
+    pub zero_len: u64,
     /// Where the image goes (its `load_lo`).
     pub dest_paddr: u64,
     /// Its 32-bit PVH entry point.
@@ -244,17 +253,20 @@ fn area_need(h: &Handover) -> u64 {
 /// destination (the copy runs forwards); the entry point inside the destination; no NUL in
 /// a command line; start info, module list and command lines fitting in [`AREA`].
 pub fn check(h: &Handover) -> Result<(), HandoverError> {
-    let (area, area_len) = (AREA.start, AREA.end - AREA.start);
-    let (src, len) = range_of(h.blob);
+    // AREA and the TABLES below it are one low range nothing handed in may touch.
+    let (area, area_len) = (TABLES.start, AREA.end - TABLES.start);
+    let (src, copy_len) = range_of(h.blob);
     let dest = h.dest_paddr;
-    if len == 0 {
+    if copy_len == 0 {
         return Err(HandoverError::EmptyBlob);
     }
+    // The destination takes the copied bytes and the zeroed ones after them.
+    let len = copy_len.saturating_add(h.zero_len);
     if dest < MIN_DEST {
         return Err(HandoverError::DestinationLow { dest });
     }
     below_4g(Part::Destination, dest, len)?;
-    below_4g(Part::Blob, src, len)?;
+    below_4g(Part::Blob, src, copy_len)?;
     let entry = u64::from(h.entry32);
     if entry < dest || entry - dest >= len {
         return Err(HandoverError::EntryOutside { entry32: h.entry32 });
@@ -263,10 +275,10 @@ pub fn check(h: &Handover) -> Result<(), HandoverError> {
     if overlaps(dest, len, area, area_len) {
         return overlap(Part::Destination, Part::Area);
     }
-    if overlaps(src, len, area, area_len) {
+    if overlaps(src, copy_len, area, area_len) {
         return overlap(Part::Blob, Part::Area);
     }
-    if src < dest && overlaps(src, len, dest, len) {
+    if src < dest && overlaps(src, copy_len, dest, len) {
         return Err(HandoverError::SourceBelowDestination { src, dest });
     }
     let (c, clen) = range_of(h.cmdline);
@@ -333,6 +345,47 @@ fn area_clear() {
         area_write(at, &zeros);
         at += zeros.len() as u64;
     }
+}
+
+/// Writes [`TABLES`]: PML4, PDPT and one page directory of 2 MiB pages over the first GiB
+/// (present, writable); returns the PML4's address (0 if they could not be written).
+fn write_tables() -> u64 {
+    let (pml4, pdpt, pd) = (TABLES.start, TABLES.start + 0x1000, TABLES.start + 0x2000);
+    let mut page = [0u8; 4096];
+    page.iter_mut().for_each(|b| *b = 0);
+    if let Some(e) = page.get_mut(..8) {
+        e.copy_from_slice(&(pdpt | 3).to_le_bytes());
+    }
+    let ok1 = tables_write(pml4, &page);
+    if let Some(e) = page.get_mut(..8) {
+        e.copy_from_slice(&(pd | 3).to_le_bytes());
+    }
+    let ok2 = tables_write(pdpt, &page);
+    for (i, e) in page.chunks_exact_mut(8).enumerate() {
+        e.copy_from_slice(&(((i as u64) << 21) | 0x83).to_le_bytes());
+    }
+    let ok3 = tables_write(pd, &page);
+    if ok1 && ok2 && ok3 {
+        pml4
+    } else {
+        0
+    }
+}
+
+/// Copies `bytes` to physical `paddr` inside [`TABLES`]; false (nothing written) otherwise.
+fn tables_write(paddr: u64, bytes: &[u8]) -> bool {
+    let inside = paddr >= TABLES.start
+        && paddr
+            .checked_add(bytes.len() as u64)
+            .is_some_and(|end| end <= TABLES.end);
+    if !inside {
+        return false;
+    }
+    // SAFETY: the destination lies inside TABLES, identity-mapped low RAM below AREA that no
+    // Rust object, stack, page table in use or heap region occupies (the image starts at
+    // 1 MiB and the heap above it); `check` made sure no module or source lies there.
+    unsafe { super::mem::memcpy(paddr as *mut _, bytes.as_ptr().cast(), bytes.len()) };
+    true
 }
 
 /// TSC stamps of the last hand-over into this image, as the trampoline and the PVH entry
@@ -454,6 +507,7 @@ pub fn jump_raw(h: &RawHandover) -> HandoverError {
     let blob = unsafe { core::slice::from_raw_parts(h.blob_paddr as usize as *const u8, len) };
     let full = Handover {
         blob,
+        zero_len: 0,
         dest_paddr: h.dest_paddr,
         entry32: h.entry32,
         cmdline: h.cmdline,
@@ -488,12 +542,20 @@ pub fn jump(h: &Handover) -> ! {
         exit::shutdown(true)
     }
     let (src, len) = range_of(h.blob);
+    // The long-mode copy, when everything it touches lies in the first GiB.
+    let end = h.dest_paddr.saturating_add(len).saturating_add(h.zero_len);
+    let tables = if end <= TABLES_COVER && src.saturating_add(len) <= TABLES_COVER {
+        write_tables()
+    } else {
+        0
+    };
     // SAFETY: `check` passed: source and destination lie below 4 GiB (the copy runs with
-    // paging off in 32-bit mode), the destination is at or above 1 MiB and misses AREA and
-    // every module, the source misses AREA and does not lie below an overlapping
-    // destination, and the entry point is inside the destination. The trampoline at
-    // TRAMPOLINE_AT is position independent and uses only AREA; it never returns. Nothing
-    // after this point relies on the old image's memory, which the copy overwrites.
+    // paging off in 32-bit mode, or on TABLES, which map the first GiB where both then lie),
+    // the destination is at or above 1 MiB and misses AREA, TABLES and every module, the
+    // source misses AREA and does not lie below an overlapping destination, and the entry
+    // point is inside the destination. The trampoline at TRAMPOLINE_AT is position
+    // independent and uses only AREA (and TABLES); it never returns. Nothing after this point
+    // relies on the old image's memory, which the copy overwrites.
     unsafe {
         core::arch::asm!(
             "jmp {tramp}",
@@ -503,6 +565,8 @@ pub fn jump(h: &Handover) -> ! {
             in("rcx") len,
             in("rdx") u64::from(h.entry32),
             in("r8") start_info,
+            in("r9") tables,
+            in("r10") h.zero_len,
             options(noreturn)
         )
     }

@@ -10,6 +10,9 @@ pub struct Options {
     pub dom0_port: Option<u32>,
     /// Log every request and reply (`--trace`).
     pub trace: bool,
+    /// Keep the console talking through a live update (`--no-defer`; it is otherwise kept
+    /// back until the new image serves, each byte being a VM exit inside the downtime).
+    pub no_defer: bool,
     /// Log the type of every frame of the memory map at boot (`--memscan`; acted on by
     /// `memory::init_heap`, before the command line is parsed).
     pub memscan: bool,
@@ -48,6 +51,8 @@ pub fn parse(cmdline: &str) -> Result<Options, CmdlineError> {
                 opts.dom0_port = Some(port);
             }
             "--trace" => opts.trace = true,
+            "--no-defer" => opts.no_defer = true,
+            t if t.starts_with("--fault=") => {}
             "--memscan" => opts.memscan = true,
             other => opts.ignored.push(String::from(other)),
         }

@@ -53,6 +53,8 @@ pub struct PumpOutcome {
     pub moved: bool,
     /// At least one request was taken in.
     pub served: bool,
+    /// Output was written to the ring.
+    pub replied: bool,
 }
 
 /// A domain's ring connection.
@@ -207,6 +209,7 @@ impl XenConn {
                 Ok(n) => {
                     engine.consume_output(id, n);
                     outcome.moved = true;
+                    outcome.replied = true;
                     notify = true;
                 }
                 Err(_) => {

@@ -25,8 +25,11 @@ pub const STATE_GREF_BASE: u32 = 16;
 
 /// Everything the jump needs, built and checked before anything is torn down.
 struct Prepared {
-    /// The new image as it must lie from its load address.
+    /// The new image as it must lie from its load address, up to its last byte from the
+    /// file.
     blob: Vec<u8>,
+    /// Its .bss after that, zeroed by the trampoline.
+    zero_len: u64,
     dest: u64,
     entry32: u32,
     /// This image as it lies in memory (the rollback module).
@@ -118,8 +121,10 @@ impl super::Stub {
     pub(super) fn hand_over(&mut self, conn: ConnId, req_id: u32, tx_id: TxId) -> String {
         let t0 = crate::arch::cpu::rdtsc();
         // From here the console output is carried to the new image (each byte to port 0xE9
-        // costs a VM exit inside the downtime).
-        crate::console::defer(true);
+        // costs a VM exit inside the downtime), unless `--no-defer`.
+        if !self.no_defer {
+            crate::console::defer(true);
+        }
         match self.prepare(conn, req_id, tx_id, t0) {
             Ok(p) => self.jump(p),
             Err(e) => {
@@ -169,17 +174,29 @@ impl super::Stub {
             // The start, then when the state began to be written (set below).
             tsc: alloc::vec![t0, 0],
         };
-        crate::console::defer(true);
-        let span = (pvh.load_hi - pvh.load_lo) as usize;
+        if !self.no_defer {
+            crate::console::defer(true);
+        }
+        // Only the bytes from the file are staged; the .bss after them is zeroed in place.
+        let span = pvh.file_span() as usize;
+        let zero_len = pvh.span().saturating_sub(pvh.file_span());
         let rollback_len = crate::arch::layout::loaded_len() as usize;
         let state_len = handover::encoded_len(&extras, image_len);
-        self.check_room(span, rollback_len, state_len, pvh.load_hi, own_end)?;
+        self.check_room(
+            pvh.span() as usize,
+            rollback_len,
+            state_len,
+            pvh.load_hi,
+            own_end,
+        )?;
 
         let mut blob = Vec::new();
-        blob.try_reserve_exact(span)
-            .map_err(|_| format!("live-update: no room to stage {span} bytes"))?;
+        let full = pvh.span() as usize;
+        blob.try_reserve_exact(full)
+            .map_err(|_| format!("live-update: no room to stage {full} bytes"))?;
         pvh.flatten(elf, &mut blob)
             .map_err(|e| format!("live-update: image refused: {e}"))?;
+        blob.truncate(span);
         let mut rollback = alloc_above(rollback_len, floor).ok_or_else(|| {
             format!("live-update: no room for this image ({rollback_len} bytes) above {floor:#x}")
         })?;
@@ -235,6 +252,7 @@ impl super::Stub {
             .to_vec();
         let p = Prepared {
             blob,
+            zero_len,
             dest: pvh.load_lo,
             entry32: pvh.entry32,
             rollback,
@@ -339,6 +357,7 @@ impl Prepared {
     fn plan<'a>(&'a self, modules: &'a [ModuleSpec<'a>]) -> Handover<'a> {
         Handover {
             blob: &self.blob,
+            zero_len: self.zero_len,
             dest_paddr: self.dest,
             entry32: self.entry32,
             cmdline: &self.cmdline,

@@ -270,10 +270,14 @@ impl super::Stub {
     }
 }
 
+/// Whether a rollback is armed (a live update is being taken over).
+pub fn armed() -> bool {
+    PLAN.try_lock().is_some_and(|p| p.is_some())
+}
+
 /// The update cannot be taken over: roll back when the old image is there, else stop.
 pub fn fail(reason: &str) -> ! {
-    let armed = PLAN.try_lock().is_some_and(|p| p.is_some());
-    if armed {
+    if armed() {
         rollback(reason)
     }
     fatal(reason)
@@ -342,8 +346,7 @@ fn rollback(reason: &str) -> ! {
 
 /// From the panic handler: if a rollback is armed, take it with the panic as the reason.
 pub fn on_panic(info: &core::panic::PanicInfo<'_>) {
-    let armed = PLAN.try_lock().is_some_and(|p| p.is_some());
-    if !armed {
+    if !armed() {
         return;
     }
     let mut why: heapless::String<300> = heapless::String::new();

@@ -27,6 +27,8 @@ pub struct Timeline {
     pub restored: u64,
     /// Rings mapped and ports bound.
     pub rings: u64,
+    /// First output written to a ring (a reply the update held back, or the first answer).
+    pub first_reply: u64,
     /// First request served.
     pub first_request: u64,
 }
@@ -37,7 +39,7 @@ impl Timeline {
         let us = |a: u64, b: u64| -> Option<u64> {
             (a != 0 && b >= a).then(|| time::tsc_to_ns(b - a) / 1000)
         };
-        let phases: [(&str, u64, u64); 9] = [
+        let phases: [(&str, u64, u64); 10] = [
             ("prepare", self.old[0], self.jump),
             ("jump", self.jump, self.entry.copy_start),
             ("copy", self.entry.copy_start, self.entry.copy_end),
@@ -46,6 +48,7 @@ impl Timeline {
             ("heap", self.rust, self.heap),
             ("restore", self.restore_start, self.restored),
             ("rings-and-ports", self.restored, self.rings),
+            ("first-reply", self.rings, self.first_reply),
             ("first-request", self.rings, self.first_request),
         ];
         let mut s = String::new();
@@ -60,7 +63,13 @@ impl Timeline {
                 }
             }
         }
-        let total = us(self.old[0], self.first_request).or(us(self.jump, self.first_request));
+        // The downtime: from the update's start until this image answered (a reply held
+        // back by the update, or the first request served).
+        let end = match (self.first_reply, self.first_request) {
+            (0, r) | (r, 0) => r,
+            (a, b) => a.min(b),
+        };
+        let total = us(self.old[0], end).or(us(self.jump, end));
         let _ = write!(
             s,
             " downtime={}",

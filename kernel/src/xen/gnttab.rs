@@ -50,13 +50,15 @@ fn record(gfn: u64, handle: Option<u32>) {
 }
 
 /// Unmaps every foreign grant this image mapped (a rollback's teardown); returns how many.
+/// Works on the table in place: nothing of its size goes on the stack.
 pub fn unmap_all() -> usize {
-    let taken = match MAPPED.try_lock() {
-        Some(mut t) => core::mem::replace(&mut *t, [(0, 0); RECORD_SLOTS]),
-        None => return 0,
+    let Some(mut t) = MAPPED.try_lock() else {
+        return 0;
     };
     let mut n = 0;
-    for (gfn, h1) in taken {
+    for slot in t.iter_mut() {
+        let (gfn, h1) = core::mem::take(slot);
+        // `unmap` would update the table itself; it is locked here, so it leaves it alone.
         if h1 != 0
             && unmap(Mapping {
                 gfn: u64::from(gfn),

@@ -132,9 +132,19 @@ enum Cmd {
         /// Write the summary line to this node at the end.
         #[arg(long, value_name = "N")]
         result_node: Option<String>,
+        /// Pad each value to this many bytes (`v<i>` then `x`s).
+        #[arg(long, default_value_t = 0)]
+        value_size: usize,
+        /// Stop at the first error reply (an expected refusal, reported as `refused=NAME`)
+        /// instead of counting it as an error.
+        #[arg(long)]
+        until_refused: bool,
+        /// Stop after this many acknowledged writes (0: no limit).
+        #[arg(long, default_value_t = 0)]
+        count: u64,
     },
-    /// READ PREFIX/<i> for i in 0..COUNT and check each is v<i>; prints
-    /// `ok=N missing=M wrong=W`; exits 1 unless all are there.
+    /// READ PREFIX/<i> for i in 0..COUNT and check each is v<i> (padded as `write-loop
+    /// --value-size` pads it); prints `ok=N missing=M wrong=W`; exits 1 unless all are there.
     Verify {
         /// Parent path of the nodes.
         #[arg(long)]
@@ -142,6 +152,9 @@ enum Cmd {
         /// How many nodes.
         #[arg(long)]
         count: u32,
+        /// The values' padded size.
+        #[arg(long, default_value_t = 0)]
+        value_size: usize,
     },
     /// Watch PATH and append each event to a file; prints `events=N`.
     ///
@@ -244,6 +257,9 @@ fn main() -> ExitCode {
             duration_ms,
             log,
             result_node,
+            value_size,
+            until_refused,
+            count,
         } => write_loop(
             &endpoint,
             &WriteLoopOpts {
@@ -253,9 +269,16 @@ fn main() -> ExitCode {
                 duration: Duration::from_millis(duration_ms),
                 log,
                 result_node,
+                value_size,
+                until_refused,
+                count,
             },
         ),
-        Cmd::Verify { prefix, count } => verify(&endpoint, &prefix, count),
+        Cmd::Verify {
+            prefix,
+            count,
+            value_size,
+        } => verify(&endpoint, &prefix, count, value_size),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -556,6 +579,18 @@ struct WriteLoopOpts {
     duration: Duration,
     log: Option<PathBuf>,
     result_node: Option<String>,
+    value_size: usize,
+    until_refused: bool,
+    count: u64,
+}
+
+/// `v<i>` padded with `x` to `size` bytes.
+fn padded_value(i: u64, size: usize) -> Vec<u8> {
+    let mut v = format!("v{i}").into_bytes();
+    if v.len() < size {
+        v.resize(size, b'x');
+    }
+    v
 }
 
 fn write_loop(endpoint: &Endpoint, o: &WriteLoopOpts) -> Result<(), Failure> {
@@ -577,8 +612,12 @@ fn write_loop(endpoint: &Endpoint, o: &WriteLoopOpts) -> Result<(), Failure> {
     let mut max_gap = Duration::ZERO;
     let mut last_ok = Instant::now();
     let mut i = 0u64;
+    let mut refused: Option<String> = None;
     loop {
-        if Instant::now() >= end || o.until_file.as_deref().is_some_and(Path::exists) {
+        if Instant::now() >= end
+            || o.until_file.as_deref().is_some_and(Path::exists)
+            || (o.count != 0 && acked >= o.count)
+        {
             break;
         }
         let Some(client) = c.as_mut() else {
@@ -597,10 +636,10 @@ fn write_loop(endpoint: &Endpoint, o: &WriteLoopOpts) -> Result<(), Failure> {
             }
         }
         let path = format!("{}/{i}", o.prefix);
-        let value = format!("v{i}");
+        let value = padded_value(i, o.value_size);
         let mut p = path.clone().into_bytes();
         p.push(0);
-        p.extend_from_slice(value.as_bytes());
+        p.extend_from_slice(&value);
         match client.call(MsgType::Write, 0, p, REPLY_TIMEOUT) {
             Ok(_) => {
                 acked += 1;
@@ -612,6 +651,10 @@ fn write_loop(endpoint: &Endpoint, o: &WriteLoopOpts) -> Result<(), Failure> {
                 }
                 i += 1;
             }
+            Err(ClientError::Reply(name)) if o.until_refused => {
+                refused = Some(name);
+                break;
+            }
             Err(e) => {
                 report(&mut errors, format!("WRITE {path}: {e}"));
                 if matches!(e, ClientError::Io(_)) {
@@ -621,10 +664,16 @@ fn write_loop(endpoint: &Endpoint, o: &WriteLoopOpts) -> Result<(), Failure> {
             }
         }
     }
-    let line = format!(
+    let mut line = format!(
         "acked={acked} errors={errors} max_gap_us={}",
         max_gap.as_micros()
     );
+    if o.until_refused {
+        line.push_str(&format!(
+            " refused={}",
+            refused.as_deref().unwrap_or("none")
+        ));
+    }
     println!("{line}");
     if let (Some(node), Some(client)) = (&o.result_node, c.as_mut()) {
         let mut p = node.clone().into_bytes();
@@ -640,7 +689,7 @@ fn write_loop(endpoint: &Endpoint, o: &WriteLoopOpts) -> Result<(), Failure> {
     Ok(())
 }
 
-fn verify(endpoint: &Endpoint, prefix: &str, count: u32) -> Result<(), Failure> {
+fn verify(endpoint: &Endpoint, prefix: &str, count: u32, value_size: usize) -> Result<(), Failure> {
     let mut c = open(endpoint)?;
     let (mut ok, mut missing, mut wrong) = (0u32, 0u32, 0u32);
     for i in 0..count {
@@ -652,7 +701,7 @@ fn verify(endpoint: &Endpoint, prefix: &str, count: u32) -> Result<(), Failure> 
             REPLY_TIMEOUT,
         ) {
             Ok(value) => {
-                if value == format!("v{i}").as_bytes() {
+                if value == padded_value(u64::from(i), value_size) {
                     ok += 1;
                 } else {
                     wrong += 1;

@@ -1,0 +1,29 @@
+#!/bin/sh
+# dom0 writes until xenstore refuses with ENOMEM (the heap's core reserve is reached; the
+# domain has no room to grow); reads are still answered; removing the nodes frees the memory
+# and writes work again.
+. /xslab/lib.sh
+[ "$XSLAB_STORE" = stub ] || { pass "stub domain only"; exit 0; }
+P=/xslab/xsprobe
+heap() { xenstore-control memreport | sed -n 's/^heap: \([0-9]*\) bytes used, \([0-9]*\) bytes free.*/\1 \2/p'; }
+set -- $(heap)
+used0=$1
+grown=$(xenstore-control memreport | sed -n 's/.* \([0-9]*\) bytes grown, \([0-9]*\) bytes max.*/\1 \2/p')
+T=600 runq $P write-loop --prefix /exhaust/n --value-size 2000 --until-refused
+log "dom0 fill: $OUT ($HOW)"
+[ "$RC" -eq 0 ] || fail "the fill saw errors: $OUT"
+echo "$OUT" | grep -q "refused=ENOMEM" || fail "dom0 was not refused with ENOMEM: $OUT"
+n=$(echo "$OUT" | sed -n 's/.*acked=\([0-9]*\).*/\1/p')
+set -- $(heap)
+log "heap at the refusal: $1 used, $2 free (grown/max: $grown)"
+expect_eq read-at-limit "" xenstore-read /tool
+T=120 check verify-at-limit $P verify --prefix /exhaust/n --count "$n" --value-size 2000
+check_fails write-at-limit xenstore-write /exhaust/more "$(head -c 2000 /dev/zero | tr '\0' y)"
+timeout 10 xl dmesg | grep -a "limit heap hit" | tail -n 1
+timeout 10 xl dmesg | grep -a "PANIC\|memory allocation of" && fail "the stub hit its last resort"
+T=300 check rm xenstore-rm /exhaust
+set -- $(heap)
+log "heap after rm: $1 used, $2 free"
+check write-again xenstore-write /exhaust/again "$(head -c 2000 /dev/zero | tr '\0' z)"
+check rm-again xenstore-rm /exhaust
+pass "written=$n refused=ENOMEM reads=ok heap_used=$used0->$1"
