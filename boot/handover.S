@@ -63,10 +63,21 @@ xs_handover_tramp_start:
     rdtsc
     movl %eax, 0xffc0
     movl %edx, 0xffc4
+    /* Word by word, writing only the words that differ: the old image's code pages hold
+       translated code under emulation (QEMU TCG), where each write to such a page is slow;
+       most words of an update's image often equal the old one's. */
     movq %r11, %rcx
     shrq $3, %rcx
-    rep movsq
-    movq %r11, %rcx
+    jz 4f
+3:  movq (%rsi), %rax
+    cmpq (%rdi), %rax
+    je 5f
+    movq %rax, (%rdi)
+5:  addq $8, %rsi
+    addq $8, %rdi
+    decq %rcx
+    jnz 3b
+4:  movq %r11, %rcx
     andq $7, %rcx
     rep movsb
     xorl %eax, %eax

@@ -30,6 +30,13 @@ const FLAVOR: &str = match option_env!("XSSTUB_FLAVOR") {
     None => "",
 };
 
+/// Requests an unprivileged connection is served per round.
+const GUEST_BUDGET: usize = 8;
+/// Requests a privileged connection is served per turn (dom0's tools share one ring).
+const PRIV_BUDGET: usize = 64;
+/// Rounds `pump_all` runs before events are looked at again.
+const PUMP_ROUNDS: usize = 64;
+
 /// Why the service could not start.
 #[derive(Debug)]
 enum BootError {
@@ -155,6 +162,8 @@ struct Stub {
     cmdline: String,
     /// Live-update protocol state.
     lu: liveupdate::LiveUpdate,
+    /// The new image made ready as soon as it was complete.
+    staged: Option<handover::Staged>,
     /// `--no-defer`: the console is not kept back during a live update.
     no_defer: bool,
     /// Live updates since the domain started.
@@ -217,6 +226,7 @@ impl Stub {
             no_defer: opts.no_defer,
             cmdline: String::from(info.cmdline.as_str()),
             lu: liveupdate::LiveUpdate::default(),
+            staged: None,
             live_updates: 0,
             rollbacks: 0,
             timeline: timeline::Timeline::default(),
@@ -312,38 +322,60 @@ impl Stub {
                     self.timer_deadline_ms = None;
                 }
             }
-            self.pump_all();
+            let more = self.pump_all();
             self.arm_timer();
-            if !events::any_pending() {
+            if !more && !events::any_pending() {
                 self.wait();
             }
         }
     }
 
-    /// Moves bytes between every ring and the engine until nothing moves.
-    fn pump_all(&mut self) {
-        loop {
+    /// Moves bytes between every ring and the engine until nothing moves (or for a bounded
+    /// number of rounds, so that events are looked at again). Fair: each round serves every
+    /// unprivileged connection at most [`GUEST_BUDGET`] requests, round-robin, and the
+    /// privileged domain's connections before and after each of them, so dom0 never waits
+    /// behind a guest's backlog.
+    /// Returns whether work is left (the rounds ran out).
+    fn pump_all(&mut self) -> bool {
+        for _ in 0..PUMP_ROUNDS {
             let mut moved = false;
-            let ids: alloc::vec::Vec<ConnId> = self.conns.keys().copied().collect();
-            for id in ids {
-                let Some(conn) = self.conns.get_mut(&id) else {
-                    continue;
-                };
-                let outcome = conn.pump(&mut self.engine, id, self.trace);
-                moved |= outcome.moved;
-                if outcome.replied && self.timeline.first_reply == 0 {
-                    self.timeline.first_reply = crate::arch::cpu::rdtsc();
-                }
-                if outcome.served && !self.first_served {
-                    self.first_served = true;
-                    self.first_request();
-                }
+            let (privileged, others): (alloc::vec::Vec<ConnId>, alloc::vec::Vec<ConnId>) = self
+                .conns
+                .keys()
+                .copied()
+                .partition(|id| self.engine.is_privileged(*id));
+            moved |= self.pump_some(&privileged, PRIV_BUDGET);
+            for id in others {
+                moved |= self.pump_some(&[id], GUEST_BUDGET);
+                moved |= self.pump_some(&privileged, PRIV_BUDGET);
             }
             moved |= self.apply_effects();
             if !moved {
-                return;
+                return false;
             }
         }
+        true
+    }
+
+    /// One pump of each of `ids` with `budget` requests; whether anything moved (or more
+    /// waits).
+    fn pump_some(&mut self, ids: &[ConnId], budget: usize) -> bool {
+        let mut moved = false;
+        for &id in ids {
+            let Some(conn) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            let outcome = conn.pump(&mut self.engine, id, self.trace, budget);
+            moved |= outcome.moved || outcome.more;
+            if outcome.replied && self.timeline.first_reply == 0 {
+                self.timeline.first_reply = crate::arch::cpu::rdtsc();
+            }
+            if outcome.served && !self.first_served {
+                self.first_served = true;
+                self.first_request();
+            }
+        }
+        moved
     }
 
     /// Carries out what the engine asked of the shell; returns whether anything changed.
@@ -428,6 +460,16 @@ impl Stub {
             });
         let text = match decision {
             liveupdate::Decision::Reply(t) => {
+                // The image just became complete (or an abort dropped it): stage it now,
+                // while serving, not inside the update's downtime.
+                if !self.lu.complete() {
+                    self.staged = None;
+                } else if self.staged.is_none() {
+                    match handover::stage(self.lu.image()) {
+                        Ok(s) => self.staged = Some(s),
+                        Err(e) => kprintln!("xsstub: {e} (at staging; -s will say why)"),
+                    }
+                }
                 if t == "BUSY" {
                     let open: alloc::vec::Vec<String> = self
                         .engine
@@ -446,6 +488,7 @@ impl Stub {
                 let err = self.hand_over(conn, req_id, tx_id);
                 kprintln!("xsstub: {err}");
                 self.lu.reset(&mut self.engine);
+                self.staged = None;
                 err
             }
         };
@@ -510,7 +553,9 @@ impl Stub {
                 self.inherited_bytes
             ),
         }
-        kprintln!("xsstub: {}", self.timeline.report(self.live_updates));
+        for line in self.timeline.report(self.live_updates) {
+            kprintln!("xsstub: {line}");
+        }
     }
 
     /// Sleeps until an event on one of our ports (the timer's included).

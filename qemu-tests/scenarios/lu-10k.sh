@@ -37,6 +37,6 @@ runq xenstore-control version
 echo "$OUT" | grep -q "^live-updates $((n0 + 1))\$" || fail "version after: $OUT"
 timeout 300 xenstore-ls -fp /lu10k > /tmp/l10-ls1 || fail "xenstore-ls failed after"
 cmp -s /tmp/l10-ls0 /tmp/l10-ls1 || fail "the store differs: $(diff /tmp/l10-ls0 /tmp/l10-ls1 | head -n 3)"
-tl=$(timeout 10 xl dmesg | grep -a "live update $((n0 + 1)) timeline" | tail -n 1 | sed 's/.*timeline (us): //')
+tl=$(timeout 10 xl dmesg | grep -a "live update $((n0 + 1)) timeline" | tail -n 2 | sed 's/.*timeline (us) //' | tr '\n' ' ')
 T=300 check rm xenstore-rm /lu10k
 pass "nodes=$N timeline: $tl"

@@ -130,7 +130,7 @@ xenstore_answers || answers=no
 # The stub's lines for update n: what was restored, and the timeline.
 timeout 30 xl dmesg >/tmp/lb-dmesg 2>&1
 rest=$(grep "xsstub: live update $n restored:" /tmp/lb-dmesg | tail -n 1)
-tl=$(grep "xsstub: live update $n timeline (us):" /tmp/lb-dmesg | tail -n 1)
+tl="$(grep "xsstub: live update $n timeline (us) old image:" /tmp/lb-dmesg | tail -n 1) $(grep "xsstub: live update $n timeline (us) new image:" /tmp/lb-dmesg | tail -n 1)"
 log "console: $rest | $tl"
 phase() { echo "$tl" | sed -n "s/.* $1=\([0-9]*\).*/\1/p"; }
 state_bytes=$(echo "$rest" | sed -n 's/.* from a \([0-9]*\)-byte state.*/\1/p')

@@ -442,8 +442,22 @@ impl Engine {
     /// bytes were consumed: fewer than given when the connection must wait for its replies
     /// to be read. A stream violation faults the connection and is returned.
     pub fn receive(&mut self, id: ConnId, bytes: &[u8]) -> Result<usize, Fault> {
+        self.receive_at_most(id, bytes, usize::MAX)
+            .map(|(used, _)| used)
+    }
+
+    /// [`Engine::receive`] processing at most `max_messages` whole messages (the shell's
+    /// fairness: a bounded amount of work per connection per turn). Returns the bytes
+    /// consumed and the messages processed.
+    pub fn receive_at_most(
+        &mut self,
+        id: ConnId,
+        bytes: &[u8],
+        max_messages: usize,
+    ) -> Result<(usize, usize), Fault> {
         let mut used = 0usize;
-        while used < bytes.len() {
+        let mut messages = 0usize;
+        while used < bytes.len() && messages < max_messages {
             if !self.can_receive(id) {
                 self.note_held_back(id);
                 break;
@@ -459,9 +473,10 @@ impl Engine {
                 }
             };
             match decoded {
-                Decoded::NeedMore => return Ok(bytes.len()),
+                Decoded::NeedMore => return Ok((bytes.len(), messages)),
                 Decoded::Message { msg, consumed } => {
                     used += consumed;
+                    messages += 1;
                     if self.transactions_held && msg.msg_type == MsgType::TransactionStart as u32 {
                         c.held.push(msg);
                         continue;
@@ -470,7 +485,14 @@ impl Engine {
                 }
             }
         }
-        Ok(used)
+        Ok((used, messages))
+    }
+
+    /// Whether connection `id` speaks for the privileged domain.
+    pub fn is_privileged(&self, id: ConnId) -> bool {
+        self.conns
+            .get(&id)
+            .is_some_and(|c| c.domid == self.config.priv_domid)
     }
 
     /// Processes one whole message (the shell may frame messages itself).

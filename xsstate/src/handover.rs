@@ -220,6 +220,7 @@ pub fn encoded_len(extras: &Extras, image_len: usize) -> usize {
 pub struct Writer {
     start: usize,
     image_len_at: usize,
+    n_tsc: usize,
 }
 
 impl Writer {
@@ -238,6 +239,24 @@ impl Writer {
         Writer {
             start,
             image_len_at,
+            n_tsc: extras.tsc.len().min(MAX_TSC),
+        }
+    }
+
+    /// Overwrites timeline stamp `i` written by [`Writer::begin`] (before [`Writer::finish`],
+    /// so the checksum covers it); false when there is no such stamp.
+    pub fn set_tsc(&self, out: &mut [u8], i: usize, value: u64) -> bool {
+        // Header 40 bytes, then the extras: four u32 counts, then the stamps.
+        if i >= self.n_tsc {
+            return false;
+        }
+        let at = self.start + 40 + 16 + 8 * i;
+        match out.get_mut(at..at + 8) {
+            Some(field) => {
+                field.copy_from_slice(&value.to_le_bytes());
+                true
+            }
+            None => false,
         }
     }
 
@@ -519,9 +538,13 @@ mod tests {
         let before = out.as_ptr();
         let w = Writer::begin(&mut out, &e);
         out.extend_from_slice(IMAGE);
+        assert!(w.set_tsc(&mut out, 2, 99));
+        assert!(!w.set_tsc(&mut out, 3, 1));
         w.finish(&mut out);
         assert_eq!(out.as_ptr(), before, "the buffer moved");
-        assert_eq!(out, encode(&e, IMAGE));
+        let mut e2 = e.clone();
+        e2.tsc[2] = 99;
+        assert_eq!(out, encode(&e2, IMAGE));
     }
 
     #[test]

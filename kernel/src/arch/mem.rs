@@ -221,15 +221,8 @@ pub fn read_phys(paddr: u64, buf: &mut [u8]) -> bool {
     }
     // SAFETY: the source lies inside the identity map built by boot/pvh.S (every address
     // below 4 GiB is mapped), is not null, and is copied as raw bytes into a buffer we own
-    // exclusively; the kernel is single-threaded, so nothing else writes it concurrently.
-    unsafe {
-        asm!(
-            "rep movsb",
-            inout("rdi") buf.as_mut_ptr() => _,
-            inout("rsi") paddr => _,
-            inout("rcx") buf.len() => _,
-            options(nostack, preserves_flags)
-        );
-    }
+    // exclusively (so the ranges do not overlap); the kernel is single-threaded, so nothing
+    // else writes it concurrently.
+    unsafe { memcpy(buf.as_mut_ptr().cast(), paddr as *const c_void, buf.len()) };
     true
 }

@@ -55,6 +55,8 @@ pub struct PumpOutcome {
     pub served: bool,
     /// Output was written to the ring.
     pub replied: bool,
+    /// The budget ran out with requests still waiting in the ring.
+    pub more: bool,
 }
 
 /// A domain's ring connection.
@@ -156,16 +158,28 @@ impl XenConn {
         self.notify();
     }
 
-    /// Moves requests into the engine and replies out, as far as both sides allow.
-    pub fn pump(&mut self, engine: &mut Engine, id: ConnId, trace: bool) -> PumpOutcome {
+    /// Moves at most `budget` requests into the engine and every reply out, as far as both
+    /// sides allow.
+    pub fn pump(
+        &mut self,
+        engine: &mut Engine,
+        id: ConnId,
+        trace: bool,
+        budget: usize,
+    ) -> PumpOutcome {
         let mut outcome = PumpOutcome::default();
         if self.broken {
             return outcome;
         }
         let mut buf = [0u8; xsstate::ring::RING_SIZE as usize];
         let mut notify = false;
+        let mut left = budget;
         loop {
             if !engine.can_receive(id) {
+                break;
+            }
+            if left == 0 {
+                outcome.more = self.ring.peek_requests(&mut buf).is_ok_and(|(_, n)| n > 0);
                 break;
             }
             let (cons, n) = match self.ring.peek_requests(&mut buf) {
@@ -179,9 +193,10 @@ impl XenConn {
                 break;
             }
             let bytes = buf.get(..n).unwrap_or(&[]);
-            match engine.receive(id, bytes) {
-                Ok(0) => break,
-                Ok(used) => {
+            match engine.receive_at_most(id, bytes, left) {
+                Ok((0, _)) => break,
+                Ok((used, messages)) => {
+                    left = left.saturating_sub(messages);
                     if trace {
                         kprintln!("xsstub: domain {}: {used} request bytes", self.domid.0);
                     }
@@ -189,7 +204,7 @@ impl XenConn {
                     outcome.moved = true;
                     outcome.served = true;
                     notify = true;
-                    if used < n {
+                    if used < n && left > 0 {
                         break;
                     }
                 }

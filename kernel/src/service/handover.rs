@@ -23,6 +23,62 @@ use crate::xen::{events, gnttab};
 /// First grant reference describing the state pages (0 and 1 are the toolstack's).
 pub const STATE_GREF_BASE: u32 = 16;
 
+/// The new image made ready before the update starts (when the last chunk arrived), so that
+/// the downtime holds only the state: the image flattened as it must lie from its load
+/// address, and this image copied for a rollback, both above where either image loads.
+#[derive(Debug)]
+pub struct Staged {
+    /// The new image up to its last byte from the file.
+    blob: Vec<u8>,
+    /// Its .bss after that, zeroed by the trampoline.
+    zero_len: u64,
+    /// Its load address and entry point.
+    dest: u64,
+    entry32: u32,
+    /// Where it ends in memory, .bss included.
+    load_hi: u64,
+    /// This image as it lies in memory.
+    rollback: Vec<u8>,
+    /// Modules (the state) go at or above this.
+    floor: u64,
+}
+
+/// Stages a complete, validated image: flattens it and copies this image beside it.
+pub fn stage(elf: &[u8]) -> Result<Staged, String> {
+    let pvh = xsstate::pvh::parse(elf).map_err(|e| format!("live-update: image refused: {e}"))?;
+    let own_end = crate::arch::layout::image_end();
+    // Modules must lie above both images: the new one's destination now, this one's on a
+    // rollback.
+    let floor = (pvh.load_hi.max(own_end) + 4095) & !4095;
+    // Only the bytes from the file are kept; the .bss after them is zeroed in place.
+    let span = pvh.file_span() as usize;
+    let full = pvh.span() as usize;
+    let mut blob = Vec::new();
+    blob.try_reserve_exact(full)
+        .map_err(|_| format!("live-update: no room to stage {full} bytes"))?;
+    pvh.flatten(elf, &mut blob)
+        .map_err(|e| format!("live-update: image refused: {e}"))?;
+    blob.truncate(span);
+    blob.shrink_to_fit();
+    let rollback_len = crate::arch::layout::loaded_len() as usize;
+    let mut rollback = alloc_above(rollback_len, floor).ok_or_else(|| {
+        format!("live-update: no room for this image ({rollback_len} bytes) above {floor:#x}")
+    })?;
+    rollback.resize(rollback_len, 0);
+    if !crate::arch::layout::copy_loaded_image(&mut rollback) {
+        return Err(String::from("live-update: this image could not be copied"));
+    }
+    Ok(Staged {
+        blob,
+        zero_len: pvh.span().saturating_sub(pvh.file_span()),
+        dest: pvh.load_lo,
+        entry32: pvh.entry32,
+        load_hi: pvh.load_hi,
+        rollback,
+        floor,
+    })
+}
+
 /// Everything the jump needs, built and checked before anything is torn down.
 struct Prepared {
     /// The new image as it must lie from its load address, up to its last byte from the
@@ -142,13 +198,12 @@ impl super::Stub {
         tx_id: TxId,
         t0: u64,
     ) -> Result<Prepared, String> {
-        let elf = self.lu.image();
-        let pvh =
-            xsstate::pvh::parse(elf).map_err(|e| format!("live-update: image refused: {e}"))?;
+        let staged = match self.staged.take() {
+            Some(s) => s,
+            None => stage(self.lu.image())?,
+        };
+        let t_staged = crate::arch::cpu::rdtsc();
         let own_end = crate::arch::layout::image_end();
-        // Modules must lie above both images: the new one's destination now, this one's on a
-        // rollback.
-        let floor = (pvh.load_hi.max(own_end) + 4095) & !4095;
         let opts = DumpOptions::default();
         let image_len = self.engine.dump_len(&opts);
         let ids: Vec<ConnId> = self.engine.connections().map(|c| c.id).collect();
@@ -171,50 +226,44 @@ impl super::Stub {
             // prints it once it serves (output after this point is dropped: the jump is
             // silent).
             log: crate::console::take_deferred().to_vec(),
-            // The start, then when the state began to be written (set below).
-            tsc: alloc::vec![t0, 0],
+            // The start, the image staged, the state allocated, the state written (set below).
+            tsc: alloc::vec![t0, 0, 0, 0],
         };
         if !self.no_defer {
             crate::console::defer(true);
         }
-        // Only the bytes from the file are staged; the .bss after them is zeroed in place.
-        let span = pvh.file_span() as usize;
-        let zero_len = pvh.span().saturating_sub(pvh.file_span());
-        let rollback_len = crate::arch::layout::loaded_len() as usize;
         let state_len = handover::encoded_len(&extras, image_len);
         self.check_room(
-            pvh.span() as usize,
-            rollback_len,
+            staged.blob.capacity() + staged.rollback.capacity(),
+            staged.rollback.len(),
             state_len,
-            pvh.load_hi,
+            staged.load_hi,
             own_end,
         )?;
-
-        let mut blob = Vec::new();
-        let full = pvh.span() as usize;
-        blob.try_reserve_exact(full)
-            .map_err(|_| format!("live-update: no room to stage {full} bytes"))?;
-        pvh.flatten(elf, &mut blob)
-            .map_err(|e| format!("live-update: image refused: {e}"))?;
-        blob.truncate(span);
-        let mut rollback = alloc_above(rollback_len, floor).ok_or_else(|| {
-            format!("live-update: no room for this image ({rollback_len} bytes) above {floor:#x}")
-        })?;
-        rollback.resize(rollback_len, 0);
-        if !crate::arch::layout::copy_loaded_image(&mut rollback) {
-            return Err(String::from("live-update: this image could not be copied"));
-        }
+        let Staged {
+            blob,
+            zero_len,
+            dest,
+            entry32,
+            rollback,
+            floor,
+            ..
+        } = staged;
         let mut state = alloc_above(state_len, floor).ok_or_else(|| {
             format!("live-update: no room for {state_len} bytes of state above {floor:#x}")
         })?;
         let at = state.as_ptr();
         if let Some(t) = extras.tsc.get_mut(1) {
+            *t = t_staged;
+        }
+        if let Some(t) = extras.tsc.get_mut(2) {
             *t = crate::arch::cpu::rdtsc();
         }
         let w = Writer::begin(&mut state, &extras);
         self.engine
             .dump_into(&opts, &mut state)
             .map_err(|e| format!("live-update: state image: {e}"))?;
+        w.set_tsc(&mut state, 3, crate::arch::cpu::rdtsc());
         w.finish(&mut state);
         super::fault::after_state_written(&mut state);
         if state.as_ptr() != at {
@@ -253,8 +302,8 @@ impl super::Stub {
         let p = Prepared {
             blob,
             zero_len,
-            dest: pvh.load_lo,
-            entry32: pvh.entry32,
+            dest,
+            entry32,
             rollback,
             state,
             tag,
@@ -271,12 +320,12 @@ impl super::Stub {
         Ok(p)
     }
 
-    /// Whether the update fits: now, the new image, this image and the state beside the
-    /// engine; after the jump, the engine rebuilt beside the state and this image (the old
-    /// engine's memory is free by then).
+    /// Whether the update fits: now, the state beside the engine and what is staged (the
+    /// new image and this one, allocated already: `staged` bytes); after the jump, the engine
+    /// rebuilt beside the state and this image (the old engine's memory is free by then).
     fn check_room(
         &self,
-        span: usize,
+        staged: usize,
         rollback_len: usize,
         state_len: usize,
         new_hi: u64,
@@ -284,18 +333,14 @@ impl super::Stub {
     ) -> Result<(), String> {
         use xsstate::memory::MemorySource;
         let mem = super::memory::KernelMemory;
-        let now = span + rollback_len + state_len + (64 << 10);
+        let now = state_len + (64 << 10);
         let ready = mem.ensure_free(now);
         let m = mem.stats();
         if !ready {
             return Err(format!(
-                "live-update: the update needs {} KiB free now (image {} KiB, this image {} \
-                 KiB, state {} KiB), {} KiB are (max {} KiB): give the xenstore domain more \
-                 memory",
+                "live-update: the state needs {} KiB free now, {} KiB are (max {} KiB): \
+                 give the xenstore domain more memory (XENSTORE_MAX_DOMAIN_SIZE)",
                 now / 1024,
-                span / 1024,
-                rollback_len / 1024,
-                state_len / 1024,
                 m.available() / 1024,
                 m.max / 1024
             ));
@@ -303,7 +348,7 @@ impl super::Stub {
         // The new engine needs about what this one uses (less what only the update holds).
         let engine = m
             .used
-            .saturating_sub(self.lu.image().len() + span + rollback_len + state_len);
+            .saturating_sub(self.lu.image().len() + staged + state_len);
         let after_need = engine + engine / 4 + (512 << 10);
         let lost_to_image = new_hi.saturating_sub(own_end) as usize;
         let total = m.used + m.available();

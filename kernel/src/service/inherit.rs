@@ -153,14 +153,9 @@ impl super::Stub {
         self.timeline.restore_start = crate::arch::cpu::rdtsc();
         check_grants(&found.state, &found.tag)?;
         let d = handover::decode(found.state.bytes()).map_err(|e| format!("state buffer: {e}"))?;
-        if d.extras.tsc.len() < 2 {
-            // A version-1 buffer (the previous release): no timeline.
-            self.timeline.old = [0; 2];
-        } else {
-            self.timeline.old = [
-                d.extras.tsc.first().copied().unwrap_or(0),
-                d.extras.tsc.get(1).copied().unwrap_or(0),
-            ];
+        // A version-1 buffer (the previous release) has no stamps.
+        for (slot, t) in self.timeline.old.iter_mut().zip(d.extras.tsc.iter()) {
+            *slot = *t;
         }
         self.timeline.jump = found.tag.jump_tsc;
         super::fault::before_restore()?;

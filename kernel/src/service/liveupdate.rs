@@ -40,6 +40,13 @@ impl LiveUpdate {
         self.staging.as_ref().map_or(&[], |(_, b)| b.as_slice())
     }
 
+    /// Whether a whole image was received (`-b` then every byte of `-d`).
+    pub fn complete(&self) -> bool {
+        self.staging
+            .as_ref()
+            .is_some_and(|(size, b)| *size == b.len())
+    }
+
     /// The command line the new image gets, when `-c` set one.
     pub fn cmdline(&self) -> Option<&str> {
         self.cmdline.as_deref()

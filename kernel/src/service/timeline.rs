@@ -11,8 +11,9 @@ use crate::xen::time;
 /// The stamps (0: not taken).
 #[derive(Clone, Debug, Default)]
 pub struct Timeline {
-    /// Old image: the update started (`-s` accepted), the state began to be written.
-    pub old: [u64; 2],
+    /// Old image: the update started (`-s` accepted), the new image was staged (flattened),
+    /// the state buffer was allocated (this image copied beside it), the state was written.
+    pub old: [u64; 4],
     /// Old image: the jump.
     pub jump: u64,
     /// Trampoline copy and PVH entry.
@@ -34,13 +35,21 @@ pub struct Timeline {
 }
 
 impl Timeline {
-    /// One line: each phase in microseconds and the whole downtime.
-    pub fn report(&self, update: u64) -> String {
+    /// Two lines (Xen's console cuts long ones): the old image's phases, then the new one's
+    /// and the whole downtime, in microseconds.
+    pub fn report(&self, update: u64) -> [String; 2] {
         let us = |a: u64, b: u64| -> Option<u64> {
             (a != 0 && b >= a).then(|| time::tsc_to_ns(b - a) / 1000)
         };
-        let phases: [(&str, u64, u64); 10] = [
-            ("prepare", self.old[0], self.jump),
+        let [start, staged, allocated, written] = self.old;
+        let old: [(&str, u64, u64); 5] = [
+            ("prepare", start, self.jump),
+            ("stage", start, staged),
+            ("copy-self", staged, allocated),
+            ("dump", allocated, written),
+            ("grant-and-check", written, self.jump),
+        ];
+        let new: [(&str, u64, u64); 9] = [
             ("jump", self.jump, self.entry.copy_start),
             ("copy", self.entry.copy_start, self.entry.copy_end),
             ("entry", self.entry.copy_end, self.entry.entry),
@@ -51,30 +60,34 @@ impl Timeline {
             ("first-reply", self.rings, self.first_reply),
             ("first-request", self.rings, self.first_request),
         ];
-        let mut s = String::new();
-        let _ = write!(s, "live update {update} timeline (us):");
-        for (name, a, b) in phases {
-            match us(a, b) {
-                Some(v) => {
-                    let _ = write!(s, " {name}={v}");
-                }
-                None => {
-                    let _ = write!(s, " {name}=?");
+        let put = |s: &mut String, phases: &[(&str, u64, u64)]| {
+            for &(name, a, b) in phases {
+                match us(a, b) {
+                    Some(v) => {
+                        let _ = write!(s, " {name}={v}");
+                    }
+                    None => {
+                        let _ = write!(s, " {name}=?");
+                    }
                 }
             }
-        }
+        };
+        let mut first = alloc::format!("live update {update} timeline (us) old image:");
+        put(&mut first, &old);
+        let mut second = alloc::format!("live update {update} timeline (us) new image:");
+        put(&mut second, &new);
         // The downtime: from the update's start until this image answered (a reply held
         // back by the update, or the first request served).
         let end = match (self.first_reply, self.first_request) {
             (0, r) | (r, 0) => r,
             (a, b) => a.min(b),
         };
-        let total = us(self.old[0], end).or(us(self.jump, end));
+        let total = us(start, end).or(us(self.jump, end));
         let _ = write!(
-            s,
+            second,
             " downtime={}",
             total.map_or(String::from("?"), |t| alloc::format!("{t}"))
         );
-        s
+        [first, second]
     }
 }
