@@ -5,6 +5,7 @@ mod conns;
 mod fault;
 mod handover;
 pub mod inherit;
+mod keep;
 mod layout;
 mod liveupdate;
 pub(crate) mod memory;
@@ -95,10 +96,10 @@ fn shutdown_or_roll_back(crashed: bool) -> ! {
 /// Brings up the hypercall page and events, then decides what this domain is.
 fn start(start_info_paddr: u64, rust_tsc: u64) -> Result<Stub, BootError> {
     xen::hypercall::init().map_err(|_| BootError::Xen("hypercall page", -1))?;
+    timeline::probe(0);
     crate::arch::exit::set_shutdown_hook(shutdown_or_roll_back);
-    events::init(layout::SHARED_INFO_GFN).map_err(xen_err("shared info"))?;
-    let boot_ns = time::now_ns();
     let info = xen::start_info::parse(start_info_paddr).ok_or(BootError::StartInfo)?;
+    timeline::probe(1);
     // A live update: keep the console quiet until the first request is served (every byte
     // to port 0xE9 is a VM exit inside the downtime).
     // (`--no-defer` keeps it talking, to see where a failing update stops.)
@@ -106,21 +107,37 @@ fn start(start_info_paddr: u64, rust_tsc: u64) -> Result<Stub, BootError> {
         .cmdline
         .split_ascii_whitespace()
         .any(|t| t == "--no-defer");
-    if quiet
-        && info
-            .modules
-            .iter()
-            .any(|m| xen::start_info::read_cstr(m.cmdline_paddr).starts_with(tags::STATE_TAG))
-    {
+    // A live update's state tag: what the old image knew (see `tags::EarlyFacts`).
+    let facts = info.modules.iter().find_map(|m| {
+        let c = xen::start_info::read_cstr(m.cmdline_paddr);
+        c.starts_with(tags::STATE_TAG)
+            .then(|| tags::EarlyFacts::parse(&c))
+    });
+    if quiet && facts.is_some() {
         crate::console::defer(true);
     }
+    let si_mapped = facts.is_some_and(|f| f.shared_info_gfn == layout::SHARED_INFO_GFN);
+    events::init_with(layout::SHARED_INFO_GFN, si_mapped).map_err(xen_err("shared info"))?;
+    timeline::probe(2);
+    let boot_ns = time::now_ns();
     kprintln!("xsstub {}{} starting", env!("CARGO_PKG_VERSION"), FLAVOR);
-    memory::init_heap(&info, start_info_paddr).map_err(BootError::Heap)?;
+    timeline::probe(3);
+    let mem_facts = facts
+        .filter(|f| f.populated != 0)
+        .map(|f| (f.populated, f.top, f.special));
+    memory::init_heap(&info, start_info_paddr, mem_facts).map_err(BootError::Heap)?;
     let heap_tsc = crate::arch::cpu::rdtsc();
     if testguest::wanted(&info.cmdline) {
         testguest::run()
     }
-    Stub::boot(&info, boot_ns, rust_tsc, heap_tsc)
+    Stub::boot(&info, boot_ns, rust_tsc, heap_tsc, facts)
+}
+
+/// Connects the PV console (xenconsoled's ring) as a second log output.
+fn init_pv_console() {
+    if let Err(e) = xen::pvconsole::init() {
+        kprintln!("xsstub: no PV console ({})", e.0);
+    }
 }
 
 /// Whether the image `p` reads what this one hands over (its `XSSTUB` note): one without the
@@ -180,6 +197,8 @@ struct Stub {
     inherited_bytes: usize,
     /// Set when this image was jumped back into: why the update failed.
     rolled_back: Option<String>,
+    /// The update's log and timeline were printed.
+    update_reported: bool,
 }
 
 impl Stub {
@@ -188,17 +207,26 @@ impl Stub {
         boot_ns: u64,
         rust_tsc: u64,
         heap_tsc: u64,
+        facts: Option<tags::EarlyFacts>,
     ) -> Result<Stub, BootError> {
-        if let Err(e) = xen::pvconsole::init() {
-            kprintln!("xsstub: no PV console ({})", e.0);
+        // After a live update the console waits until the service answers (two hypercalls
+        // fewer inside the downtime): see `Stub::after_update_served`.
+        if facts.is_none() {
+            init_pv_console();
         }
         kprintln!("xsstub: command line `{}`", info.cmdline);
         let opts = cmdline::parse(&info.cmdline).map_err(BootError::Cmdline)?;
         for t in &opts.ignored {
             kprintln!("xsstub: ignoring option `{t}`");
         }
-        xen::gnttab::init_own(layout::GRANT_FRAMES_GFN, layout::GRANT_FRAMES)
-            .map_err(xen_err("grant table"))?;
+        // The grant frames an old image mapped where this one maps them stay mapped.
+        match facts {
+            Some(f) if f.grant_gfn == layout::GRANT_FRAMES_GFN && f.grant_frames >= 1 => {
+                xen::gnttab::adopt_own(f.grant_gfn, f.grant_frames.min(layout::GRANT_FRAMES_MAX))
+            }
+            _ => xen::gnttab::init_own(layout::GRANT_FRAMES_GFN, layout::GRANT_FRAMES)
+                .map_err(xen_err("grant table"))?,
+        }
         fault::from_cmdline(&info.cmdline);
         // A live update's state (and the image to roll back to): from here until it is
         // restored, any failure rolls back, or stops the domain loudly.
@@ -209,9 +237,15 @@ impl Stub {
         if found.is_some() && !opts.no_defer {
             crate::console::defer(true);
         }
-        let dom_exc_port =
-            events::bind_virq(xen_sys::VIRQ_DOM_EXC).map_err(xen_err("VIRQ_DOM_EXC"))?;
-        let timer_port = events::bind_virq(xen_sys::VIRQ_TIMER).map_err(xen_err("VIRQ_TIMER"))?;
+        // After a live update the ports may be kept ones: `inherit` takes them.
+        let (dom_exc_port, timer_port) = if found.is_some() {
+            (0, 0)
+        } else {
+            (
+                events::bind_virq(xen_sys::VIRQ_DOM_EXC).map_err(xen_err("VIRQ_DOM_EXC"))?,
+                events::bind_virq(xen_sys::VIRQ_TIMER).map_err(xen_err("VIRQ_TIMER"))?,
+            )
+        };
         let mut stub = Stub {
             engine: Engine::new(EngineConfig::default()),
             conns: BTreeMap::new(),
@@ -234,6 +268,7 @@ impl Stub {
             inherited_nodes: 0,
             inherited_bytes: 0,
             rolled_back: None,
+            update_reported: false,
         };
         stub.timeline.entry = crate::arch::handover::stamps();
         stub.timeline.rust = rust_tsc;
@@ -300,6 +335,9 @@ impl Stub {
         // Wake-ups in a row that found no event: a storm of spurious upcalls is reported once.
         let mut idle_wakeups = 0u64;
         loop {
+            if !self.update_reported {
+                timeline::probe(8);
+            }
             let pending = events::take_pending();
             if pending.iter().next().is_none() {
                 idle_wakeups += 1;
@@ -315,6 +353,9 @@ impl Stub {
             self.engine.set_time_ms(time::now_ns() / 1_000_000);
             let (used, free) = crate::arch::heap::stats();
             self.engine.set_heap_usage(used, free);
+            if !self.update_reported {
+                timeline::probe(9);
+            }
             for port in pending.iter() {
                 if port == self.dom_exc_port {
                     self.check_domains();
@@ -322,9 +363,18 @@ impl Stub {
                     self.timer_deadline_ms = None;
                 }
             }
+            if !self.update_reported {
+                timeline::probe(10);
+            }
             let more = self.pump_all();
+            if !self.update_reported {
+                timeline::probe(11);
+            }
             self.arm_timer();
             if !more && !events::any_pending() {
+                if self.timeline.restore_start != 0 {
+                    self.after_update_served();
+                }
                 self.wait();
             }
         }
@@ -534,6 +584,17 @@ impl Stub {
             return;
         }
         self.timeline.first_request = crate::arch::cpu::rdtsc();
+        self.after_update_served();
+    }
+
+    /// Once the updated service has answered (or has nothing to do): the console comes back,
+    /// with what the old image and this one logged meanwhile, and the timeline.
+    fn after_update_served(&mut self) {
+        if self.update_reported {
+            return;
+        }
+        self.update_reported = true;
+        init_pv_console();
         crate::console::write_bytes(&self.inherited_log);
         self.inherited_log = alloc::vec::Vec::new();
         crate::console::flush_deferred();

@@ -1,7 +1,7 @@
 //! The memory policy of the dispatch point: what a request may cost, the floors it must
 //! leave free, and the rate-limited log of every limit a domain hits.
 //!
-//! Policy. Before a request runs, its worst-case allocation is estimated ([`Engine::cost`])
+//! Policy. Before a request runs, its worst-case allocation is estimated (`Engine::cost`)
 //! and the shell's [`crate::memory::MemorySource`] must make that much free (growing the heap
 //! up to the domain's maximum if it can) on top of a floor:
 //!

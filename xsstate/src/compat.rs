@@ -70,9 +70,16 @@ pub const THIS_DESC: [u32; 7] = [
 ];
 
 impl Compat {
-    /// Whether an image declaring this reads what this build writes.
+    /// Whether an image declaring this reads what this build writes (a hand-over buffer of
+    /// a version both know, with this build's image version).
     pub fn reads_ours(&self) -> bool {
-        self.handover.contains(handover::VERSION) && self.image.contains(IMAGE_VERSION)
+        self.handover_version().is_some() && self.image.contains(IMAGE_VERSION)
+    }
+
+    /// The hand-over buffer version to write for an image declaring this: the newest both
+    /// know.
+    pub fn handover_version(&self) -> Option<u32> {
+        handover::version_for(self.handover.min, self.handover.max)
     }
 
     /// Parses a note descriptor; `None` when malformed or without both kinds.
@@ -129,5 +136,10 @@ mod tests {
         assert!(Compat::parse(&bytes(&[2, 1, 1, 2, 2, 1, 1, 0])).is_none());
         let future = Compat::parse(&bytes(&[3, 1, 7, 9, 2, 1, 1, 99, 0, 0])).unwrap();
         assert!(!future.reads_ours());
+        // The previous release (buffers v1..v2) gets a version-2 buffer.
+        let previous = Compat::parse(&bytes(&[2, 1, 1, 2, 2, 1, 1])).unwrap();
+        assert!(previous.reads_ours());
+        assert_eq!(previous.handover_version(), Some(2));
+        assert_eq!(THIS.handover_version(), Some(handover::VERSION));
     }
 }

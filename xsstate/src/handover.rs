@@ -2,12 +2,12 @@
 //! carry (partly received input, the deferred `-s` reply, counters, the old image's log and
 //! timeline), checksummed.
 //!
-//! Version 2 (written and read), little endian, every field 8-byte aligned:
+//! Version 3 (written and read), little endian, every field 8-byte aligned:
 //!
 //! | offset | field |
 //! |--------|-------|
 //! | 0 | `"XSSTUBLU"` |
-//! | 8 | `u32 version` (2), `u32 flags` (0) |
+//! | 8 | `u32 version` (3), `u32 flags` (0) |
 //! | 16 | `u64 live_updates` (this one included), `u64 rollbacks` |
 //! | 32 | `u64 extras_len`, then the extras (below), padded |
 //! | | `u64 image_len`, then the image bytes, padded |
@@ -16,8 +16,14 @@
 //! Extras: `u32 n_inputs`, `u32 has_reply`, `u32 log_len`, `u32 n_tsc`; `n_tsc` × `u64` TSC
 //! stamps of the old image's timeline; per input `u32 conn`, `u32 len`, bytes (padded); the
 //! reply `u32 conn`, `u32 req_id`, `u32 tx_id`, `u32 len`, payload (padded); the log bytes
-//! (padded). The image comes last so that the old image can dump its engine straight into
-//! the buffer ([`Writer`]) and the new one can restore straight from it ([`decode`]).
+//! (padded); then `u32 shell_len`, `u32 0` and the shell's block (padded): what the shell
+//! around the engine keeps across the jump (the kernel's mapped rings and bound ports), in a
+//! format of its own. The image comes last so that the old image can dump its engine
+//! straight into the buffer ([`Writer`]) and the new one can restore straight from it
+//! ([`decode`]).
+//!
+//! Version 2 is version 3 without the shell block (read, and written for an image that
+//! reads no newer one).
 //!
 //! Version 1 (the previous release's: no counters but the update count, the image first,
 //! FNV-1a) is read too, so that the previous release can update to this one.
@@ -29,8 +35,12 @@ use crate::ids::{ConnId, TxId};
 
 /// The buffer's first bytes.
 pub const MAGIC: [u8; 8] = *b"XSSTUBLU";
-/// The version this code writes.
-pub const VERSION: u32 = 2;
+/// The newest version this code writes (and reads).
+pub const VERSION: u32 = 3;
+/// The oldest version this code writes (for an image that reads no newer one).
+pub const MIN_WRITE_VERSION: u32 = 2;
+/// Largest shell block accepted.
+pub const MAX_SHELL: usize = 4 << 20;
 /// The oldest version this code reads.
 pub const MIN_VERSION: u32 = 1;
 /// Largest buffer accepted (bounds every length before allocating).
@@ -67,6 +77,9 @@ pub struct Extras {
     pub log: Vec<u8>,
     /// TSC stamps of the old image's part of the timeline.
     pub tsc: Vec<u64>,
+    /// The shell's own block (version 3; empty in older buffers): what it keeps across the
+    /// jump, opaque to the engine.
+    pub shell: Vec<u8>,
 }
 
 /// A decoded buffer: the extras and the state image, borrowed from the buffer.
@@ -170,9 +183,14 @@ fn put_u64(out: &mut Vec<u8>, v: u64) {
 }
 
 impl Extras {
-    /// The encoded size of the extras block.
-    fn encoded_len(&self) -> usize {
-        let mut n = 16 + 8 * self.tsc.len().min(MAX_TSC);
+    /// The encoded size of the extras block in buffer version `version`.
+    fn encoded_len(&self, version: u32) -> usize {
+        let shell = if version >= 3 {
+            8 + padded(self.shell.len())
+        } else {
+            0
+        };
+        let mut n = 16 + 8 * self.tsc.len().min(MAX_TSC) + shell;
         for (_, bytes) in &self.pending_input {
             n += 8 + padded(bytes.len());
         }
@@ -182,7 +200,7 @@ impl Extras {
         n + padded(self.log.len())
     }
 
-    fn encode_into(&self, out: &mut Vec<u8>) {
+    fn encode_into(&self, out: &mut Vec<u8>, version: u32) {
         let tsc = self.tsc.get(..self.tsc.len().min(MAX_TSC)).unwrap_or(&[]);
         put_u32(out, self.pending_input.len() as u32);
         put_u32(out, u32::from(self.reply.is_some()));
@@ -204,15 +222,28 @@ impl Extras {
             put_padded(out, &r.payload);
         }
         put_padded(out, &self.log);
+        if version >= 3 {
+            put_u32(out, self.shell.len() as u32);
+            put_u32(out, 0);
+            put_padded(out, &self.shell);
+        }
     }
 }
 
-/// The size of a version-2 buffer holding `extras` and an image of `image_len` bytes.
-pub fn encoded_len(extras: &Extras, image_len: usize) -> usize {
-    40 + extras.encoded_len() + 8 + padded(image_len) + 8
+/// The version to write for an image that reads buffer versions `min..=max`: the newest
+/// both sides know, `None` when there is none.
+pub fn version_for(min: u32, max: u32) -> Option<u32> {
+    let v = max.min(VERSION);
+    (v >= min && v >= MIN_WRITE_VERSION).then_some(v)
 }
 
-/// Writes a version-2 buffer in place: [`Writer::begin`] puts the header and the extras,
+/// The size of a buffer of version `version` (see [`version_for`]) holding `extras` and an
+/// image of `image_len` bytes.
+pub fn encoded_len(extras: &Extras, image_len: usize, version: u32) -> usize {
+    40 + extras.encoded_len(version) + 8 + padded(image_len) + 8
+}
+
+/// Writes a buffer in place: [`Writer::begin`] puts the header and the extras,
 /// the caller appends the image (the engine's `dump_into`), [`Writer::finish`] records its
 /// length and appends the checksum. Reserve [`encoded_len`] first and the buffer never
 /// moves.
@@ -224,16 +255,18 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Appends the header and extras to `out`.
-    pub fn begin(out: &mut Vec<u8>, extras: &Extras) -> Writer {
+    /// Appends the header and extras to `out`, as buffer version `version` (2 or 3; see
+    /// [`version_for`]: version 2 drops the shell block).
+    pub fn begin(out: &mut Vec<u8>, extras: &Extras, version: u32) -> Writer {
+        let version = version.clamp(MIN_WRITE_VERSION, VERSION);
         let start = out.len();
         out.extend_from_slice(&MAGIC);
-        put_u32(out, VERSION);
+        put_u32(out, version);
         put_u32(out, 0);
         put_u64(out, extras.live_updates);
         put_u64(out, extras.rollbacks);
-        put_u64(out, extras.encoded_len() as u64);
-        extras.encode_into(out);
+        put_u64(out, extras.encoded_len(version) as u64);
+        extras.encode_into(out, version);
         let image_len_at = out.len();
         put_u64(out, 0);
         Writer {
@@ -273,16 +306,21 @@ impl Writer {
     }
 }
 
-/// Encodes a whole buffer (the image given as bytes).
+/// Encodes a whole buffer of the newest version (the image given as bytes).
 pub fn encode(extras: &Extras, image: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(encoded_len(extras, image.len()));
-    let w = Writer::begin(&mut out, extras);
+    encode_version(extras, image, VERSION)
+}
+
+/// Encodes a whole buffer of version `version` (2 or 3).
+pub fn encode_version(extras: &Extras, image: &[u8], version: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encoded_len(extras, image.len(), version));
+    let w = Writer::begin(&mut out, extras, version);
     out.extend_from_slice(image);
     w.finish(&mut out);
     out
 }
 
-/// Checks the checksum and every length, then decodes (versions 1 and 2).
+/// Checks the checksum and every length, then decodes (versions 1 to 3).
 pub fn decode(bytes: &[u8]) -> Result<Decoded<'_>, HandoverError> {
     if bytes.len() > MAX_BYTES {
         return Err(HandoverError::TooLong(0));
@@ -338,7 +376,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded<'_>, HandoverError> {
             bytes: block,
             at: 0,
         };
-        let mut extras = extras_v2(&mut e)?;
+        let mut extras = extras_v2(&mut e, version)?;
         if e.at != block.len() {
             return Err(HandoverError::TrailingBytes(block.len() - e.at));
         }
@@ -408,7 +446,7 @@ fn extras_v1(c: &mut Cursor<'_>) -> Result<Extras, HandoverError> {
     })
 }
 
-fn extras_v2(c: &mut Cursor<'_>) -> Result<Extras, HandoverError> {
+fn extras_v2(c: &mut Cursor<'_>, version: u32) -> Result<Extras, HandoverError> {
     let at = c.at;
     let n_inputs = c.u32()?;
     let has_reply = c.u32()?;
@@ -423,11 +461,22 @@ fn extras_v2(c: &mut Cursor<'_>) -> Result<Extras, HandoverError> {
     }
     let (pending_input, reply) = inputs_and_reply(c, n_inputs, has_reply)?;
     let log = c.take_padded(log_len)?.to_vec();
+    let shell = if version >= 3 {
+        let at = c.at;
+        let len = c.len32()?;
+        if len > MAX_SHELL || c.u32()? != 0 {
+            return Err(HandoverError::TooLong(at));
+        }
+        c.take_padded(len)?.to_vec()
+    } else {
+        Vec::new()
+    };
     Ok(Extras {
         pending_input,
         reply,
         log,
         tsc,
+        shell,
         ..Extras::default()
     })
 }
@@ -510,6 +559,7 @@ mod tests {
             }),
             log: b"xsstub: a line\n".to_vec(),
             tsc: vec![10, 20, 30],
+            shell: b"kept rings".to_vec(),
         }
     }
 
@@ -519,12 +569,24 @@ mod tests {
     fn round_trip() {
         let e = sample();
         let bytes = encode(&e, IMAGE);
-        assert_eq!(bytes.len(), encoded_len(&e, IMAGE.len()));
+        assert_eq!(bytes.len(), encoded_len(&e, IMAGE.len(), VERSION));
         assert_eq!(bytes.len() % 8, 0);
         let d = decode(&bytes).unwrap();
         assert_eq!(d.extras, e);
         assert_eq!(d.image, IMAGE);
+        assert_eq!(d.version, 3);
+        // Version 2 for an image that reads no newer one: everything but the shell block.
+        let bytes = encode_version(&e, IMAGE, 2);
+        assert_eq!(bytes.len(), encoded_len(&e, IMAGE.len(), 2));
+        let d = decode(&bytes).unwrap();
         assert_eq!(d.version, 2);
+        assert_eq!(
+            d.extras,
+            Extras {
+                shell: Vec::new(),
+                ..e.clone()
+            }
+        );
         let empty = Extras::default();
         let bytes = encode(&empty, &[]);
         let d = decode(&bytes).unwrap();
@@ -534,9 +596,9 @@ mod tests {
     #[test]
     fn the_writer_builds_the_image_in_place() {
         let e = sample();
-        let mut out = Vec::with_capacity(encoded_len(&e, IMAGE.len()));
+        let mut out = Vec::with_capacity(encoded_len(&e, IMAGE.len(), VERSION));
         let before = out.as_ptr();
-        let w = Writer::begin(&mut out, &e);
+        let w = Writer::begin(&mut out, &e, VERSION);
         out.extend_from_slice(IMAGE);
         assert!(w.set_tsc(&mut out, 2, 99));
         assert!(!w.set_tsc(&mut out, 3, 1));
@@ -614,6 +676,15 @@ mod tests {
             decode(&bad),
             Err(HandoverError::BadChecksum { .. })
         ));
+    }
+
+    #[test]
+    fn the_version_written_is_the_newest_both_read() {
+        assert_eq!(version_for(1, 2), Some(2));
+        assert_eq!(version_for(1, 3), Some(3));
+        assert_eq!(version_for(2, 9), Some(3));
+        assert_eq!(version_for(1, 1), None);
+        assert_eq!(version_for(4, 9), None);
     }
 
     #[test]

@@ -66,11 +66,22 @@ pub fn running_on_xen() -> Option<u32> {
         u32::from_le_bytes(*b"MMXe"),
         u32::from_le_bytes(*b"nVMM"),
     ];
-    (0x4000_0000u32..0x4001_0000).step_by(0x100).find(|&base| {
+    // Asked once per boot (each CPUID is a VM exit; a live update's downtime counts them).
+    match XEN_BASE.load(core::sync::atomic::Ordering::Relaxed) {
+        1 => return None,
+        0 => {}
+        base => return Some(base),
+    }
+    let found = (0x4000_0000u32..0x4001_0000).step_by(0x100).find(|&base| {
         let (max, b, c, d) = cpuid(base, 0);
         [b, c, d] == SIG && max.wrapping_sub(base) >= 2
-    })
+    });
+    XEN_BASE.store(found.unwrap_or(1), core::sync::atomic::Ordering::Relaxed);
+    found
 }
+
+/// The Xen CPUID base found by [`running_on_xen`] (0: not asked yet, 1: not Xen).
+static XEN_BASE: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 
 /// Reads a model-specific register.
 ///

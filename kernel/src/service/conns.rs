@@ -16,6 +16,7 @@ use crate::xen::ring::XsRing;
 pub struct GfnPool {
     next: u64,
     end: u64,
+    capacity: u64,
     free: Vec<u64>,
 }
 
@@ -25,6 +26,7 @@ impl GfnPool {
         GfnPool {
             next: first,
             end: first + pages,
+            capacity: pages,
             free: Vec::new(),
         }
     }
@@ -43,6 +45,32 @@ impl GfnPool {
     /// Returns a frame.
     pub fn give(&mut self, gfn: u64) {
         self.free.push(gfn);
+    }
+
+    /// The pool's frames.
+    pub fn window(&self) -> core::ops::Range<u64> {
+        let first = self.end - self.capacity;
+        first..self.end
+    }
+
+    /// Takes frame `gfn` out of the pool (a mapping kept across a live update); false when
+    /// it is outside the pool or taken already. Cheapest in increasing order.
+    pub fn claim(&mut self, gfn: u64) -> bool {
+        if !self.window().contains(&gfn) {
+            return false;
+        }
+        if gfn >= self.next {
+            self.free.extend(self.next..gfn);
+            self.next = gfn + 1;
+            return true;
+        }
+        match self.free.iter().rposition(|&g| g == gfn) {
+            Some(i) => {
+                self.free.swap_remove(i);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -107,6 +135,46 @@ impl XenConn {
             ring,
             mapping: Some(mapping),
             broken: false,
+        })
+    }
+
+    /// Takes over a ring a previous image kept mapped, with its bound port (a live update);
+    /// `None` when the frame is not a free one of the pool.
+    pub fn adopt(gfns: &mut GfnPool, domid: DomId, k: &super::keep::KeptRing) -> Option<XenConn> {
+        let mapping = Mapping::adopt(k.gfn, k.handle, gfns.window())?;
+        if !gfns.claim(k.gfn) {
+            return None;
+        }
+        let ring = XsRing::new(mapping.page());
+        Some(XenConn {
+            domid,
+            local_port: k.local_port,
+            remote_port: k.remote_port,
+            ring,
+            mapping: Some(mapping),
+            broken: false,
+        })
+    }
+
+    /// Records an adopted ring and port as this image's own (the update is complete: from
+    /// now on a rollback would release them).
+    pub fn own(&self) {
+        if let Some(m) = &self.mapping {
+            m.own();
+        }
+        events::own_adopted(self.local_port);
+    }
+
+    /// What a live update keeps of this connection (it stays mapped and bound).
+    pub fn kept(&self, conn: ConnId) -> Option<super::keep::KeptRing> {
+        let m = self.mapping.as_ref()?;
+        Some(super::keep::KeptRing {
+            conn: conn.0,
+            domid: self.domid.0,
+            local_port: self.local_port,
+            remote_port: self.remote_port,
+            handle: m.handle(),
+            gfn: m.gfn,
         })
     }
 

@@ -41,6 +41,9 @@ pub struct Staged {
     rollback: Vec<u8>,
     /// Modules (the state) go at or above this.
     floor: u64,
+    /// The hand-over buffer version the new image reads (3 and up: rings and ports are kept
+    /// across the jump).
+    version: u32,
 }
 
 /// Stages a complete, validated image: flattens it and copies this image beside it.
@@ -68,6 +71,11 @@ pub fn stage(elf: &[u8]) -> Result<Staged, String> {
     if !crate::arch::layout::copy_loaded_image(&mut rollback) {
         return Err(String::from("live-update: this image could not be copied"));
     }
+    // An image without the note (taken with -F) gets the oldest buffer this image writes.
+    let version = pvh
+        .compat
+        .and_then(|c| c.handover_version())
+        .unwrap_or(handover::MIN_WRITE_VERSION);
     Ok(Staged {
         blob,
         zero_len: pvh.span().saturating_sub(pvh.file_span()),
@@ -76,6 +84,7 @@ pub fn stage(elf: &[u8]) -> Result<Staged, String> {
         load_hi: pvh.load_hi,
         rollback,
         floor,
+        version,
     })
 }
 
@@ -96,6 +105,8 @@ struct Prepared {
     rollback_tag: RollbackTag,
     /// The new image's command line.
     cmdline: Vec<u8>,
+    /// Rings and ports stay as they are (the new image adopts them).
+    keep: bool,
 }
 
 /// Allocates `len` bytes starting at or above `floor` (retrying past lower blocks).
@@ -164,6 +175,20 @@ fn grant_state(paddr: u64, len: usize, domid: u16) -> Result<u32, String> {
     Ok(pages as u32)
 }
 
+/// What the new image need not ask Xen again (see `tags::EarlyFacts`).
+fn early_facts() -> super::tags::EarlyFacts {
+    let (grant_gfn, grant_frames) = gnttab::own_frames();
+    let (populated, top, special) = super::memory::handover_facts();
+    super::tags::EarlyFacts {
+        shared_info_gfn: events::shared_info_paddr() >> 12,
+        grant_gfn,
+        grant_frames,
+        populated,
+        top,
+        special,
+    }
+}
+
 /// Revokes `pages` grant entries from `gref`.
 pub fn revoke(gref: u32, pages: u32) {
     for i in 0..pages {
@@ -206,6 +231,7 @@ impl super::Stub {
         let own_end = crate::arch::layout::image_end();
         let opts = DumpOptions::default();
         let image_len = self.engine.dump_len(&opts);
+        super::timeline::probe_old(0);
         let ids: Vec<ConnId> = self.engine.connections().map(|c| c.id).collect();
         let pending_input: Vec<(ConnId, Vec<u8>)> = ids
             .into_iter()
@@ -228,11 +254,28 @@ impl super::Stub {
             log: crate::console::take_deferred().to_vec(),
             // The start, the image staged, the state allocated, the state written (set below).
             tsc: alloc::vec![t0, 0, 0, 0],
+            shell: Vec::new(),
         };
+        // Version 3 and up: the rings stay mapped and the ports bound, listed for the new
+        // image.
+        let keep = staged.version >= 3;
+        if keep {
+            let kept = super::keep::Kept {
+                dom_exc_port: self.dom_exc_port,
+                timer_port: self.timer_port,
+                rings: self
+                    .conns
+                    .iter()
+                    .filter_map(|(id, x)| x.kept(*id))
+                    .collect(),
+            };
+            extras.shell = kept.encode();
+        }
         if !self.no_defer {
             crate::console::defer(true);
         }
-        let state_len = handover::encoded_len(&extras, image_len);
+        super::timeline::probe_old(1);
+        let state_len = handover::encoded_len(&extras, image_len, staged.version);
         self.check_room(
             staged.blob.capacity() + staged.rollback.capacity(),
             staged.rollback.len(),
@@ -240,6 +283,7 @@ impl super::Stub {
             staged.load_hi,
             own_end,
         )?;
+        super::timeline::probe_old(2);
         let Staged {
             blob,
             zero_len,
@@ -247,24 +291,27 @@ impl super::Stub {
             entry32,
             rollback,
             floor,
+            version,
             ..
         } = staged;
         let mut state = alloc_above(state_len, floor).ok_or_else(|| {
             format!("live-update: no room for {state_len} bytes of state above {floor:#x}")
         })?;
         let at = state.as_ptr();
+        super::timeline::probe_old(3);
         if let Some(t) = extras.tsc.get_mut(1) {
             *t = t_staged;
         }
         if let Some(t) = extras.tsc.get_mut(2) {
             *t = crate::arch::cpu::rdtsc();
         }
-        let w = Writer::begin(&mut state, &extras);
+        let w = Writer::begin(&mut state, &extras, version);
         self.engine
             .dump_into(&opts, &mut state)
             .map_err(|e| format!("live-update: state image: {e}"))?;
         w.set_tsc(&mut state, 3, crate::arch::cpu::rdtsc());
         w.finish(&mut state);
+        super::timeline::probe_old(4);
         super::fault::after_state_written(&mut state);
         if state.as_ptr() != at {
             return Err(String::from(
@@ -273,8 +320,10 @@ impl super::Stub {
         }
         let paddr = state.as_ptr() as u64;
         let domid = own_domid(&self.engine);
+        super::timeline::probe_old(5);
         let pages = grant_state(paddr, state.len(), domid)
             .map_err(|e| format!("live-update: granting the state: {e}"))?;
+        super::timeline::probe_old(6);
         let sum = state
             .get(state.len() - 8..)
             .and_then(|b| <[u8; 8]>::try_from(b).ok())
@@ -286,6 +335,8 @@ impl super::Stub {
             pages,
             domid,
             jump_tsc: 0,
+            probes: Vec::new(),
+            facts: Some(early_facts()),
             rollback: None,
         };
         let rollback_tag = RollbackTag {
@@ -309,10 +360,12 @@ impl super::Stub {
             tag,
             rollback_tag,
             cmdline,
+            keep,
         };
         // Check everything the jump needs before tearing anything down.
         let (state_tag, rollback_text) = (p.tag.render(), p.rollback_tag.render());
         let modules = p.modules(&state_tag, &rollback_text);
+        super::timeline::probe_old(7);
         if let Err(e) = crate::arch::handover::check(&p.plan(&modules)) {
             revoke(STATE_GREF_BASE, pages);
             return Err(format!("live-update: hand-over refused: {e}"));
@@ -366,14 +419,20 @@ impl super::Stub {
         Ok(())
     }
 
-    /// Point of no return: releases every ring and port (the new image takes them again) and
-    /// jumps.
+    /// Point of no return: jumps, leaving every ring mapped and port bound for the new image
+    /// to adopt (or, for an image that reads only version-2 buffers, releasing them for it
+    /// to take again).
     fn jump(&mut self, mut p: Prepared) -> ! {
-        for (_, x) in core::mem::take(&mut self.conns) {
-            x.close(&mut self.gfns);
+        if !p.keep {
+            for (_, x) in core::mem::take(&mut self.conns) {
+                x.close(&mut self.gfns);
+            }
+            let _ = events::close(self.dom_exc_port);
+            let _ = events::close(self.timer_port);
         }
-        let _ = events::close(self.dom_exc_port);
-        let _ = events::close(self.timer_port);
+        super::timeline::probe_old(8);
+        super::timeline::probe_old(9);
+        p.tag.probes = super::timeline::old_probes();
         p.tag.jump_tsc = crate::arch::cpu::rdtsc();
         let (state_tag, rollback_text) = (p.tag.render(), p.rollback_tag.render());
         let modules = p.modules(&state_tag, &rollback_text);

@@ -151,13 +151,17 @@ impl super::Stub {
     /// to roll back (or to stop).
     pub(super) fn inherit(&mut self, found: Found) -> Result<(), String> {
         self.timeline.restore_start = crate::arch::cpu::rdtsc();
+        super::timeline::probe(12);
         check_grants(&found.state, &found.tag)?;
+        super::timeline::probe(13);
         let d = handover::decode(found.state.bytes()).map_err(|e| format!("state buffer: {e}"))?;
         // A version-1 buffer (the previous release) has no stamps.
         for (slot, t) in self.timeline.old.iter_mut().zip(d.extras.tsc.iter()) {
             *slot = *t;
         }
         self.timeline.jump = found.tag.jump_tsc;
+        self.timeline.old_probes = found.tag.probes.clone();
+        super::timeline::probe(14);
         super::fault::before_restore()?;
         let mut engine = Engine::restore_bytes(d.image, Layout::Seed, EngineConfig::default())
             .map_err(|e| format!("state image: {e}"))?;
@@ -183,7 +187,8 @@ impl super::Stub {
                 self.rollbacks = d.extras.rollbacks;
             }
         }
-        self.reconnect_rings()?;
+        let kept = super::keep::Kept::decode(&d.extras.shell).map_err(|e| format!("{e}"))?;
+        let adopted = self.reconnect(kept.as_ref())?;
         for (id, bytes) in &d.extras.pending_input {
             if let Err(f) = self.engine.receive(*id, bytes) {
                 kprintln!("xsstub: pending input of {id}: {f}");
@@ -210,12 +215,19 @@ impl super::Stub {
                 payload,
             );
         }
-        for x in self.conns.values() {
-            x.notify();
+        // A ring mapped again is news to its domain; an adopted one never went away (the
+        // first pump writes and signals whatever is owed).
+        let mut sorted = adopted.clone();
+        sorted.sort_unstable();
+        for (id, x) in &self.conns {
+            if sorted.binary_search(id).is_err() {
+                x.notify();
+            }
         }
         self.timeline.rings = crate::arch::cpu::rdtsc();
-        // Done: no way back is needed any more.
+        // Done: no way back is needed any more; what was adopted is this image's own now.
         disarm();
+        self.own_adopted(&adopted, kept.as_ref());
         super::handover::revoke(found.tag.gref, found.tag.pages);
         self.inherited_log = d.extras.log.clone();
         self.inherited_nodes = self.engine.store().len();
@@ -231,18 +243,61 @@ impl super::Stub {
         Ok(())
     }
 
-    /// Maps every ring and binds every port of the restored connections again. dom0's must
-    /// work; a guest whose ring cannot be mapped is taken as gone.
-    fn reconnect_rings(&mut self) -> Result<(), String> {
-        let rings: alloc::vec::Vec<(ConnId, DomId, u32)> = self
+    /// Takes every ring and port of the restored connections: adopted as the old image kept
+    /// them (version-3 buffers), or mapped and bound again. dom0's must work; a guest whose
+    /// ring cannot be mapped again is taken as gone; a kept ring that cannot be adopted is a
+    /// reason to roll back. Returns the connections adopted.
+    fn reconnect(
+        &mut self,
+        kept: Option<&super::keep::Kept>,
+    ) -> Result<alloc::vec::Vec<ConnId>, String> {
+        match kept {
+            Some(k) => {
+                self.dom_exc_port = k.dom_exc_port;
+                self.timer_port = k.timer_port;
+            }
+            None => {
+                self.dom_exc_port = events::bind_virq(xen_sys::VIRQ_DOM_EXC)
+                    .map_err(|e| format!("binding VIRQ_DOM_EXC: {}", e.0))?;
+                self.timer_port = events::bind_virq(xen_sys::VIRQ_TIMER)
+                    .map_err(|e| format!("binding VIRQ_TIMER: {}", e.0))?;
+            }
+        }
+        let mut rings: alloc::vec::Vec<(ConnId, DomId, u32, Option<super::keep::KeptRing>)> = self
             .engine
             .connections()
             .filter_map(|c| match c.kind {
-                xsstate::conn::ConnKind::Ring { port, .. } => Some((c.id, c.domid, port.0)),
+                xsstate::conn::ConnKind::Ring { port, .. } => Some((
+                    c.id,
+                    c.domid,
+                    port.0,
+                    kept.and_then(|k| k.ring(c.id.0)).copied(),
+                )),
                 xsstate::conn::ConnKind::Socket { .. } => None,
             })
             .collect();
-        for (id, domid, port) in rings {
+        // Frames in increasing order: the pool takes them in one pass.
+        rings.sort_unstable_by_key(|r| r.3.map_or(u64::MAX, |k| k.gfn));
+        let mut adopted = alloc::vec::Vec::new();
+        for (id, domid, port, k) in rings {
+            if let Some(k) = k {
+                if k.domid != domid.0 || k.remote_port != port {
+                    return Err(format!(
+                        "kept ring of connection {id} is domain {} port {}, the state says                          domain {} port {port}",
+                        k.domid, k.remote_port, domid.0
+                    ));
+                }
+                let x = XenConn::adopt(&mut self.gfns, domid, &k).ok_or_else(|| {
+                    format!(
+                        "kept ring of domain {} at frame {:#x} is outside the mapping window                          or listed twice",
+                        domid.0, k.gfn
+                    )
+                })?;
+                self.by_port.insert(x.local_port, id);
+                self.conns.insert(id, x);
+                adopted.push(id);
+                continue;
+            }
             match XenConn::open(&mut self.gfns, domid, port) {
                 Ok(x) => {
                     self.by_port.insert(x.local_port, id);
@@ -261,7 +316,37 @@ impl super::Stub {
                 }
             }
         }
-        Ok(())
+        Ok(adopted)
+    }
+
+    /// Makes what was adopted this image's own (a later rollback would release it), and
+    /// releases what was kept for a connection the state no longer has.
+    fn own_adopted(&mut self, adopted: &[ConnId], kept: Option<&super::keep::Kept>) {
+        let Some(k) = kept else {
+            return;
+        };
+        events::own_adopted(k.dom_exc_port);
+        events::own_adopted(k.timer_port);
+        for id in adopted {
+            if let Some(x) = self.conns.get(id) {
+                x.own();
+            }
+        }
+        let mut sorted = adopted.to_vec();
+        sorted.sort_unstable();
+        for r in &k.rings {
+            if sorted.binary_search(&ConnId(r.conn)).is_err() {
+                kprintln!(
+                    "xsstub: kept ring of domain {} (connection {}) has no connection:                      released",
+                    r.domid,
+                    r.conn
+                );
+                if let Some(x) = XenConn::adopt(&mut self.gfns, DomId(r.domid), r) {
+                    x.own();
+                    x.close(&mut self.gfns);
+                }
+            }
+        }
     }
 }
 

@@ -75,6 +75,20 @@ static LIMIT_GFN: AtomicU64 = AtomicU64::new(0);
 static RESERVATION_LEFT: AtomicU64 = AtomicU64::new(0);
 /// Bytes added to the heap by growing.
 static GROWN: AtomicU64 = AtomicU64::new(0);
+/// Pages populated as Xen counts them (at boot, plus every growth).
+static POPULATED: AtomicU64 = AtomicU64::new(0);
+/// Populated pages in reserved ranges (found at boot).
+static SPECIAL: AtomicU64 = AtomicU64::new(0);
+
+/// What a live update hands over so that the new image need not ask Xen again: pages
+/// populated, the populated top (bytes), pages populated in reserved ranges.
+pub fn handover_facts() -> (u64, u64, u64) {
+    (
+        POPULATED.load(Ordering::SeqCst),
+        NEXT_GFN.load(Ordering::SeqCst).saturating_mul(PAGE),
+        SPECIAL.load(Ordering::SeqCst),
+    )
+}
 /// Set while [`grow`] runs (it must not re-enter through an allocation).
 static GROWING: AtomicBool = AtomicBool::new(false);
 
@@ -199,6 +213,8 @@ enum Checked {
     Unverified,
     /// The counts were wrong: the first frame that is not RAM, found frame by frame.
     Scanned,
+    /// A live update's old image knew it (and Xen counts the same pages populated).
+    HandedOver,
 }
 
 /// Confirms `top` with Xen (the frame below is RAM, the one at `top` is not), or finds the
@@ -248,7 +264,14 @@ fn scan_log(first: u64, end: u64) {
 /// Finds the populated RAM, logs the memory layout, gives the heap what lies above the image
 /// and the loader's data (the modules stay out), and prepares growth. `start_info_paddr`
 /// is logged only.
-pub fn init_heap(info: &BootInfo, start_info_paddr: u64) -> Result<(), MemError> {
+/// `facts`: what a live update's old image knew (pages populated, the populated top,
+/// pages populated in reserved ranges), trusted when Xen still counts the same pages
+/// populated, in place of asking Xen frame by frame.
+pub fn init_heap(
+    info: &BootInfo,
+    start_info_paddr: u64,
+    facts: Option<(u64, u64, u64)>,
+) -> Result<(), MemError> {
     let map = xen::memory::memory_map().map_err(xen_err("XENMEM_memory_map"))?;
     let populated =
         xen::memory::current_reservation_pages().map_err(xen_err("current reservation"))?;
@@ -262,7 +285,13 @@ pub fn init_heap(info: &BootInfo, start_info_paddr: u64) -> Result<(), MemError>
             e.size / 1024
         );
     }
-    let special = reserved_populated(&map);
+    super::timeline::probe(4);
+    let facts = facts.filter(|&(p, top, _)| p == populated && top != 0);
+    let special = match facts {
+        Some((_, _, special)) => special,
+        None => reserved_populated(&map),
+    };
+    super::timeline::probe(5);
     let image_end = crate::arch::image_end() as u64;
     let plan =
         plan_ram(&map, populated, special, max, image_end).ok_or(MemError::Counts(populated))?;
@@ -272,7 +301,11 @@ pub fn init_heap(info: &BootInfo, start_info_paddr: u64) -> Result<(), MemError>
              init-xenstore-domain --maxmem): RAM and growth room from the reservation"
         );
     }
-    let (top, checked) = check_top(plan.top, plan.limit);
+    let (top, checked) = match facts {
+        Some((_, top, _)) => (top, Checked::HandedOver),
+        None => check_top(plan.top, plan.limit),
+    };
+    super::timeline::probe(6);
     kprintln!(
         "xsstub: reservation {populated} pages populated ({special} in reserved ranges), \
          maximum {max}; RAM populated 0..{top:#x} ({checked:?}), room to grow to {:#x}",
@@ -337,6 +370,8 @@ pub fn init_heap(info: &BootInfo, start_info_paddr: u64) -> Result<(), MemError>
         );
     }
     NEXT_GFN.store(top / PAGE, Ordering::SeqCst);
+    POPULATED.store(populated, Ordering::SeqCst);
+    SPECIAL.store(special, Ordering::SeqCst);
     LIMIT_GFN.store((plan.limit / PAGE).max(top / PAGE), Ordering::SeqCst);
     RESERVATION_LEFT.store(max.saturating_sub(populated), Ordering::SeqCst);
     let room = growable_bytes();
@@ -389,6 +424,7 @@ fn grow_once(need: u64) -> u64 {
         xen::memory::maximum_reservation_pages(),
     ) {
         RESERVATION_LEFT.store(max.saturating_sub(cur), Ordering::SeqCst);
+        POPULATED.store(cur, Ordering::SeqCst);
     }
     let room = growable_bytes() / PAGE;
     let want = need.max(GROW_STEP).div_ceil(PAGE).min(room);
@@ -413,6 +449,7 @@ fn grow_once(need: u64) -> u64 {
         return 0;
     }
     NEXT_GFN.store(next.saturating_add(got), Ordering::SeqCst);
+    POPULATED.fetch_add(got, Ordering::SeqCst);
     let _ = RESERVATION_LEFT.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
         Some(left.saturating_sub(got))
     });

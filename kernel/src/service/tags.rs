@@ -9,6 +9,77 @@ pub const STATE_TAG: &str = "xsstub-state";
 /// Command-line prefix of the rollback module.
 pub const ROLLBACK_TAG: &str = "xsstub-rollback";
 
+/// What the old image knew of this domain that the new one would otherwise ask Xen again
+/// inside the downtime (each question a hypercall): where the shared-info page and the grant
+/// frames are mapped, and how much memory is populated up to where. Read before the heap
+/// exists ([`EarlyFacts::parse`] allocates nothing) and used only when Xen's own count of
+/// populated pages still matches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EarlyFacts {
+    /// The shared-info page's frame (0: unknown).
+    pub shared_info_gfn: u64,
+    /// The grant table's first frame and the number of frames mapped (0: unknown).
+    pub grant_gfn: u64,
+    /// Grant frames mapped.
+    pub grant_frames: u32,
+    /// Pages populated (Xen's reservation count) when the old image jumped (0: unknown).
+    pub populated: u64,
+    /// The populated RAM's top (bytes).
+    pub top: u64,
+    /// Populated pages in reserved ranges.
+    pub special: u64,
+}
+
+impl EarlyFacts {
+    /// The facts in a state tag (`si=GFN gt=GFN,FRAMES mem=POPULATED,TOP,SPECIAL`), without
+    /// allocating; missing or malformed ones stay 0.
+    pub fn parse(cmdline: &str) -> EarlyFacts {
+        let mut f = EarlyFacts::default();
+        if !cmdline.starts_with(STATE_TAG) {
+            return f;
+        }
+        let fields = cmdline.split_once(" reason=").map_or(cmdline, |(a, _)| a);
+        for w in fields.split_ascii_whitespace() {
+            let Some((k, v)) = w.split_once('=') else {
+                continue;
+            };
+            let mut nums = v.split(',').map(|x| x.parse::<u64>().ok());
+            let mut next = || nums.next().flatten();
+            match k {
+                "si" => f.shared_info_gfn = next().unwrap_or(0),
+                "gt" => {
+                    if let (Some(g), Some(n)) = (next(), next()) {
+                        f.grant_gfn = g;
+                        f.grant_frames = u32::try_from(n).unwrap_or(0);
+                    }
+                }
+                "mem" => {
+                    if let (Some(p), Some(t), Some(sp)) = (next(), next(), next()) {
+                        f.populated = p;
+                        f.top = t;
+                        f.special = sp;
+                    }
+                }
+                _ => {}
+            }
+        }
+        f
+    }
+
+    /// The tag's fields (leading space).
+    fn render(&self, s: &mut String) {
+        s.push_str(&format!(
+            " si={} gt={},{} mem={},{},{}",
+            self.shared_info_gfn,
+            self.grant_gfn,
+            self.grant_frames,
+            self.populated,
+            self.top,
+            self.special
+        ));
+    }
+}
+
 /// What the state module's command line says.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StateTag {
@@ -24,6 +95,10 @@ pub struct StateTag {
     pub domid: u16,
     /// TSC just before the jump.
     pub jump_tsc: u64,
+    /// The old image's probe stamps (investigation aid).
+    pub probes: alloc::vec::Vec<u64>,
+    /// What the new image need not ask Xen again (absent after a rollback).
+    pub facts: Option<EarlyFacts>,
     /// Set when the new image jumped back: why the update failed.
     pub rollback: Option<String>,
 }
@@ -48,6 +123,7 @@ impl StateTag {
                 "pages" => t.pages = v.parse().ok()?,
                 "domid" => t.domid = v.parse().ok()?,
                 "jump_tsc" => t.jump_tsc = v.parse().ok()?,
+                "probes" => t.probes = v.split(',').filter_map(|x| x.parse().ok()).collect(),
                 "rollback" => rolled = v == "1",
                 _ => {}
             }
@@ -64,6 +140,18 @@ impl StateTag {
             "{STATE_TAG} v2 bytes={} sum={:016x} gref={} pages={} domid={} jump_tsc={}",
             self.bytes, self.sum, self.gref, self.pages, self.domid, self.jump_tsc
         );
+        if let Some(f) = &self.facts {
+            f.render(&mut s);
+        }
+        if !self.probes.is_empty() {
+            s.push_str(" probes=");
+            for (i, p) in self.probes.iter().enumerate() {
+                if i > 0 {
+                    s.push(',');
+                }
+                s.push_str(&format!("{p}"));
+            }
+        }
         if let Some(r) = &self.rollback {
             // One line, printable, bounded.
             let clean: String = r

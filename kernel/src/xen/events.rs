@@ -42,6 +42,13 @@ fn note_bound(port: u32, bound: bool) {
     }
 }
 
+/// Records `port`, bound by a previous image and kept across a live update, as this image's
+/// own (from now on a rollback closes it). Until then a rollback leaves it bound for the
+/// image it returns to.
+pub fn own_adopted(port: u32) {
+    note_bound(port, true);
+}
+
 /// Closes every port this image bound; returns how many.
 pub fn close_all_bound() -> usize {
     let mut n = 0;
@@ -59,8 +66,32 @@ pub fn close_all_bound() -> usize {
 
 pub use super::hypercall::XenError;
 
-/// Maps the shared-info page at `gfn` and routes event upcalls to the arch upcall vector.
-pub fn init(gfn: u64) -> Result<(), XenError> {
+/// Maps the shared-info page at `gfn` and sets the event callback; or, with `mapped`, takes
+/// over the shared-info page a previous image of this
+/// domain mapped at `gfn` and the callback it set (none), without asking Xen again (a live
+/// update: the caller checked the old image mapped it at this very frame).
+pub fn init_with(gfn: u64, mapped: bool) -> Result<(), XenError> {
+    if !mapped {
+        map_shared_info(gfn)?;
+    }
+    SHARED_INFO.store(gfn << 12, Ordering::SeqCst);
+    // Start from a clean slate: everything unmasked, nothing pending that we did not bind.
+    for w in 0..WORDS {
+        if let Some(mask) = word_ptr(core::mem::offset_of!(shared_info, evtchn_mask), w) {
+            mask.store(0, Ordering::SeqCst);
+        }
+    }
+    if let Some(m) = vcpu0_u8(core::mem::offset_of!(vcpu_info, evtchn_upcall_mask)) {
+        m.store(0, Ordering::SeqCst);
+    }
+    crate::arch::idt::set_upcall_handler(upcall);
+    if mapped && !UPCALL_MODE {
+        return Ok(());
+    }
+    set_callback()
+}
+
+fn map_shared_info(gfn: u64) -> Result<(), XenError> {
     let mut xatp = AddToPhysmap {
         domid: DOMID_SELF,
         size: 0,
@@ -77,22 +108,15 @@ pub fn init(gfn: u64) -> Result<(), XenError> {
             &raw mut xatp as u64,
         )
     })?;
-    SHARED_INFO.store(gfn << 12, Ordering::SeqCst);
-    // Start from a clean slate: everything unmasked, nothing pending that we did not bind.
-    for w in 0..WORDS {
-        if let Some(mask) = word_ptr(core::mem::offset_of!(shared_info, evtchn_mask), w) {
-            mask.store(0, Ordering::SeqCst);
-        }
-    }
-    if let Some(m) = vcpu0_u8(core::mem::offset_of!(vcpu_info, evtchn_upcall_mask)) {
-        m.store(0, Ordering::SeqCst);
-    }
-    // No upcall: under Xen 4.17 on QEMU's nested SVM the callback vector was seen to be
-    // injected forever with `evtchn_upcall_pending` clear (an interrupt storm that starved
-    // the service). The main loop waits with SCHEDOP_poll instead ([`wait`]), which checks
-    // the pending bits itself, so no event can be lost. A previous image's callback is
-    // turned off here (value 0).
-    crate::arch::idt::set_upcall_handler(upcall);
+    Ok(())
+}
+
+/// Sets the event callback. No upcall: under Xen 4.17 on QEMU's nested SVM the callback
+/// vector was seen to be injected forever with `evtchn_upcall_pending` clear (an interrupt
+/// storm that starved the service). The main loop waits with SCHEDOP_poll instead
+/// ([`wait`]), which checks the pending bits itself, so no event can be lost. A previous
+/// image's callback is turned off here (value 0).
+fn set_callback() -> Result<(), XenError> {
     let mut param = HvmParam {
         domid: DOMID_SELF,
         pad: 0,
@@ -108,7 +132,7 @@ pub fn init(gfn: u64) -> Result<(), XenError> {
     Ok(())
 }
 
-/// The physical address of the shared-info page (0 before [`init`]).
+/// The physical address of the shared-info page (0 before [`init_with`]).
 pub fn shared_info_paddr() -> u64 {
     SHARED_INFO.load(Ordering::Relaxed)
 }

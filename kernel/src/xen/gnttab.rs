@@ -139,6 +139,24 @@ pub fn init_own(gfn: u64, frames: u32) -> Result<(), XenError> {
     Ok(())
 }
 
+/// Our grant table's first frame and the number of frames mapped (a live update hands
+/// them over: they stay mapped).
+pub fn own_frames() -> (u64, u32) {
+    (
+        TABLE.load(Ordering::Relaxed) >> 12,
+        FRAMES.load(Ordering::Relaxed) as u32,
+    )
+}
+
+/// Takes over a grant table a previous image of this domain mapped at `gfn` (`frames`
+/// frames, a live update's hand-over), without asking Xen again. The caller checked that
+/// `gfn` is where this image maps its table ([`init_own`]'s frame), so the frames lie in the
+/// hole reserved for them.
+pub fn adopt_own(gfn: u64, frames: u32) {
+    TABLE.store(gfn << 12, Ordering::SeqCst);
+    FRAMES.store(u64::from(frames), Ordering::SeqCst);
+}
+
 /// Number of grant entries we can write.
 pub fn own_capacity() -> u32 {
     FRAMES.load(Ordering::Relaxed) as u32 * ENTRIES_PER_FRAME
@@ -187,10 +205,31 @@ pub struct Mapping {
 }
 
 impl Mapping {
+    /// Xen's handle of the mapping (a live update hands it over with the frame).
+    pub fn handle(&self) -> u32 {
+        self.handle
+    }
+
+    /// Takes over a mapping a previous image of this domain made and handed over (a live
+    /// update keeps rings mapped): `gfn` must lie in `window`, the hole reserved for foreign
+    /// mappings, so that a wrong hand-over can never make this alias our own RAM (at worst the
+    /// frame is a hole, and touching it stops the domain). Not recorded for [`unmap_all`]
+    /// until [`Mapping::own`]: a rollback leaves it mapped for the image it returns to.
+    pub fn adopt(gfn: u64, handle: u32, window: core::ops::Range<u64>) -> Option<Mapping> {
+        window.contains(&gfn).then_some(Mapping { gfn, handle })
+    }
+
+    /// Records an adopted mapping as this image's own (from now on a rollback unmaps it).
+    pub fn own(&self) {
+        record(self.gfn, Some(self.handle));
+    }
+
     /// The mapped page, for volatile access.
     pub fn page(&self) -> SharedPage {
-        // SAFETY: the grant stays mapped at `gfn` until `unmap` consumes this mapping, and
-        // only `SharedPage` accesses touch it.
+        // SAFETY: `gfn` is a frame of the hole reserved for foreign mappings (mapped there by
+        // `map`, or adopted from a live update's hand-over after checking it lies in the
+        // hole), never Rust-owned memory; the grant stays mapped until `unmap` consumes this
+        // mapping, and only `SharedPage` accesses touch it.
         unsafe { SharedPage::new(self.gfn << 12) }
     }
 }

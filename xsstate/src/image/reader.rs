@@ -44,6 +44,7 @@ impl<'a> Body<'a> {
     }
 
     /// An error about this record at an absolute offset.
+    #[cold]
     pub(crate) fn err_at(&self, offset: usize, reason: Reason) -> ImageError {
         ImageError {
             offset,
@@ -52,6 +53,7 @@ impl<'a> Body<'a> {
         }
     }
 
+    #[inline]
     fn take(&mut self, n: usize, reason: Reason) -> Result<&'a [u8], ImageError> {
         let end = self
             .pos
@@ -66,15 +68,18 @@ impl<'a> Body<'a> {
     }
 
     /// Fixed-size fields: running out is [`Reason::BodyTooShort`].
+    #[inline]
     pub(crate) fn fixed(&mut self, n: usize) -> Result<&'a [u8], ImageError> {
         self.take(n, Reason::BodyTooShort)
     }
 
     /// Variable-size fields: running out is [`Reason::LengthOverrun`].
+    #[inline]
     pub(crate) fn var(&mut self, n: usize) -> Result<&'a [u8], ImageError> {
         self.take(n, Reason::LengthOverrun)
     }
 
+    #[inline]
     fn array<const N: usize>(&mut self) -> Result<[u8; N], ImageError> {
         let at = self.at();
         self.fixed(N)?
@@ -82,10 +87,12 @@ impl<'a> Body<'a> {
             .map_err(|_| self.err_at(at, Reason::BodyTooShort))
     }
 
+    #[inline]
     pub(crate) fn u8(&mut self) -> Result<u8, ImageError> {
         Ok(self.array::<1>()?[0])
     }
 
+    #[inline]
     pub(crate) fn u16(&mut self) -> Result<u16, ImageError> {
         let a = self.array::<2>()?;
         Ok(match self.endian {
@@ -94,6 +101,7 @@ impl<'a> Body<'a> {
         })
     }
 
+    #[inline]
     pub(crate) fn u32(&mut self) -> Result<u32, ImageError> {
         let a = self.array::<4>()?;
         Ok(match self.endian {
@@ -272,6 +280,11 @@ pub struct NodeRecord<'a> {
 }
 
 impl<'a> NodeRecord<'a> {
+    /// The permission entries as they lie in the stream (equal bytes: equal entries).
+    pub fn perms_raw(&self) -> &'a [u8] {
+        self.perms_raw
+    }
+
     /// Number of permission entries.
     pub fn perm_count(&self) -> usize {
         self.perms_raw.len() / 4

@@ -338,26 +338,49 @@ impl<'o> SeedWriter<'o> {
         let value_len = u16::try_from(value.len()).map_err(|_| self.err(Reason::TooLong, rt))?;
         let count = u16::try_from(perms.len()).map_err(|_| self.err(Reason::TooLong, rt))?;
         let body_len = 12 + 4 * usize::from(count) + 4 + usize::from(path_len) + value.len();
-        self.frame(rt, body_len)?;
-        let mut o = Out {
-            buf: core::mem::take(self.out),
-            endian: self.endian,
+        let len = u32::try_from(body_len).map_err(|_| self.err(Reason::TooLong, rt))?;
+        let total = round8(8 + body_len).ok_or_else(|| self.err(Reason::TooLong, rt))?;
+        self.out.reserve(total);
+        let start = self.out.len();
+        let little = self.endian == Endianness::Little;
+        let w16 = |v: u16| {
+            if little {
+                v.to_le_bytes()
+            } else {
+                v.to_be_bytes()
+            }
         };
-        o.u32(conn_id);
-        o.u32(tx_id);
-        o.u16(access);
-        o.u16(count);
-        for (letter, domid) in perms {
-            o.u8(letter);
-            o.u8(0);
-            o.u16(domid);
+        let w32 = |v: u32| {
+            if little {
+                v.to_le_bytes()
+            } else {
+                v.to_be_bytes()
+            }
+        };
+        // Type, length, connection, transaction, access, count: 20 bytes in one copy.
+        let mut head = [0u8; 20];
+        for (dst, src) in head.chunks_exact_mut(4).zip([rt, len, conn_id, tx_id]) {
+            dst.copy_from_slice(&w32(src));
         }
-        o.u16(path_len);
-        o.u16(value_len);
-        o.cstr(path);
-        o.bytes(value);
-        *self.out = o.buf;
-        self.pad();
+        if let Some(d) = head.get_mut(16..18) {
+            d.copy_from_slice(&w16(access));
+        }
+        if let Some(d) = head.get_mut(18..20) {
+            d.copy_from_slice(&w16(count));
+        }
+        self.out.extend_from_slice(&head);
+        for (letter, domid) in perms {
+            let d = w16(domid);
+            self.out.extend_from_slice(&[letter, 0, d[0], d[1]]);
+        }
+        let (p, v) = (w16(path_len), w16(value_len));
+        self.out.extend_from_slice(&[p[0], p[1], v[0], v[1]]);
+        self.out.extend_from_slice(path.as_bytes());
+        self.out.push(0);
+        self.out.extend_from_slice(value);
+        // Zero padding to the record's 8-byte end.
+        self.out.resize(start + total, 0);
+        self.index += 1;
         Ok(())
     }
 

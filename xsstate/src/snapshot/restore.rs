@@ -24,6 +24,9 @@ struct NodeIn<'a, P: Iterator<Item = NodePerm>> {
     tx_id: u32,
     access: u16,
     perms: P,
+    /// The entries' bytes in the stream, when restoring from one (empty otherwise): equal
+    /// bytes mean equal entries, so a repeat is found without decoding.
+    perms_raw: &'a [u8],
     path: &'a str,
     value: &'a [u8],
 }
@@ -38,6 +41,8 @@ struct Restorer {
     prev: String,
     /// The permissions of the previous node, reused while they repeat.
     last_perms: Option<(Vec<NodePerm>, Perms)>,
+    /// The stream bytes `last_perms` came from (empty: not from a stream).
+    last_raw: Vec<u8>,
 }
 
 impl Restorer {
@@ -48,11 +53,17 @@ impl Restorer {
             chain: Vec::new(),
             prev: String::new(),
             last_perms: None,
+            last_raw: Vec::new(),
         }
     }
 
     /// The permissions of a record: the previous record's when they repeat (no allocation).
-    fn perms(&mut self, raw: impl Iterator<Item = NodePerm>) -> Option<&Perms> {
+    fn perms(&mut self, raw: impl Iterator<Item = NodePerm>, bytes: &[u8]) -> Option<&Perms> {
+        if !bytes.is_empty() && self.last_perms.is_some() && bytes == self.last_raw.as_slice() {
+            return self.last_perms.as_ref().map(|(_, p)| p);
+        }
+        self.last_raw.clear();
+        self.last_raw.extend_from_slice(bytes);
         let list = heapless_perms::Small::collect(raw);
         let same = self
             .last_perms
@@ -145,6 +156,7 @@ impl Restorer {
                     tx_id: n.tx_id,
                     access: n.access,
                     perms: n.perms.iter().copied(),
+                    perms_raw: &[],
                     path: &n.path,
                     value: &n.value,
                 };
@@ -156,12 +168,12 @@ impl Restorer {
 
     fn node<P: Iterator<Item = NodePerm>>(&mut self, n: NodeIn<'_, P>) -> Result<(), &'static str> {
         if n.conn_id != 0 {
-            let perms = self.perms(n.perms).cloned();
+            let perms = self.perms(n.perms, n.perms_raw).cloned();
             return self
                 .e
                 .restore_pending(n.conn_id, n.tx_id, n.access, perms, n.path, n.value);
         }
-        if self.perms(n.perms).is_none() {
+        if self.perms(n.perms, n.perms_raw).is_none() {
             return Err("a committed node without permissions");
         }
         // The permissions stay in `last_perms` (a field apart from the engine) while the
@@ -325,6 +337,7 @@ impl Engine {
                     tx_id: n.tx_id,
                     access: n.access,
                     perms: n.perms(),
+                    perms_raw: n.perms_raw(),
                     path: n.path,
                     value: n.value,
                 }),

@@ -85,13 +85,29 @@ impl Index {
             .map_or(0, |s| hash(self.seed, s.parent, s.name()))
     }
 
+    /// The hash of `name` under `parent` (for [`Index::find_hashed`] and
+    /// [`Index::insert_hashed`]: a create hashes once).
+    pub(crate) fn hash(&self, parent: u32, name: &[u8]) -> u64 {
+        hash(self.seed, parent, name)
+    }
+
     /// The slot of `name` under `parent`.
     pub(crate) fn find(&self, arena: &Arena, parent: u32, name: &[u8]) -> Option<u32> {
+        self.find_hashed(arena, self.hash(parent, name), parent, name)
+    }
+
+    /// [`Index::find`] with the hash computed already.
+    pub(crate) fn find_hashed(
+        &self,
+        arena: &Arena,
+        h: u64,
+        parent: u32,
+        name: &[u8],
+    ) -> Option<u32> {
         if self.table.is_empty() {
             return None;
         }
         let mask = self.table.len() - 1;
-        let h = hash(self.seed, parent, name);
         let tag = h & 0xffff_ffff_0000_0000;
         let mut i = bucket(h, mask);
         loop {
@@ -161,11 +177,16 @@ impl Index {
         Ok(())
     }
 
-    /// Adds slot `id` (its parent and name already in the arena), after [`Index::reserve`].
-    pub(crate) fn insert(&mut self, arena: &Arena, id: u32) -> Result<(), OutOfMemory> {
+    /// Adds slot `id` (its parent and name already in the arena) with its hash
+    /// ([`Index::hash`] of its parent and name), after [`Index::reserve`].
+    pub(crate) fn insert_hashed(
+        &mut self,
+        arena: &Arena,
+        h: u64,
+        id: u32,
+    ) -> Result<(), OutOfMemory> {
         self.reserve(arena, 1)?;
         let mask = self.table.len() - 1;
-        let h = self.hash_of(arena, id);
         let mut i = bucket(h, mask);
         loop {
             let slot = self.table.get_mut(i).ok_or(OutOfMemory)?;

@@ -421,7 +421,6 @@ impl Store {
         perms: &Perms,
         value: &[u8],
     ) -> Result<NodeId, XsError> {
-        self.reserve(1)?;
         self.create_packed(parent, Packed::new(name, value)?, perms)
     }
 
@@ -447,7 +446,12 @@ impl Store {
         let path_len = u16::try_from(path_len).map_err(|_| XsError::Einval)?;
         let parent_perms = p.perms;
         let prev = p.last_child;
-        if self.index.find(&self.arena, parent.0, name).is_some() {
+        let h = self.index.hash(parent.0, name);
+        if self
+            .index
+            .find_hashed(&self.arena, h, parent.0, name)
+            .is_some()
+        {
             return Err(XsError::Eexist);
         }
         self.reserve(1)?;
@@ -483,23 +487,22 @@ impl Store {
             p.children_bytes = p.children_bytes.saturating_add(u32::from(name_len) + 1);
             p.generation = parent_generation;
         }
-        if self.index.insert(&self.arena, id).is_err() {
+        if self.index.insert_hashed(&self.arena, h, id).is_err() {
             // Reserved above: cannot happen; undo rather than keep an unindexed node.
             self.unlink(id);
             self.perms.release(pi);
             self.arena.release(id);
             return Err(XsError::Enomem);
         }
-        self.charge(
-            self.owner_of(parent_perms),
-            0,
-            (usize::from(name_len) + 1) as isize,
-        );
-        self.charge(
-            perms.owner(),
-            1,
-            cost_of(usize::from(path_len), value_len, perms.entries().len(), 0) as isize,
-        );
+        let cost = cost_of(usize::from(path_len), value_len, perms.entries().len(), 0) as isize;
+        let name_cost = (usize::from(name_len) + 1) as isize;
+        let parent_owner = self.owner_of(parent_perms);
+        if parent_owner == perms.owner() {
+            self.charge(parent_owner, 1, cost + name_cost);
+        } else {
+            self.charge(parent_owner, 0, name_cost);
+            self.charge(perms.owner(), 1, cost);
+        }
         self.len += 1;
         Ok(NodeId(id))
     }

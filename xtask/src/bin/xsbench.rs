@@ -95,6 +95,11 @@ fn main() {
         }
     };
 
+    if let Some(i) = args.iter().position(|a| a == "--lu-profile") {
+        let nodes = args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(1000);
+        lu_profile(nodes);
+        return;
+    }
     if args.iter().any(|a| a == "--image-only") {
         image_section(quick);
         return;
@@ -249,6 +254,43 @@ fn image_section(quick: bool) {
     );
     println!("  memcpy of the image         {:>10.3} ms", ms(copy));
     assert_eq!(restored_nodes, e.store().len(), "restore lost nodes");
+}
+
+/// The live update's engine work on a store shaped like the lab's `lu-bench` (nodes
+/// `/bench/c<k>/<i>` = `v<i>`, one dom0 connection with a few watches), 20 times over: for
+/// instruction-level profiles (`valgrind --tool=callgrind xsbench --lu-profile 1000`).
+fn lu_profile(nodes: u32) {
+    use xsstate::image::Layout;
+    use xsstate::snapshot::DumpOptions;
+    let mut cfg = EngineConfig::default();
+    cfg.write_rate.per_s = 0;
+    let mut e = Engine::new(cfg.clone());
+    let d0 = e.connect_socket(false);
+    for w in 0..9 {
+        let p = format!("/w{w}\0t{w}\0");
+        send(&mut e, d0, &msg(MsgType::Watch, 1, p.as_bytes()));
+    }
+    for i in 0..nodes {
+        let path = format!("/bench/c{}/{i}", i / 1000);
+        send_ok(
+            &mut e,
+            d0,
+            &msg(
+                MsgType::Write,
+                1,
+                &write_payload(&path, format!("v{i}").as_bytes()),
+            ),
+        );
+    }
+    let opts = DumpOptions::default();
+    let mut total = 0;
+    for _ in 0..20 {
+        let mut out = Vec::with_capacity(e.dump_len(&opts));
+        e.dump_into(&opts, &mut out).expect("image writes");
+        let r = Engine::restore_bytes(&out, Layout::Seed, cfg.clone()).expect("image restores");
+        total += r.store().len();
+    }
+    println!("restored {total} nodes");
 }
 
 /// Prints one table row from (operations, elapsed).
