@@ -524,19 +524,31 @@ fn bench_watches(b: &Budget, conns: usize, per_conn: usize) -> (u64, Duration) {
 }
 
 fn memory_per_node() {
-    const N: u32 = 100_000;
+    println!("heap bytes per node (counting global allocator, live heap bytes):");
+    // Hierarchical: 100k leaves in directories of 100 under a guest's home.
+    let (n, per) = nodes_bytes(100_000, |i| {
+        format!("/local/domain/1/data/d{}/n{}", i / 100, i % 100)
+    });
+    println!(
+        "  hierarchical: {} nodes (100k leaves of 8-byte values, ~35-byte paths, in \
+         directories of 100)   {per} bytes per node",
+        group(n as u64)
+    );
+    // Flat: one directory of 10k children.
+    let (n, per) = nodes_bytes(10_000, |i| format!("/local/domain/1/flat/n{i}"));
+    println!(
+        "  flat: {} nodes (one directory of 10k children, 8-byte values)              \
+         {per} bytes per node",
+        group(n as u64)
+    );
+}
+
+/// Writes `count` nodes named by `path` (value `value123`); returns the nodes created and the
+/// live heap bytes per node they added.
+fn nodes_bytes(count: u32, path: impl Fn(u32) -> String) -> (usize, usize) {
     let (mut e, c) = engine();
-    let reqs: Vec<Vec<u8>> = (0..N)
-        .map(|i| {
-            msg(
-                MsgType::Write,
-                i,
-                &write_payload(
-                    &format!("/local/domain/1/data/d{}/n{}", i / 100, i % 100),
-                    b"value123",
-                ),
-            )
-        })
+    let reqs: Vec<Vec<u8>> = (0..count)
+        .map(|i| msg(MsgType::Write, i, &write_payload(&path(i), b"value123")))
         .collect();
     let nodes_before = e.store().len();
     let before = live_bytes();
@@ -546,17 +558,8 @@ fn memory_per_node() {
     }
     let after = live_bytes();
     let nodes = e.store().len() - nodes_before;
-    let delta = after.saturating_sub(before);
-    println!("memory at 100k nodes (counting global allocator, live heap bytes):");
-    println!(
-        "  nodes created           {} (100k leaves + {} directories)",
-        group(nodes as u64),
-        nodes - N as usize
-    );
-    println!("  leaf path / value       ~35 bytes / 8 bytes");
-    println!("  live heap growth        {} bytes", group(delta as u64));
-    println!("  per node                {} bytes", delta / nodes.max(1));
     std::hint::black_box(&e);
+    (nodes, after.saturating_sub(before) / nodes.max(1))
 }
 
 // ---------------------------------------------------------------------------------------
