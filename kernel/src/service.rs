@@ -122,9 +122,7 @@ fn start(start_info_paddr: u64, rust_tsc: u64) -> Result<Stub, BootError> {
     let boot_ns = time::now_ns();
     kprintln!("xsstub {}{} starting", env!("CARGO_PKG_VERSION"), FLAVOR);
     timeline::probe(3);
-    let mem_facts = facts
-        .filter(|f| f.populated != 0)
-        .map(|f| (f.populated, f.top, f.special));
+    let mem_facts = facts.map(|f| f.mem).filter(|m| m.populated != 0);
     memory::init_heap(&info, start_info_paddr, mem_facts).map_err(BootError::Heap)?;
     let heap_tsc = crate::arch::cpu::rdtsc();
     if testguest::wanted(&info.cmdline) {

@@ -178,14 +178,11 @@ fn grant_state(paddr: u64, len: usize, domid: u16) -> Result<u32, String> {
 /// What the new image need not ask Xen again (see `tags::EarlyFacts`).
 fn early_facts() -> super::tags::EarlyFacts {
     let (grant_gfn, grant_frames) = gnttab::own_frames();
-    let (populated, top, special) = super::memory::handover_facts();
     super::tags::EarlyFacts {
         shared_info_gfn: events::shared_info_paddr() >> 12,
         grant_gfn,
         grant_frames,
-        populated,
-        top,
-        special,
+        mem: super::memory::handover_facts(),
     }
 }
 

@@ -80,14 +80,31 @@ static POPULATED: AtomicU64 = AtomicU64::new(0);
 /// Populated pages in reserved ranges (found at boot).
 static SPECIAL: AtomicU64 = AtomicU64::new(0);
 
-/// What a live update hands over so that the new image need not ask Xen again: pages
-/// populated, the populated top (bytes), pages populated in reserved ranges.
-pub fn handover_facts() -> (u64, u64, u64) {
-    (
-        POPULATED.load(Ordering::SeqCst),
-        NEXT_GFN.load(Ordering::SeqCst).saturating_mul(PAGE),
-        SPECIAL.load(Ordering::SeqCst),
-    )
+/// What a live update hands over so that the new image need not ask Xen again (five
+/// hypercalls and more inside the downtime): the memory exactly as this image leaves it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemFacts {
+    /// Pages populated (Xen's count).
+    pub populated: u64,
+    /// The populated RAM's top (bytes): the heap ends there, growth starts there.
+    pub top: u64,
+    /// Populated pages in reserved ranges.
+    pub special: u64,
+    /// Growth stays below this (bytes).
+    pub limit: u64,
+    /// Pages the reservation still allows.
+    pub left: u64,
+}
+
+/// This image's memory, for the next one.
+pub fn handover_facts() -> MemFacts {
+    MemFacts {
+        populated: POPULATED.load(Ordering::SeqCst),
+        top: NEXT_GFN.load(Ordering::SeqCst).saturating_mul(PAGE),
+        special: SPECIAL.load(Ordering::SeqCst),
+        limit: LIMIT_GFN.load(Ordering::SeqCst).saturating_mul(PAGE),
+        left: RESERVATION_LEFT.load(Ordering::SeqCst),
+    }
 }
 /// Set while [`grow`] runs (it must not re-enter through an allocation).
 static GROWING: AtomicBool = AtomicBool::new(false);
@@ -213,8 +230,6 @@ enum Checked {
     Unverified,
     /// The counts were wrong: the first frame that is not RAM, found frame by frame.
     Scanned,
-    /// A live update's old image knew it (and Xen counts the same pages populated).
-    HandedOver,
 }
 
 /// Confirms `top` with Xen (the frame below is RAM, the one at `top` is not), or finds the
@@ -264,53 +279,30 @@ fn scan_log(first: u64, end: u64) {
 /// Finds the populated RAM, logs the memory layout, gives the heap what lies above the image
 /// and the loader's data (the modules stay out), and prepares growth. `start_info_paddr`
 /// is logged only.
-/// `facts`: what a live update's old image knew (pages populated, the populated top,
-/// pages populated in reserved ranges), trusted when Xen still counts the same pages
-/// populated, in place of asking Xen frame by frame.
+/// `facts`: the memory as a live update's old image left it (nothing to ask Xen).
 pub fn init_heap(
     info: &BootInfo,
     start_info_paddr: u64,
-    facts: Option<(u64, u64, u64)>,
+    facts: Option<MemFacts>,
 ) -> Result<(), MemError> {
-    let map = xen::memory::memory_map().map_err(xen_err("XENMEM_memory_map"))?;
-    let populated =
-        xen::memory::current_reservation_pages().map_err(xen_err("current reservation"))?;
-    let max = xen::memory::maximum_reservation_pages().map_err(xen_err("maximum reservation"))?;
-    for e in &map {
-        kprintln!(
-            "xsstub: e820 {:#x}..{:#x} {} ({} KiB)",
-            e.addr,
-            e.addr.saturating_add(e.size),
-            kind_name(e.kind),
-            e.size / 1024
-        );
-    }
-    super::timeline::probe(4);
-    let facts = facts.filter(|&(p, top, _)| p == populated && top != 0);
-    let special = match facts {
-        Some((_, _, special)) => special,
-        None => reserved_populated(&map),
-    };
-    super::timeline::probe(5);
     let image_end = crate::arch::image_end() as u64;
-    let plan =
-        plan_ram(&map, populated, special, max, image_end).ok_or(MemError::Counts(populated))?;
-    if !plan.map_used {
-        kprintln!(
-            "xsstub: the E820 RAM at 0 does not even hold the image (Xen 4.17's \
-             init-xenstore-domain --maxmem): RAM and growth room from the reservation"
-        );
-    }
-    let (top, checked) = match facts {
-        Some((_, top, _)) => (top, Checked::HandedOver),
-        None => check_top(plan.top, plan.limit),
+    let (top, limit, populated, special, left) = match facts.filter(|f| f.top > image_end) {
+        Some(f) => {
+            kprintln!(
+                "xsstub: memory as the previous image left it: {} pages populated ({} in \
+                 reserved ranges), RAM populated 0..{:#x}, room to grow to {:#x}, {} pages \
+                 more allowed",
+                f.populated,
+                f.special,
+                f.top,
+                f.limit,
+                f.left
+            );
+            (f.top, f.limit, f.populated, f.special, f.left)
+        }
+        None => ask_xen(info)?,
     };
     super::timeline::probe(6);
-    kprintln!(
-        "xsstub: reservation {populated} pages populated ({special} in reserved ranges), \
-         maximum {max}; RAM populated 0..{top:#x} ({checked:?}), room to grow to {:#x}",
-        plan.limit
-    );
     kprintln!(
         "xsstub: image {:#x}..{image_end:#x}, start info at {start_info_paddr:#x}, loader \
          data to {:#x}",
@@ -323,29 +315,6 @@ pub fn init_heap(
             m.paddr,
             m.paddr.saturating_add(m.size)
         );
-    }
-    if info
-        .cmdline
-        .split_ascii_whitespace()
-        .any(|t| t == "--memscan")
-    {
-        for (p, name) in [
-            (xen::abi::HVM_PARAM_CONSOLE_PFN, "console"),
-            (xen::abi::HVM_PARAM_STORE_PFN, "store"),
-        ] {
-            kprintln!("xsstub: memscan {name} pfn {:?}", xen::events::hvm_param(p));
-        }
-        // The RAM and the room to grow, and every reserved range below 4 GiB, each a
-        // little past its end to see where the populated frames stop.
-        scan_log(0, (plan.limit / PAGE).saturating_add(256));
-        for e in map
-            .iter()
-            .filter(|e| e.kind != E820_RAM && e.addr < 1 << 32)
-        {
-            let first = e.addr / PAGE;
-            let end = e.addr.saturating_add(e.size).min(1 << 32) / PAGE;
-            scan_log(first, end.saturating_add(256).min(1 << 20));
-        }
     }
     let low = image_end.max(info.end).saturating_add(PAGE - 1) & !(PAGE - 1);
     let holes: heapless::Vec<(u64, u64), 4> = info
@@ -372,18 +341,86 @@ pub fn init_heap(
     NEXT_GFN.store(top / PAGE, Ordering::SeqCst);
     POPULATED.store(populated, Ordering::SeqCst);
     SPECIAL.store(special, Ordering::SeqCst);
-    LIMIT_GFN.store((plan.limit / PAGE).max(top / PAGE), Ordering::SeqCst);
-    RESERVATION_LEFT.store(max.saturating_sub(populated), Ordering::SeqCst);
+    LIMIT_GFN.store((limit / PAGE).max(top / PAGE), Ordering::SeqCst);
+    RESERVATION_LEFT.store(left, Ordering::SeqCst);
     let room = growable_bytes();
     if room > 0 {
         heap::set_grow_hook(grow);
         kprintln!(
-            "xsstub: heap can grow by {} KiB from {top:#x} (reservation allows {} pages)",
-            room / 1024,
-            max.saturating_sub(populated)
+            "xsstub: heap can grow by {} KiB from {top:#x} (reservation allows {left} pages)",
+            room / 1024
         );
     }
     Ok(())
+}
+
+/// `--memscan`: the special pages' frames, and the frame types of the RAM, the room to grow
+/// and every reserved range below 4 GiB, each a little past its end to see where the
+/// populated frames stop.
+fn memscan(map: &[MemmapEntry], limit: u64) {
+    for (p, name) in [
+        (xen::abi::HVM_PARAM_CONSOLE_PFN, "console"),
+        (xen::abi::HVM_PARAM_STORE_PFN, "store"),
+    ] {
+        kprintln!("xsstub: memscan {name} pfn {:?}", xen::events::hvm_param(p));
+    }
+    scan_log(0, (limit / PAGE).saturating_add(256));
+    for e in map
+        .iter()
+        .filter(|e| e.kind != E820_RAM && e.addr < 1 << 32)
+    {
+        let first = e.addr / PAGE;
+        let end = e.addr.saturating_add(e.size).min(1 << 32) / PAGE;
+        scan_log(first, end.saturating_add(256).min(1 << 20));
+    }
+}
+
+/// Asks Xen for the memory map and the reservation, and finds the populated RAM: `(top,
+/// limit, populated, special, pages left)`.
+fn ask_xen(info: &BootInfo) -> Result<(u64, u64, u64, u64, u64), MemError> {
+    let map = xen::memory::memory_map().map_err(xen_err("XENMEM_memory_map"))?;
+    let populated =
+        xen::memory::current_reservation_pages().map_err(xen_err("current reservation"))?;
+    let max = xen::memory::maximum_reservation_pages().map_err(xen_err("maximum reservation"))?;
+    for e in &map {
+        kprintln!(
+            "xsstub: e820 {:#x}..{:#x} {} ({} KiB)",
+            e.addr,
+            e.addr.saturating_add(e.size),
+            kind_name(e.kind),
+            e.size / 1024
+        );
+    }
+    let special = reserved_populated(&map);
+    let image_end = crate::arch::image_end() as u64;
+    let plan =
+        plan_ram(&map, populated, special, max, image_end).ok_or(MemError::Counts(populated))?;
+    if !plan.map_used {
+        kprintln!(
+            "xsstub: the E820 RAM at 0 does not even hold the image (Xen 4.17's \
+             init-xenstore-domain --maxmem): RAM and growth room from the reservation"
+        );
+    }
+    let (top, checked) = check_top(plan.top, plan.limit);
+    kprintln!(
+        "xsstub: reservation {populated} pages populated ({special} in reserved ranges), \
+         maximum {max}; RAM populated 0..{top:#x} ({checked:?}), room to grow to {:#x}",
+        plan.limit
+    );
+    if info
+        .cmdline
+        .split_ascii_whitespace()
+        .any(|t| t == "--memscan")
+    {
+        memscan(&map, plan.limit);
+    }
+    Ok((
+        top,
+        plan.limit,
+        populated,
+        special,
+        max.saturating_sub(populated),
+    ))
 }
 
 /// Bytes growing can still add: room above the populated RAM, within the reservation.

@@ -22,17 +22,13 @@ pub struct EarlyFacts {
     pub grant_gfn: u64,
     /// Grant frames mapped.
     pub grant_frames: u32,
-    /// Pages populated (Xen's reservation count) when the old image jumped (0: unknown).
-    pub populated: u64,
-    /// The populated RAM's top (bytes).
-    pub top: u64,
-    /// Populated pages in reserved ranges.
-    pub special: u64,
+    /// The memory as the old image left it (`populated` 0: unknown).
+    pub mem: super::memory::MemFacts,
 }
 
 impl EarlyFacts {
-    /// The facts in a state tag (`si=GFN gt=GFN,FRAMES mem=POPULATED,TOP,SPECIAL`), without
-    /// allocating; missing or malformed ones stay 0.
+    /// The facts in a state tag (`si=GFN gt=GFN,FRAMES mem=POPULATED,TOP,SPECIAL,LIMIT,LEFT`),
+    /// without allocating; missing or malformed ones stay 0.
     pub fn parse(cmdline: &str) -> EarlyFacts {
         let mut f = EarlyFacts::default();
         if !cmdline.starts_with(STATE_TAG) {
@@ -54,10 +50,16 @@ impl EarlyFacts {
                     }
                 }
                 "mem" => {
-                    if let (Some(p), Some(t), Some(sp)) = (next(), next(), next()) {
-                        f.populated = p;
-                        f.top = t;
-                        f.special = sp;
+                    if let (Some(p), Some(t), Some(sp), Some(l), Some(left)) =
+                        (next(), next(), next(), next(), next())
+                    {
+                        f.mem = super::memory::MemFacts {
+                            populated: p,
+                            top: t,
+                            special: sp,
+                            limit: l,
+                            left,
+                        };
                     }
                 }
                 _ => {}
@@ -68,14 +70,17 @@ impl EarlyFacts {
 
     /// The tag's fields (leading space).
     fn render(&self, s: &mut String) {
+        let m = &self.mem;
         s.push_str(&format!(
-            " si={} gt={},{} mem={},{},{}",
+            " si={} gt={},{} mem={},{},{},{},{}",
             self.shared_info_gfn,
             self.grant_gfn,
             self.grant_frames,
-            self.populated,
-            self.top,
-            self.special
+            m.populated,
+            m.top,
+            m.special,
+            m.limit,
+            m.left
         ));
     }
 }
