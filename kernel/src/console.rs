@@ -9,12 +9,13 @@
 use core::fmt::{self, Write};
 
 use crate::arch::debugcon;
-use crate::arch::slot::FnSlot;
 
 /// Bytes formatted before they are flushed to the outputs.
 const CHUNK: usize = 256;
 
-static EXTRA_SINK: FnSlot<fn(&[u8])> = FnSlot::empty();
+/// A second output (the PV console), read with `try_read` (never waits: interrupt and panic
+/// output may come while it is being set, and then goes to port 0xE9 only).
+static EXTRA_SINK: crate::arch::Hook<fn(&[u8])> = spin::RwLock::new(None);
 
 /// Bytes of deferred output kept (more are counted and dropped).
 const DEFERRED_MAX: usize = 8192;
@@ -76,12 +77,12 @@ pub fn flush_deferred() {
 /// Registers a second output that receives every byte the console writes. It may be called
 /// from interrupt and panic context: it must not allocate or block on a lock.
 pub fn set_extra_sink(f: fn(&[u8])) {
-    EXTRA_SINK.set(f);
+    *EXTRA_SINK.write() = Some(f);
 }
 
 /// Removes the extra sink.
 pub fn clear_extra_sink() {
-    EXTRA_SINK.clear();
+    *EXTRA_SINK.write() = None;
 }
 
 /// Writes raw bytes to every output (or keeps them, when deferring).
@@ -96,7 +97,8 @@ pub fn write_bytes(bytes: &[u8]) {
         }
     }
     debugcon::write(bytes);
-    if let Some(sink) = EXTRA_SINK.get() {
+    let sink = EXTRA_SINK.try_read().and_then(|s| *s);
+    if let Some(sink) = sink {
         sink(bytes);
     }
 }

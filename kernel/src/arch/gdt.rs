@@ -43,6 +43,9 @@ struct Tss {
 const TSS_SIZE: usize = core::mem::size_of::<Tss>();
 const _: () = assert!(TSS_SIZE == 104);
 
+// The IST stacks, the TSS and the GDT stay `static mut`, reached only through raw pointers:
+// they are memory the CPU itself writes (the stacks on every interrupt, the TSS
+// descriptor's busy bit on `ltr`), so no Rust reference to them may exist.
 static mut IST_STACKS: [Stack; 3] = [const { Stack([0; IST_STACK_SIZE]) }; 3];
 
 static mut TSS: Tss = Tss {

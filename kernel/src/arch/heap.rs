@@ -29,9 +29,7 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
 
 use linked_list_allocator::Heap;
-use spinning_top::Spinlock;
-
-use super::slot::FnSlot;
+use spin::Mutex as Spinlock;
 
 /// How many regions the heap can hold.
 pub const MAX_REGIONS: usize = 16;
@@ -518,7 +516,7 @@ struct KernelHeap(Spinlock<Regions>);
 static HEAP: KernelHeap = KernelHeap(Spinlock::new(Regions::new()));
 
 /// Asked for at least N more bytes when an allocation finds no room; returns what it added.
-static GROW_HOOK: FnSlot<fn(usize) -> usize> = FnSlot::empty();
+static GROW_HOOK: super::Hook<fn(usize) -> usize> = spin::RwLock::new(None);
 
 /// Bytes to ask the grow hook for so that `layout` fits afterwards (a chunk may need twice
 /// its size to find an aligned place; a large block its alignment on top).
@@ -543,7 +541,8 @@ unsafe impl GlobalAlloc for KernelHeap {
         if let Some(p) = first {
             return p.as_ptr();
         }
-        let Some(grow) = GROW_HOOK.get() else {
+        let hook = GROW_HOOK.try_read().and_then(|g| *g);
+        let Some(grow) = hook else {
             return core::ptr::null_mut();
         };
         if grow(growth_for(layout)) == 0 {
@@ -624,7 +623,7 @@ pub fn add_memory(base: usize, len: usize) -> Result<(), HeapError> {
 /// [`add_memory`] (0: none). It must not allocate (an allocation inside would find the
 /// heap still full).
 pub fn set_grow_hook(f: fn(usize) -> usize) {
-    GROW_HOOK.set(f);
+    *GROW_HOOK.write() = Some(f);
 }
 
 /// The regions `(base, len)`, in the order they were added.

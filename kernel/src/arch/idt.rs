@@ -9,7 +9,6 @@ use core::arch::{asm, global_asm};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::gdt;
-use super::slot::FnSlot;
 
 /// The vector Xen's event-channel upcall is delivered on (`HVM_PARAM_CALLBACK_IRQ` of type
 /// vector); it needs no LAPIC EOI.
@@ -18,7 +17,9 @@ pub const UPCALL_VECTOR: u8 = 0xF3;
 /// Size of each entry stub (stub `v` is at `xs_isr_stubs + v * STUB_SIZE`).
 const STUB_SIZE: usize = 16;
 
-static UPCALL_HANDLER: FnSlot<fn()> = FnSlot::empty();
+/// The upcall's handler: read from the interrupt with `try_read` (never waits), written at
+/// boot.
+static UPCALL_HANDLER: super::Hook<fn()> = spin::RwLock::new(None);
 static UPCALLS: AtomicU64 = AtomicU64::new(0);
 static SPURIOUS: AtomicU64 = AtomicU64::new(0);
 
@@ -26,12 +27,12 @@ static SPURIOUS: AtomicU64 = AtomicU64::new(0);
 /// interrupts disabled and must not allocate, block or take a lock the interrupted code may
 /// hold (the heap's, for one).
 pub fn set_upcall_handler(f: fn()) {
-    UPCALL_HANDLER.set(f);
+    *UPCALL_HANDLER.write() = Some(f);
 }
 
 /// Removes the upcall handler (the vector is then ignored).
 pub fn clear_upcall_handler() {
-    UPCALL_HANDLER.clear();
+    *UPCALL_HANDLER.write() = None;
 }
 
 /// How many times the upcall vector was taken (with or without a handler).
@@ -195,7 +196,8 @@ const EMPTY_GATE: Gate = Gate {
 #[repr(C, align(16))]
 struct Idt([Gate; 256]);
 
-static mut IDT: Idt = Idt([EMPTY_GATE; 256]);
+/// The IDT, built once per boot (the CPU reads it through `lidt`'s address).
+static IDT: spin::Once<Idt> = spin::Once::new();
 
 #[repr(C, packed)]
 struct DescriptorPointer {
@@ -239,16 +241,16 @@ pub fn init() {
             reserved: 0,
         };
     }
+    let idt: &'static Idt = IDT.call_once(|| Idt(gates));
     let ptr = DescriptorPointer {
         limit: (core::mem::size_of::<Idt>() - 1) as u16,
-        base: (&raw const IDT) as u64,
+        base: core::ptr::from_ref(idt) as u64,
     };
-    // SAFETY: single-threaded boot with interrupts disabled: nothing reads the IDT while it
-    // is written. Every gate points at a stub of `xs_isr_stubs` (checked by
-    // `stubs_well_formed` in the self-tests) with the kernel code selector and a valid IST
-    // (the TSS is loaded by `gdt::init`).
+    // SAFETY: the IDT lives in a static for the rest of the boot and is never written again.
+    // Every gate points at a stub of `xs_isr_stubs` (checked by `stubs_well_formed` in the
+    // self-tests) with the kernel code selector and a valid IST (the TSS is loaded by
+    // `gdt::init`).
     unsafe {
-        (&raw mut IDT).write(Idt(gates));
         asm!("lidt [{}]", in(reg) &raw const ptr, options(readonly, nostack, preserves_flags));
     }
 }
@@ -297,7 +299,7 @@ extern "C" fn dispatch(frame: *mut InterruptFrame) {
         v if v < 32 => exception(frame),
         v if v == u64::from(UPCALL_VECTOR) => {
             UPCALLS.fetch_add(1, Ordering::Relaxed);
-            if let Some(handler) = UPCALL_HANDLER.get() {
+            if let Some(handler) = UPCALL_HANDLER.try_read().and_then(|h| *h) {
                 handler();
             }
         }

@@ -20,7 +20,6 @@ pub mod idt;
 pub mod layout;
 pub mod mem;
 pub mod note;
-pub mod slot;
 pub mod startinfo;
 
 core::arch::global_asm!(include_str!("../../../boot/pvh.S"), options(att_syntax));
@@ -44,3 +43,7 @@ pub extern "C" fn _Unwind_Resume() -> ! {
     crate::kprintln!("xsstub: _Unwind_Resume called (unwinding is not supported)");
     exit::shutdown(true)
 }
+
+/// A function set at boot and called from anywhere, interrupt and panic context included:
+/// callers read it with `try_read` (never waiting; while it is being set it is skipped).
+pub type Hook<F> = spin::RwLock<Option<F>>;
