@@ -14,7 +14,7 @@ grep -q "xslab=load" "$GUEST_CFG" || fail "cannot make the load guest's config"
 T=60 check xl-create xl create "$GUEST_CFG"
 DOMID=$(timeout "$T" xl domid xslab-guest) || fail "xl domid: $DOMID"
 G=/local/domain/$DOMID/data
-wait_until 120 xenstore-exists "$G/load/0" || fail "the guest does not write (no $G/load/0)"
+wait_until 300 xenstore-exists "$G/load/0" || fail "the guest does not write (no $G/load/0)"
 rm -f /tmp/ll-stop /tmp/ll-dom0.log /tmp/ll-w0 /tmp/ll-wg
 bg $P watch --path /load --token l0 --count 100000000 --out /tmp/ll-w0 --timeout-s 900 \
     --until-file /tmp/ll-stop
