@@ -1,6 +1,7 @@
 #!/bin/sh
 # Helpers for the lab's dom0 scripts (sourced by busybox sh): checks, waits and the verdict.
-# A scenario calls check/expect_* (the first failure ends it) and finally `pass [DETAIL]`.
+# A scenario calls check/expect_* (the first failure ends it) and finally `pass [DETAIL]`, or
+# `skip REASON` when it does not apply to this boot (another store, start path or Xen version).
 
 # Seconds a single command may take.
 T=${T:-30}
@@ -35,6 +36,13 @@ fail() {
 # Ends the scenario with success and optional detail.
 pass() {
     printf 'PASS %s' "$*" | tr '\n\r' '  ' | head -c 400 >/tmp/xslab-verdict
+    exit 0
+}
+
+# Ends the scenario without a verdict on what it is about: it does not apply here (one line
+# of reason). The harness counts it apart, not as a failure.
+skip() {
+    printf 'SKIP %s' "$*" | tr '\n\r' '  ' | head -c 400 >/tmp/xslab-verdict
     exit 0
 }
 
@@ -186,7 +194,7 @@ run_scenario() {
         verdict="FAIL no verdict (exit $rc)"
     fi
     case "$verdict" in
-    PASS*) ;;
+    PASS* | SKIP*) ;;
     *) diagnostics ;;
     esac
     destroy_guests

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use harness::{Boot, Outcome};
+use harness::{Boot, Outcome, Status};
 
 /// Every scenario `cargo xtask lab` runs by default, in order.
 pub const ALL: [&str; 9] = [
@@ -205,7 +205,7 @@ pub fn run_one_stub(scenario: &str) -> Result<(bool, String, f64), String> {
             .map(|v| (v, out))
     });
     match (verdict, result) {
-        (Some((v, out)), _) => Ok((v.pass, v.detail.clone(), out.total)),
+        (Some((v, out)), _) => Ok((v.status == Status::Pass, v.detail.clone(), out.total)),
         (None, Err(e)) => Err(e),
         (None, Ok(())) => Err(format!("lab: no verdict for {scenario}")),
     }
@@ -324,12 +324,16 @@ fn settle(outcome: &Outcome, scenarios: &[String]) -> Result<(), String> {
         eprintln!(
             "  {:<12} {}  {:7.1} s  {}",
             v.name,
-            if v.pass { "PASS" } else { "FAIL" },
+            v.status.name(),
             v.secs,
             v.detail
         );
     }
-    eprintln!("  total                      {:7.1} s", outcome.total);
+    let (p, f, s) = outcome.counts();
+    eprintln!(
+        "  {p} passed, {f} failed, {s} skipped; total {:7.1} s",
+        outcome.total
+    );
     let failures = outcome.failures(scenarios);
     if failures.is_empty() {
         return Ok(());

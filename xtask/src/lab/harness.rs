@@ -37,12 +37,43 @@ pub struct Boot<'a> {
     pub demo: bool,
 }
 
+/// What a scenario concluded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// It checked what it is about.
+    Pass,
+    /// A check failed.
+    Fail,
+    /// It does not apply to this boot (the reason is the detail); not a failure.
+    Skip,
+}
+
+impl Status {
+    /// `PASS`, `FAIL`, `SKIP`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Pass => "PASS",
+            Status::Fail => "FAIL",
+            Status::Skip => "SKIP",
+        }
+    }
+
+    /// The verdict word of a `XSLAB-VERDICT` line; anything else is a failure.
+    pub fn parse(word: Option<&str>) -> Status {
+        match word {
+            Some("PASS") => Status::Pass,
+            Some("SKIP") => Status::Skip,
+            _ => Status::Fail,
+        }
+    }
+}
+
 /// A scenario's verdict line.
 pub struct Verdict {
     /// The scenario.
     pub name: String,
-    /// PASS.
-    pub pass: bool,
+    /// PASS, FAIL or SKIP.
+    pub status: Status,
     /// The rest of the line (reason or detail).
     pub detail: String,
     /// Seconds from its `XSLAB-BEGIN` (else from the previous event) to its verdict.
@@ -71,7 +102,7 @@ impl Outcome {
     /// Every reason this run failed: problems, FAIL verdicts and scenarios without a verdict.
     pub fn failures(&self, scenarios: &[String]) -> Vec<String> {
         let mut out = self.problems.clone();
-        for v in self.verdicts.iter().filter(|v| !v.pass) {
+        for v in self.verdicts.iter().filter(|v| v.status == Status::Fail) {
             out.push(format!("{}: FAIL {}", v.name, v.detail));
         }
         for s in scenarios {
@@ -80,6 +111,12 @@ impl Outcome {
             }
         }
         out
+    }
+
+    /// Passed, failed and skipped verdicts.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let n = |s: Status| self.verdicts.iter().filter(|v| v.status == s).count();
+        (n(Status::Pass), n(Status::Fail), n(Status::Skip))
     }
 
     /// The last lines of the serial log.
@@ -429,7 +466,7 @@ fn watch(
             }
             "XSLAB-VERDICT" => {
                 let name = words.next().unwrap_or_default().to_string();
-                let pass = words.next() == Some("PASS");
+                let status = Status::parse(words.next());
                 let detail = words.next().unwrap_or_default().to_string();
                 let began = match &current {
                     Some((s, at)) if *s == name => *at,
@@ -437,7 +474,7 @@ fn watch(
                 };
                 out.verdicts.push(Verdict {
                     name,
-                    pass,
+                    status,
                     detail,
                     secs: began.elapsed().as_secs_f64(),
                 });
@@ -460,4 +497,45 @@ fn watch(
     }
     let _ = log.flush();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdict_words() {
+        assert_eq!(Status::parse(Some("PASS")), Status::Pass);
+        assert_eq!(Status::parse(Some("SKIP")), Status::Skip);
+        assert_eq!(Status::parse(Some("FAIL")), Status::Fail);
+        // Anything unexpected counts against the run.
+        assert_eq!(Status::parse(Some("pass")), Status::Fail);
+        assert_eq!(Status::parse(None), Status::Fail);
+    }
+
+    #[test]
+    fn skips_are_counted_apart_and_are_not_failures() {
+        let v = |name: &str, status| Verdict {
+            name: name.into(),
+            status,
+            detail: String::new(),
+            secs: 0.0,
+        };
+        let out = Outcome {
+            log: PathBuf::new(),
+            verdicts: vec![
+                v("a", Status::Pass),
+                v("b", Status::Skip),
+                v("c", Status::Fail),
+            ],
+            session: Vec::new(),
+            booted: None,
+            ready: None,
+            total: 0.0,
+            problems: Vec::new(),
+        };
+        assert_eq!(out.counts(), (1, 1, 1));
+        let names: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(out.failures(&names), ["c: FAIL ", "d: no verdict"]);
+    }
 }
