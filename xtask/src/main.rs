@@ -19,8 +19,8 @@ commands:
           (--no-lab: host figures only; --nodes N: one lab run with N nodes)
   fuzz    run every fuzz target time-boxed (FUZZ_SECONDS per target, default 60)
   smoke   build the image and boot it on bare QEMU: its self-tests must pass
-  lab     Xen 4.17 in QEMU: qemu-tests scenarios against C xenstored or the stub domain
-          (cargo xtask lab --help)
+  lab     Xen 4.17 or 4.20 in QEMU: qemu-tests scenarios against C xenstored or the stub
+          domain (cargo xtask lab --help)
 ";
 
 fn main() -> ExitCode {

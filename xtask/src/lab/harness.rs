@@ -6,8 +6,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::assets::{self, Item};
-use super::Store;
+use super::assets::{self, Assets, Item};
+use super::{Start, Store};
 use crate::util::root;
 
 /// How long QEMU may take to exit after dom0 printed `XSLAB-END`.
@@ -19,8 +19,12 @@ const TAIL_LINES: usize = 200;
 
 /// One boot of the lab.
 pub struct Boot<'a> {
+    /// The version's hypervisor, kernel and initramfs images.
+    pub assets: &'a Assets,
     /// Which xenstore dom0 uses.
     pub store: Store,
+    /// How dom0 starts the stub domain.
+    pub start: Start,
     /// Scenario names, in order.
     pub scenarios: &'a [String],
     /// The whole run's time limit.
@@ -35,6 +39,16 @@ pub struct Boot<'a> {
     pub keep: bool,
     /// Print `XSLAB-DEMO` lines on stdout.
     pub demo: bool,
+}
+
+impl Boot<'_> {
+    /// `4.20 stub/launch`: the version, the store and (for the stub) the start path.
+    pub fn label(&self) -> String {
+        match self.store {
+            Store::C => format!("{} c", self.assets.xen.name()),
+            Store::Stub => format!("{} stub/{}", self.assets.xen.name(), self.start.name()),
+        }
+    }
 }
 
 /// What a scenario concluded.
@@ -186,13 +200,17 @@ fn unix_now() -> u64 {
 
 /// The per-run part of dom0's initramfs: /init, the scripts, the configuration, the guest's
 /// initramfs and (stub mode) the image.
-fn overlay(boot: &Boot, guest: &Path) -> Result<Vec<Item>, String> {
+fn overlay(boot: &Boot) -> Result<Vec<Item>, String> {
     let qt = root().join("qemu-tests");
     let mut items = vec![
         Item::Copy("init".into(), qt.join("init.sh"), Some(0o755)),
         Item::Copy("xslab/lib.sh".into(), qt.join("lib.sh"), Some(0o644)),
         Item::Copy("xslab/guest.cfg".into(), qt.join("guest.cfg"), Some(0o644)),
-        Item::Copy("xslab/guest.cpio".into(), guest.to_path_buf(), Some(0o644)),
+        Item::Copy(
+            "xslab/guest.cpio".into(),
+            boot.assets.guest.clone(),
+            Some(0o644),
+        ),
     ];
     for s in boot.scenarios {
         items.push(Item::Copy(
@@ -225,16 +243,26 @@ fn overlay(boot: &Boot, guest: &Path) -> Result<Vec<Item>, String> {
             items.push(Item::Copy(name.into(), path, Some(mode)));
         }
     }
-    let config =
-        format!(
-        "export XSLAB_STORE={}\nexport XSLAB_SCENARIOS='{}'\nexport XSLAB_SCENARIO_TIMEOUT={}\n{}",
+    let xen = boot.assets.xen;
+    let config = format!(
+        "export XSLAB_XEN={}\nexport XSLAB_XEN_BIN={}\nexport XSLAB_STORE={}\n\
+         export XSLAB_START={}\nexport XSLAB_SCENARIOS='{}'\nexport XSLAB_SCENARIO_TIMEOUT={}\n{}",
+        xen.name(),
+        xen.bin(),
         boot.store.name(),
+        boot.start.name(),
         boot.scenarios.join(" "),
         boot.scenario_timeout.as_secs(),
-        ["XSLAB_CYCLES", "XSLAB_STUB_MEMORY", "XSLAB_STUB_PARAM", "XSLAB_BENCH_NODES"]
-            .iter()
-            .filter_map(|k| std::env::var(k).ok().map(|v| format!("export {k}={v}\n")))
-            .collect::<String>(),
+        [
+            "XSLAB_CYCLES",
+            "XSLAB_STUB_MEMORY",
+            "XSLAB_STUB_MAXMEM",
+            "XSLAB_STUB_PARAM",
+            "XSLAB_BENCH_NODES"
+        ]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| format!("export {k}={v}\n")))
+        .collect::<String>(),
     );
     items.push(Item::Data(
         "xslab/config".into(),
@@ -273,32 +301,32 @@ fn prune(dir: &Path, keep: usize) {
 /// powers off, a time limit passes or QEMU ends.
 pub fn boot(boot: &Boot) -> Result<Outcome, String> {
     let prep = Instant::now();
-    let xen = assets::xen_elf()?;
-    let kernel = assets::kernel()?;
-    let base = assets::dom0_base(&kernel)?;
-    let guest = assets::guest_initrd()?;
-    prune(&assets::lab_dir().join("run"), 3);
+    let a = boot.assets;
+    prune(&assets::lab_dir().join("run"), 6);
     prune(&assets::lab_dir().join("logs"), 30);
     let tag = format!(
-        "{}-{}-{}",
+        "{}-{}-{}-{}-{}",
+        a.xen.name(),
         boot.store.name(),
+        boot.start.name(),
         unix_now(),
         std::process::id()
     );
     let run_dir = assets::lab_dir().join("run").join(&tag);
     std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
     let overlay_path = run_dir.join("overlay.cpio");
-    assets::write_cpio(&overlay(boot, &guest)?, &overlay_path, 1 << 24)?;
+    assets::write_cpio(&overlay(boot)?, &overlay_path, 1 << 24)?;
     // Linux unpacks concatenated archives in order; the overlay comes last.
     let initrd = run_dir.join("initrd.cpio");
-    concat(&[&base, &overlay_path], &initrd)?;
+    concat(&[&a.dom0_base, &overlay_path], &initrd)?;
     let logs = assets::lab_dir().join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
     let log_path = logs.join(format!("{tag}.log"));
     eprintln!(
-        "xtask: lab: images ready in {:.1} s; booting ({} store: {}), log {}",
+        "xtask: lab: overlay ready in {:.1} s; booting Xen {} ({}: {}), log {}",
         prep.elapsed().as_secs_f64(),
-        boot.store.name(),
+        a.xen.name(),
+        boot.label(),
         boot.scenarios.join(" "),
         log_path.display()
     );
@@ -314,7 +342,7 @@ pub fn boot(boot: &Boot) -> Result<Outcome, String> {
     );
     let modules = format!(
         "{} {},{}",
-        no_comma(&kernel.vmlinux)?,
+        no_comma(&a.kernel.vmlinux)?,
         dom0_args.trim(),
         no_comma(&initrd)?
     );
@@ -340,7 +368,7 @@ pub fn boot(boot: &Boot) -> Result<Outcome, String> {
         "stdio",
     ])
     .arg("-kernel")
-    .arg(&xen)
+    .arg(&a.xen_elf)
     .args(["-append", xen_args.trim()])
     .args(["-initrd", &modules])
     .stdin(Stdio::null())
@@ -386,6 +414,7 @@ fn watch(
     reader(stdout, tx.clone(), true);
     reader(stderr, tx, false);
     let verbose = std::env::var("XSLAB_VERBOSE").is_ok_and(|v| v == "1");
+    let label = boot.label();
     let start = Instant::now();
     let deadline = start + boot.timeout;
     let per_scenario = boot.scenario_timeout + Duration::from_secs(SCENARIO_GRACE);
@@ -439,7 +468,7 @@ fn watch(
         };
         let _ = writeln!(log, "[{t:8.3}] {line}");
         if verbose {
-            eprintln!("[{t:8.3}] {line}");
+            eprintln!("[{label} {t:8.3}] {line}");
         }
         if let Some(at) = line.find("XSLAB-S| ") {
             out.session
@@ -485,7 +514,7 @@ fn watch(
         }
         last_event = Instant::now();
         if !verbose && kind != "XSLAB-S|" {
-            eprintln!("[{t:8.3}] {event}");
+            eprintln!("[{label} {t:8.3}] {event}");
         }
     }
     out.total = start.elapsed().as_secs_f64();
