@@ -228,7 +228,8 @@ impl Stub {
             })
             .collect();
         for (id, domid, port) in rings {
-            match XenConn::open(&mut self.gfns, domid, port) {
+            let features = self.features_of(domid);
+            match XenConn::open(&mut self.gfns, domid, port, features) {
                 Ok(x) => {
                     self.by_port.insert(x.local_port, id);
                     self.conns.insert(id, x);
@@ -303,10 +304,22 @@ impl Stub {
         ));
     }
 
-    /// Maps dom0's ring (its grant ref 1) and binds to the port it allocated for us.
+    /// The features the engine keeps for `domid` (all supported for a domain it has no
+    /// record of).
+    fn features_of(&self, domid: DomId) -> u32 {
+        self.engine
+            .domains()
+            .find(|d| d.domid == domid)
+            .map_or(xsstate::ring::SUPPORTED_FEATURES, |d| d.features)
+    }
+
+    /// Maps dom0's ring (its grant ref 1) and binds to the port it allocated for us. The
+    /// ring's indices stay (dom0's first requests wait in it); `server_features` is set.
     fn connect_dom0(&mut self, port: u32) -> Result<(), BootError> {
-        let conn = XenConn::open(&mut self.gfns, DomId::DOM0, port)
+        let features = self.features_of(DomId::DOM0);
+        let conn = XenConn::open(&mut self.gfns, DomId::DOM0, port, features)
             .map_err(|(what, e)| BootError::Xen(what, e.0))?;
+        conn.advertise();
         let id = self
             .engine
             .connect_domain(DomId::DOM0, EvtchnPort(port), conn.gfn());
@@ -390,12 +403,18 @@ impl Stub {
         for effect in effects {
             match effect {
                 Effect::Introduced {
-                    conn, domid, port, ..
-                } => match XenConn::open(&mut self.gfns, domid, port.0) {
-                    Ok(x) => {
+                    conn,
+                    domid,
+                    port,
+                    features,
+                    ..
+                } => match XenConn::open(&mut self.gfns, domid, port.0, features) {
+                    Ok(mut x) => {
                         kprintln!("xsstub: domain {} introduced (port {})", domid.0, port.0);
+                        // As C xenstored: indices to 0, server_features, and a reconnection
+                        // the guest asked for completed.
+                        x.introduce(Some(features));
                         self.by_port.insert(x.local_port, conn);
-                        x.notify();
                         self.conns.insert(conn, x);
                     }
                     Err((what, e)) => {

@@ -66,16 +66,21 @@ pub struct XenConn {
     pub remote_port: u32,
     ring: XsRing,
     mapping: Option<Mapping>,
+    /// The domain's features (`XENSTORE_SERVER_FEATURE_*`): the ring's `error` field is
+    /// written only if they include the error feature.
+    features: u32,
     /// A stream violation stopped this connection; it is ignored from now on.
     broken: bool,
 }
 
 impl XenConn {
-    /// Maps the domain's grant ref 1 and binds to its port.
+    /// Maps the domain's grant ref 1 and binds to its port; the ring is left as it is (dom0's
+    /// requests may already wait in it; an introduction resets it with [`XenConn::introduce`]).
     pub fn open(
         gfns: &mut GfnPool,
         domid: DomId,
         remote_port: u32,
+        features: u32,
     ) -> Result<XenConn, (&'static str, XenError)> {
         let gfn = gfns.take().ok_or(("frame for the ring", XenError(-12)))?;
         let mapping = match gnttab::map(domid.0, crate::xen::abi::GNTTAB_RESERVED_XENSTORE, gfn) {
@@ -94,14 +99,13 @@ impl XenConn {
                 return Err(("binding the event channel", e));
             }
         };
-        let ring = XsRing::new(mapping.page());
-        ring.set_server_features(xsstate::ring::SUPPORTED_FEATURES);
         Ok(XenConn {
             domid,
             local_port,
             remote_port,
-            ring,
+            ring: XsRing::new(mapping.page()),
             mapping: Some(mapping),
+            features,
             broken: false,
         })
     }
@@ -111,20 +115,39 @@ impl XenConn {
         self.mapping.as_ref().map_or(0, |m| m.gfn)
     }
 
+    /// Writes `server_features` only (dom0's ring, whose waiting requests must stay).
+    pub fn advertise(&self) {
+        self.ring.set_server_features(self.features);
+    }
+
+    /// An introduction as C xenstored does it: ring indices to 0, at the first one
+    /// (`first`: the domain's features) `server_features`, and a reconnection the guest asked
+    /// for completed and notified.
+    pub fn introduce(&mut self, first: Option<u32>) {
+        if let Some(f) = first {
+            self.features = f;
+        }
+        if self.ring.introduce(first) {
+            self.notify();
+        }
+    }
+
     /// Signals the domain.
     pub fn notify(&self) {
         let _ = events::notify(self.local_port);
     }
 
-    /// Re-introduce: bind the (possibly new) port and reset the ring.
+    /// Re-introduce: bind the (possibly new) port and reset the ring as an introduction
+    /// does; a connection stopped by an error is served again (its `error` field cleared where
+    /// the domain has the error feature).
     pub fn rebind(&mut self, domid: DomId, remote_port: u32) -> Result<(), XenError> {
         let _ = events::close(self.local_port);
         self.local_port = events::bind_interdomain(domid.0, remote_port)?;
         self.remote_port = remote_port;
         self.broken = false;
-        self.ring.reset();
-        self.ring.set_error(xsstate::ring::XENSTORE_ERROR_NONE);
-        self.notify();
+        self.ring
+            .set_error(self.features, xsstate::ring::XENSTORE_ERROR_NONE);
+        self.introduce(None);
         Ok(())
     }
 
@@ -143,7 +166,7 @@ impl XenConn {
     /// Stops serving this ring after a stream violation: the error field tells the guest.
     fn fail(&mut self, engine: &mut Engine, id: ConnId, fault: Fault, already_faulted: bool) {
         self.broken = true;
-        self.ring.set_error(fault.ring_error());
+        self.ring.set_error(self.features, fault.ring_error());
         if !already_faulted {
             engine.fault(id, fault);
         }

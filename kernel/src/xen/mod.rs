@@ -1,4 +1,5 @@
 //! Xen drivers: hypercalls, event channels, grant table, time, console, domain queries, rings.
+//! `ring_intro` is pure code that the host tests (`kernel/abi-tests`) share.
 //!
 //! This and `arch` are the only modules with `unsafe` code; everything above them uses the
 //! safe interfaces here.
@@ -12,6 +13,7 @@ pub mod memory;
 pub mod page;
 pub mod pvconsole;
 pub mod ring;
+pub mod ring_intro;
 pub mod sched;
 pub mod start_info;
 pub mod time;

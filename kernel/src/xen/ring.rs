@@ -103,33 +103,32 @@ impl XsRing {
         Ok(written)
     }
 
-    /// Sets the ring's `error` field (`XENSTORE_ERROR_*`).
-    pub fn set_error(&self, code: u32) {
-        self.page.write_u32(layout::ERROR_OFFSET, code);
+    /// Sets the ring's `error` field (`XENSTORE_ERROR_*`) if the domain's `features` include
+    /// the error feature; returns whether it was written.
+    pub fn set_error(&self, features: u32, code: u32) -> bool {
+        super::ring_intro::set_error(self, features, code)
     }
 
-    /// Advertises the server's features.
+    /// Advertises the server's features (`server_features`) without touching the indices.
     pub fn set_server_features(&self, features: u32) {
         self.page
             .write_u32(layout::SERVER_FEATURES_OFFSET, features);
     }
 
-    /// Resets every index to 0 (a re-introduce), then completes a guest-requested
-    /// reconnection.
-    pub fn reset(&self) {
-        for off in [
-            layout::REQ_CONS_OFFSET,
-            layout::REQ_PROD_OFFSET,
-            layout::RSP_CONS_OFFSET,
-            layout::RSP_PROD_OFFSET,
-        ] {
-            self.page.write_u32(off, 0);
-        }
-        fence(Ordering::SeqCst);
-        if self.page.read_u32(layout::CONNECTION_OFFSET) == layout::RECONNECT {
-            self.page
-                .write_u32(layout::CONNECTION_OFFSET, layout::CONNECTED);
-        }
+    /// An introduction (see [`super::ring_intro::introduce`]): indices to 0, the features at
+    /// the first one, a requested reconnection completed; returns whether to notify.
+    pub fn introduce(&self, first: Option<u32>) -> bool {
+        super::ring_intro::introduce(self, first)
+    }
+}
+
+impl super::ring_intro::RingWords for XsRing {
+    fn read_u32(&self, off: usize) -> u32 {
+        self.page.read_u32(off)
+    }
+
+    fn write_u32(&self, off: usize, value: u32) {
+        self.page.write_u32(off, value)
     }
 }
 
