@@ -7,13 +7,16 @@ mod layout;
 mod liveupdate;
 mod testguest;
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
+use alloc::sync::Arc;
 
 use xsstate::engine::{DomainState, Effect, Engine, EngineConfig};
 use xsstate::ids::{ConnId, DomId, EvtchnPort};
 
 use crate::kprintln;
+use crate::xen::domctl::DomainQueries;
+use crate::xen::domctl_abi::{Answer, Changed, Liveness, DOMID_FIRST_RESERVED, DOMID_INVALID};
 use crate::xen::{self, events, time};
 use conns::{GfnPool, XenConn};
 
@@ -100,6 +103,16 @@ struct Stub {
     live_updates: u64,
     /// TSC of the jump that started this image, until the first request is served.
     jump_tsc: Option<u64>,
+    /// This domain's id.
+    own_domid: DomId,
+    /// How Xen is asked about domains (the engine's domain oracle too).
+    queries: DomainQueries,
+    /// Failed domain queries already logged, `(domain, errno)` (`DOMID_INVALID`: the
+    /// changed-domain poll): each is logged once, until that domain's query works again.
+    query_errors: BTreeSet<(u16, i64)>,
+    /// Unique ids of introduced domains (Xen 4.21+): another id under the same domid means
+    /// the domain we knew is gone and its id reused.
+    unique_ids: BTreeMap<DomId, u64>,
 }
 
 impl Stub {
@@ -121,6 +134,9 @@ impl Stub {
                 None
             }
         };
+        let own_domid = events::own_domid().map_err(xen_err("own domain id"))?;
+        let (queries, line) = DomainQueries::detect(own_domid);
+        kprintln!("xsstub: domain {own_domid}; {line}");
         let dom_exc_port =
             events::bind_virq(xen_sys::VIRQ_DOM_EXC).map_err(xen_err("VIRQ_DOM_EXC"))?;
         let timer_port = events::bind_virq(xen_sys::VIRQ_TIMER).map_err(xen_err("VIRQ_TIMER"))?;
@@ -139,8 +155,14 @@ impl Stub {
             lu: liveupdate::LiveUpdate::default(),
             live_updates: 0,
             jump_tsc: None,
+            own_domid: DomId(own_domid),
+            queries,
+            query_errors: BTreeSet::new(),
+            unique_ids: BTreeMap::new(),
         };
         stub.engine.set_time_ms(boot_ns / 1_000_000);
+        // SET_PERMS asks Xen whether an owner exists, as C xenstored does.
+        stub.engine.set_domain_oracle(Arc::new(queries));
         match inherited {
             Some(inh) => stub.restore(inh)?,
             None => match opts.dom0_port {
@@ -216,6 +238,7 @@ impl Stub {
         let mut engine = Engine::restore(image, EngineConfig::default())
             .map_err(|e| BootError::State(alloc::format!("{e:?}")))?;
         engine.set_time_ms(self.engine_time_ms());
+        engine.set_domain_oracle(Arc::new(self.queries));
         self.engine = engine;
         self.live_updates = inh.state.live_updates;
         self.jump_tsc = Some(inh.tag.jump_tsc);
@@ -416,6 +439,7 @@ impl Stub {
                         x.introduce(Some(features));
                         self.by_port.insert(x.local_port, conn);
                         self.conns.insert(conn, x);
+                        self.remember_unique_id(domid);
                     }
                     Err((what, e)) => {
                         kprintln!("xsstub: domain {}: {what} failed ({})", domid.0, e.0);
@@ -437,6 +461,7 @@ impl Stub {
                 }
                 Effect::Released { conn, domid } => {
                     kprintln!("xsstub: domain {} released", domid.0);
+                    self.unique_ids.remove(&domid);
                     if let Some(x) = conn.and_then(|c| self.conns.remove(&c)) {
                         self.by_port.remove(&x.local_port);
                         x.close(&mut self.gfns);
@@ -499,25 +524,114 @@ impl Stub {
         );
     }
 
-    /// Asks Xen about every introduced domain after `VIRQ_DOM_EXC`.
+    /// Asks Xen about the introduced domains after `VIRQ_DOM_EXC`: on Xen 4.21+ the domains
+    /// whose state changed (`get_domain_state` for `DOMID_INVALID`), else (or when that poll
+    /// is refused) each introduced domain. A failed or refused query never counts as a
+    /// death: the domain is kept and asked about again at the next `VIRQ_DOM_EXC`.
     fn check_domains(&mut self) {
+        if self.queries.polls_changes() && self.poll_changed_domains() {
+            return;
+        }
         for domid in self.engine.introduced_domains() {
-            if domid == DomId::DOM0 {
+            if domid == DomId::DOM0 || domid == self.own_domid {
                 continue;
             }
-            let state = match xen::domctl::domain_info(domid.0) {
-                Ok(info) if info.domid != domid.0 => DomainState::Dead,
-                Ok(info) if info.flags & xen::abi::XEN_DOMINF_DYING != 0 => DomainState::Dead,
-                Ok(info) if info.flags & xen::abi::XEN_DOMINF_SHUTDOWN != 0 => {
-                    DomainState::Shutdown
+            let answer = self.queries.query(domid.0);
+            self.apply_answer(domid, answer);
+        }
+    }
+
+    /// Takes every changed domain from Xen until none is left; `false` if the poll failed.
+    fn poll_changed_domains(&mut self) -> bool {
+        for _ in 0..=DOMID_FIRST_RESERVED {
+            match self.queries.next_changed() {
+                Changed::Done => {
+                    self.query_worked(DOMID_INVALID);
+                    return true;
                 }
-                Ok(_) => DomainState::Running,
-                Err(_) => DomainState::Dead,
-            };
-            if state != DomainState::Running {
-                kprintln!("xsstub: domain {} is {state:?}", domid.0);
+                Changed::Failed(e) => {
+                    self.query_failed(DOMID_INVALID, e);
+                    return false;
+                }
+                Changed::Domain(d, answer) => {
+                    let domid = DomId(d);
+                    let known = self.engine.introduced_domains().contains(&domid);
+                    if known && domid != DomId::DOM0 && domid != self.own_domid {
+                        self.apply_answer(domid, answer);
+                    }
+                }
             }
-            self.engine.domain_state(domid, state);
+        }
+        true
+    }
+
+    /// Acts on what Xen said about an introduced domain.
+    fn apply_answer(&mut self, domid: DomId, answer: Answer) {
+        let mut liveness = answer.liveness();
+        if let Answer::Exists {
+            unique_id: Some(id),
+            ..
+        } = answer
+        {
+            match self.unique_ids.get(&domid) {
+                // The domid was reused: the domain we knew is gone.
+                Some(&known) if known != id => liveness = Liveness::Gone,
+                Some(_) => {}
+                None => {
+                    self.unique_ids.insert(domid, id);
+                }
+            }
+        }
+        let state = match liveness {
+            Liveness::Running => DomainState::Running,
+            Liveness::Shutdown => DomainState::Shutdown,
+            Liveness::Gone => DomainState::Dead,
+            Liveness::Unknown(e) => {
+                self.query_failed(domid.0, e);
+                return;
+            }
+        };
+        self.query_worked(domid.0);
+        if state != DomainState::Running {
+            kprintln!("xsstub: domain {} is {state:?}", domid.0);
+        }
+        self.engine.domain_state(domid, state);
+    }
+
+    /// Records the unique id of a newly introduced domain (Xen 4.21+).
+    fn remember_unique_id(&mut self, domid: DomId) {
+        if !self.queries.polls_changes() {
+            return;
+        }
+        if let Answer::Exists {
+            unique_id: Some(id),
+            ..
+        } = self.queries.query(domid.0)
+        {
+            self.unique_ids.insert(domid, id);
+        }
+    }
+
+    /// A query about `domid` failed with `errno`: logged the first time only.
+    fn query_failed(&mut self, domid: u16, errno: i64) {
+        if self.query_errors.insert((domid, errno)) {
+            if domid == DOMID_INVALID {
+                kprintln!(
+                    "xsstub: Xen refused the changed-domain query ({errno}); asking per domain"
+                );
+            } else {
+                kprintln!(
+                    "xsstub: Xen did not say whether domain {domid} lives ({errno}); kept, \
+                     asked again at the next domain event"
+                );
+            }
+        }
+    }
+
+    /// A query about `domid` worked: its next failure is logged again.
+    fn query_worked(&mut self, domid: u16) {
+        if !self.query_errors.is_empty() {
+            self.query_errors.retain(|(d, _)| *d != domid);
         }
     }
 
