@@ -5,6 +5,7 @@ mod conns;
 mod handover;
 mod layout;
 mod liveupdate;
+mod ownconn;
 mod testguest;
 
 use alloc::collections::{BTreeMap, BTreeSet};
@@ -113,6 +114,8 @@ struct Stub {
     /// Unique ids of introduced domains (Xen 4.21+): another id under the same domid means
     /// the domain we knew is gone and its id reused.
     unique_ids: BTreeMap<DomId, u64>,
+    /// Our own connection restored by a live update, to check once serving again.
+    own_check_due: Option<(ConnId, u32, xen::ring::OwnStore)>,
 }
 
 impl Stub {
@@ -137,6 +140,7 @@ impl Stub {
         let own_domid = events::own_domid().map_err(xen_err("own domain id"))?;
         let (queries, line) = DomainQueries::detect(own_domid);
         kprintln!("xsstub: domain {own_domid}; {line}");
+        ownconn::log_boot_info(info);
         let dom_exc_port =
             events::bind_virq(xen_sys::VIRQ_DOM_EXC).map_err(xen_err("VIRQ_DOM_EXC"))?;
         let timer_port = events::bind_virq(xen_sys::VIRQ_TIMER).map_err(xen_err("VIRQ_TIMER"))?;
@@ -159,16 +163,20 @@ impl Stub {
             queries,
             query_errors: BTreeSet::new(),
             unique_ids: BTreeMap::new(),
+            own_check_due: None,
         };
         stub.engine.set_time_ms(boot_ns / 1_000_000);
         // SET_PERMS asks Xen whether an owner exists, as C xenstored does.
         stub.engine.set_domain_oracle(Arc::new(queries));
         match inherited {
             Some(inh) => stub.restore(inh)?,
-            None => match opts.dom0_port {
-                Some(port) => stub.connect_dom0(port)?,
-                None => kprintln!("xsstub: no --event: not serving dom0"),
-            },
+            None => {
+                match opts.dom0_port {
+                    Some(port) => stub.connect_dom0(port)?,
+                    None => kprintln!("xsstub: no --event: not serving dom0"),
+                }
+                stub.connect_own(true);
+            }
         }
         stub.set_version();
         kprintln!(
@@ -252,6 +260,10 @@ impl Stub {
             .collect();
         for (id, domid, port) in rings {
             let features = self.features_of(domid);
+            if domid == self.own_domid {
+                self.restore_own(id, port, features);
+                continue;
+            }
             match XenConn::open(&mut self.gfns, domid, port, features) {
                 Ok(x) => {
                     self.by_port.insert(x.local_port, id);
@@ -286,6 +298,10 @@ impl Stub {
         }
         for x in self.conns.values() {
             x.notify();
+        }
+        if !self.conns.values().any(XenConn::is_own) {
+            // The previous image did not serve our own connection: do it now.
+            self.connect_own(false);
         }
         handover::revoke(&inh.tag);
         let (lo, len) = (inh.paddr, inh.len);
@@ -380,6 +396,7 @@ impl Stub {
                 }
             }
             self.pump_all();
+            self.own_check_after_update();
             self.arm_timer();
             if !events::any_pending() {
                 self.wait();

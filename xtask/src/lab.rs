@@ -15,7 +15,8 @@ use harness::{Boot, Outcome, Status};
 
 /// Every scenario `cargo xtask lab` runs by default with the stub domain (packaged start
 /// path), in order.
-pub const ALL: [&str; 10] = [
+pub const ALL: [&str; 11] = [
+    "ownconn",
     "xencommons",
     "tools",
     "session",

@@ -9,7 +9,7 @@ use xsstate::ids::{ConnId, DomId};
 use crate::kprintln;
 use crate::xen::events::{self, XenError};
 use crate::xen::gnttab::{self, Mapping};
-use crate::xen::ring::XsRing;
+use crate::xen::ring::{OwnStore, XsRing};
 
 /// Frames of the hole that hold foreign mappings, handed out and taken back.
 #[derive(Debug)]
@@ -65,7 +65,10 @@ pub struct XenConn {
     /// The domain's port.
     pub remote_port: u32,
     ring: XsRing,
+    /// The grant mapping of the domain's ring; `None` for our own store page.
     mapping: Option<Mapping>,
+    /// The frame of our own store page (with no mapping).
+    own_pfn: Option<u64>,
     /// The domain's features (`XENSTORE_SERVER_FEATURE_*`): the ring's `error` field is
     /// written only if they include the error feature.
     features: u32,
@@ -105,19 +108,45 @@ impl XenConn {
             remote_port,
             ring: XsRing::new(mapping.page()),
             mapping: Some(mapping),
+            own_pfn: None,
             features,
             broken: false,
         })
     }
 
-    /// The frame the ring is mapped at.
+    /// Our own connection (Xen 4.19+): the server side of our own store page, bound to the
+    /// other end of our store channel (`own` is this domain's id).
+    pub fn own(own: DomId, store: &OwnStore, features: u32) -> Result<XenConn, XenError> {
+        let local_port = events::bind_interdomain(own.0, store.port)?;
+        Ok(XenConn {
+            domid: own,
+            local_port,
+            remote_port: store.port,
+            ring: store.server(),
+            mapping: None,
+            own_pfn: Some(store.pfn),
+            features,
+            broken: false,
+        })
+    }
+
+    /// The frame the ring is at (the mapping's, or our own store page's).
     pub fn gfn(&self) -> u64 {
-        self.mapping.as_ref().map_or(0, |m| m.gfn)
+        self.mapping
+            .as_ref()
+            .map(|m| m.gfn)
+            .or(self.own_pfn)
+            .unwrap_or(0)
     }
 
     /// Writes `server_features` only (dom0's ring, whose waiting requests must stay).
     pub fn advertise(&self) {
         self.ring.set_server_features(self.features);
+    }
+
+    /// Whether this is our own connection (no grant mapping).
+    pub fn is_own(&self) -> bool {
+        self.own_pfn.is_some()
     }
 
     /// An introduction as C xenstored does it: ring indices to 0, at the first one

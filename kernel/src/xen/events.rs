@@ -301,6 +301,17 @@ pub fn status(port: u32) -> Result<super::abi::EvtchnStatus, XenError> {
     Ok(op)
 }
 
+/// Takes `port` alone out of the record (after collecting what Xen marked pending): whether
+/// it was pending. Other ports stay recorded for the main loop.
+pub fn take_port(port: u32) -> bool {
+    collect();
+    let Some(word) = RECORDED.get((port / 64) as usize) else {
+        return false;
+    };
+    let bit = 1u64 << (port % 64);
+    word.fetch_and(!bit, Ordering::SeqCst) & bit != 0
+}
+
 /// Binds a virtual IRQ on vCPU 0; returns the local port.
 pub fn bind_virq(virq: u32) -> Result<u32, XenError> {
     let mut op = evtchn_bind_virq {

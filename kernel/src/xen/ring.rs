@@ -132,6 +132,55 @@ impl super::ring_intro::RingWords for XsRing {
     }
 }
 
+/// This domain's own xenstore page and event channel (`HVM_PARAM_STORE_PFN`,
+/// `HVM_PARAM_STORE_EVTCHN`): from Xen 4.19, `init-xenstore-domain` gives the xenstore domain a
+/// connection to itself (the port's remote end is this domain; the page is zeroed by the tool
+/// and granted at ref 1 to this domain). Xen 4.17 leaves the channel 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OwnStore {
+    /// The page's frame (identity mapped below 4 GiB).
+    pub pfn: u64,
+    /// The client's port (allocated unbound for this domain, remote = this domain).
+    pub port: u32,
+}
+
+impl OwnStore {
+    /// The store page and channel the toolstack gave this domain, if any: `Err` carries the
+    /// raw `(pfn, port)` when they are absent or unusable.
+    pub fn find() -> Result<OwnStore, (u64, u64)> {
+        let pfn = super::events::hvm_param(super::abi::HVM_PARAM_STORE_PFN).unwrap_or(0);
+        let port = super::events::hvm_param(super::abi::HVM_PARAM_STORE_EVTCHN).unwrap_or(0);
+        if pfn == 0 || pfn >= (1 << 20) || port == 0 || port >= u64::from(super::events::MAX_PORTS)
+        {
+            return Err((pfn, port));
+        }
+        Ok(OwnStore {
+            pfn,
+            port: port as u32,
+        })
+    }
+
+    fn page(&self) -> SharedPage {
+        // SAFETY: the store page is a special page of this domain below 4 GiB (identity
+        // mapped, checked by `find`), reserved in the memory map and never part of the heap;
+        // it stays ours for the domain's life and only volatile copies touch it.
+        unsafe { SharedPage::new(self.pfn << 12) }
+    }
+
+    /// The server's view of the page.
+    pub fn server(&self) -> XsRing {
+        XsRing::new(self.page())
+    }
+
+    /// The client's view of the page.
+    pub fn client(&self) -> XsClientRing {
+        XsClientRing {
+            page: self.page(),
+            port: self.port,
+        }
+    }
+}
+
 /// The client side of a xenstore ring: a domain's own page (the test guest uses it).
 #[derive(Debug)]
 pub struct XsClientRing {
@@ -144,18 +193,7 @@ impl XsClientRing {
     /// This domain's own xenstore ring, from `HVM_PARAM_STORE_PFN`/`_EVTCHN`; `None` when the
     /// toolstack gave us none.
     pub fn own() -> Option<XsClientRing> {
-        let pfn = super::events::hvm_param(super::abi::HVM_PARAM_STORE_PFN).ok()?;
-        let port = super::events::hvm_param(super::abi::HVM_PARAM_STORE_EVTCHN).ok()?;
-        if pfn == 0 || pfn >= (1 << 20) || port == 0 {
-            return None;
-        }
-        // SAFETY: the store page is a special page of this domain below 4 GiB (identity
-        // mapped), shared with xenstored for the domain's life; only volatile copies touch it.
-        let page = unsafe { SharedPage::new(pfn << 12) };
-        Some(XsClientRing {
-            page,
-            port: port as u32,
-        })
+        OwnStore::find().ok().map(|s| s.client())
     }
 
     /// Writes a request (as far as it fits); returns the bytes written.
