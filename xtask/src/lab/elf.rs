@@ -69,11 +69,12 @@ pub fn needs(b: &[u8]) -> Result<Needs, String> {
             .checked_mul(phentsize)
             .and_then(|x| x.checked_add(phoff))
             .ok_or_else(bad)?;
+        let word = |off: usize| at.checked_add(off).and_then(|o| u64_at(b, o));
         phdrs.push(Phdr {
             kind: u32_at(b, at).ok_or_else(bad)?,
-            offset: u64_at(b, at + 8).ok_or_else(bad)?,
-            vaddr: u64_at(b, at + 16).ok_or_else(bad)?,
-            filesz: u64_at(b, at + 32).ok_or_else(bad)?,
+            offset: word(8).ok_or_else(bad)?,
+            vaddr: word(16).ok_or_else(bad)?,
+            filesz: word(32).ok_or_else(bad)?,
         });
     }
     let mut out = Needs::default();
@@ -89,9 +90,15 @@ pub fn needs(b: &[u8]) -> Result<Needs, String> {
     let start = usize::try_from(dynamic.offset).map_err(|_| bad())?;
     let count = usize::try_from(dynamic.filesz / 16).map_err(|_| bad())?;
     for i in 0..count {
-        let at = start.checked_add(i * 16).ok_or_else(bad)?;
+        let at = i
+            .checked_mul(16)
+            .and_then(|x| x.checked_add(start))
+            .ok_or_else(bad)?;
         let tag = u64_at(b, at).ok_or_else(bad)?;
-        let val = u64_at(b, at + 8).ok_or_else(bad)?;
+        let val = at
+            .checked_add(8)
+            .and_then(|o| u64_at(b, o))
+            .ok_or_else(bad)?;
         if tag == DT_NULL {
             break;
         }
@@ -107,7 +114,10 @@ pub fn needs(b: &[u8]) -> Result<Needs, String> {
         .iter()
         .find(|p| p.kind == PT_LOAD && p.vaddr <= strtab && strtab - p.vaddr < p.filesz)
         .ok_or("DT_STRTAB outside every PT_LOAD")?;
-    let strtab_off = usize::try_from(strtab - load.vaddr + load.offset).map_err(|_| bad())?;
+    let strtab_off = (strtab - load.vaddr)
+        .checked_add(load.offset)
+        .and_then(|o| usize::try_from(o).ok())
+        .ok_or_else(bad)?;
     for (_, v) in entries.iter().filter(|(t, _)| *t == DT_NEEDED) {
         let o = usize::try_from(*v)
             .ok()
