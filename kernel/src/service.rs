@@ -59,6 +59,15 @@ fn xen_err(what: &'static str) -> impl Fn(events::XenError) -> BootError {
     move |e| BootError::Xen(what, e.0)
 }
 
+/// The engine's settings on this hypervisor: on Xen 4.17 the path-max quota limits dom0 too,
+/// as the C xenstored of that release does (dom0's tools there expect its rules).
+fn engine_config(queries: &DomainQueries) -> EngineConfig {
+    EngineConfig {
+        path_max_for_privileged: queries.xen < xen::domctl_abi::XenVersion::new(4, 18),
+        ..EngineConfig::default()
+    }
+}
+
 /// Runs the xenstore service (or, when asked, the misbehaving test guest); never returns.
 pub fn run(start_info_paddr: u64) -> ! {
     match start(start_info_paddr) {
@@ -145,7 +154,7 @@ impl Stub {
             events::bind_virq(xen_sys::VIRQ_DOM_EXC).map_err(xen_err("VIRQ_DOM_EXC"))?;
         let timer_port = events::bind_virq(xen_sys::VIRQ_TIMER).map_err(xen_err("VIRQ_TIMER"))?;
         let mut stub = Stub {
-            engine: Engine::new(EngineConfig::default()),
+            engine: Engine::new(engine_config(&queries)),
             conns: BTreeMap::new(),
             by_port: BTreeMap::new(),
             gfns: GfnPool::new(layout::MAP_WINDOW_GFN, layout::MAP_WINDOW_PAGES),
@@ -243,7 +252,7 @@ impl Stub {
     fn restore(&mut self, inh: handover::Inherited) -> Result<(), BootError> {
         let t0 = crate::arch::cpu::rdtsc();
         let image = handover::image_of(&inh.state).map_err(BootError::State)?;
-        let mut engine = Engine::restore(image, EngineConfig::default())
+        let mut engine = Engine::restore(image, engine_config(&self.queries))
             .map_err(|e| BootError::State(alloc::format!("{e:?}")))?;
         engine.set_time_ms(self.engine_time_ms());
         engine.set_domain_oracle(Arc::new(self.queries));
