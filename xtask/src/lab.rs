@@ -34,8 +34,17 @@ pub const DIRECT: [&str; 1] = ["direct"];
 
 /// Default limit for one boot, in seconds.
 const DEFAULT_TIMEOUT: u64 = 2400;
-/// Default limit for one scenario, in seconds.
+/// Default limit for one scenario, in seconds (`XSLAB_SCENARIO_TIMEOUT` overrides it).
 const SCENARIO_TIMEOUT: u64 = 600;
+
+/// The limit for one scenario: `XSLAB_SCENARIO_TIMEOUT` or the default, at most the boot's.
+fn scenario_timeout(boot: Duration) -> Duration {
+    let secs = std::env::var("XSLAB_SCENARIO_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(SCENARIO_TIMEOUT);
+    Duration::from_secs(secs.min(boot.as_secs()))
+}
 
 /// Debian packages the lab uses, with a file that shows each is installed. Xen 4.20's
 /// packages are not installed: they are fetched into `.lab/` (see `debian`).
@@ -78,8 +87,9 @@ const USAGE: &str = "usage: cargo xtask lab [--xen 4.17|4.20|all] [--store c|stu
                    lu-bench and direct; `direct` needs --start direct)
 
 environment: XSLAB_EXTRA_XEN_ARGS, XSLAB_EXTRA_DOM0_ARGS, XSLAB_SMP (default 1),
-XSLAB_CYCLES (default 10), XSLAB_STUB_MEMORY, XSLAB_STUB_MAXMEM, XSLAB_VERBOSE=1 (echo the
-whole console), XSLAB_PARALLEL=0 (versions one after the other), XSLAB_DEBIAN_MIRROR,
+XSLAB_CYCLES (default 10), XSLAB_SCENARIO_TIMEOUT (seconds, default 600), XSLAB_STUB_MEMORY,
+XSLAB_STUB_MAXMEM, XSLAB_VERBOSE=1 (echo the whole console), XSLAB_PARALLEL=0 (versions one
+after the other), XSLAB_DEBIAN_MIRROR,
 XSLAB_DEBIAN_SECURITY (where Debian 13's packages come from)
 ";
 
@@ -544,7 +554,7 @@ fn demo_on(xen: Xen, image: &Path) -> Result<(), String> {
         start: Start::Launch,
         scenarios: &scenarios,
         timeout: o.timeout,
-        scenario_timeout: Duration::from_secs(SCENARIO_TIMEOUT),
+        scenario_timeout: scenario_timeout(o.timeout),
         image: Some(image),
         files: &[],
         keep: false,
@@ -585,7 +595,7 @@ fn one(o: &Options, a: &assets::Assets, plan: &Plan) -> (Option<Outcome>, Result
         start: plan.start,
         scenarios: &plan.scenarios,
         timeout: o.timeout,
-        scenario_timeout: Duration::from_secs(SCENARIO_TIMEOUT.min(o.timeout.as_secs())),
+        scenario_timeout: scenario_timeout(o.timeout),
         image: plan.image.as_deref(),
         files: &o.files,
         keep: o.keep,

@@ -16,6 +16,23 @@ const END_GRACE: Duration = Duration::from_secs(60);
 const SCENARIO_GRACE: u64 = 60;
 /// Lines of serial log an error shows.
 const TAIL_LINES: usize = 200;
+/// QEMU using no CPU time for this long means the emulated machine froze: even an idle Xen
+/// wakes every second. (Seen a few times under QEMU 7.2's TCG with nested SVM: the vCPU
+/// thread sleeps forever while a guest boots; nothing in the machine runs again.)
+const FROZEN: Duration = Duration::from_secs(90);
+/// How often QEMU's CPU time is sampled.
+const CPU_SAMPLE: Duration = Duration::from_secs(10);
+
+/// User plus system clock ticks process `pid` has used (`/proc/PID/stat`), if readable.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command (which may hold spaces) start with the state, field 3.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    utime.checked_add(stime)
+}
 
 /// One boot of the lab.
 pub struct Boot<'a> {
@@ -430,8 +447,28 @@ fn watch(
     let mut current: Option<(String, Instant)> = None;
     let mut last_event = start;
     let mut ended: Option<Instant> = None;
+    let pid = child.id();
+    let mut cpu = (cpu_ticks(pid), start, start);
     loop {
         let now = Instant::now();
+        if now.duration_since(cpu.2) >= CPU_SAMPLE {
+            let ticks = cpu_ticks(pid);
+            if ticks != cpu.0 {
+                cpu.0 = ticks;
+                cpu.1 = now;
+            }
+            cpu.2 = now;
+            if ended.is_none() && ticks.is_some() && now.duration_since(cpu.1) >= FROZEN {
+                let what = current.as_ref().map(|(s, _)| format!(" in scenario {s}"));
+                out.problems.push(format!(
+                    "the emulated machine froze{}: QEMU used no CPU for {} s (after {:.0} s)",
+                    what.unwrap_or_default(),
+                    FROZEN.as_secs(),
+                    start.elapsed().as_secs_f64()
+                ));
+                break;
+            }
+        }
         let mut limit = (deadline, "the run's time limit");
         if let Some((_, began)) = &current {
             if *began + per_scenario < limit.0 {
@@ -455,7 +492,7 @@ fn watch(
             }
             break;
         };
-        let msg = match rx.recv_timeout(wait) {
+        let msg = match rx.recv_timeout(wait.min(CPU_SAMPLE)) {
             Ok(m) => m,
             Err(mpsc::RecvTimeoutError::Timeout) => continue,
             Err(mpsc::RecvTimeoutError::Disconnected) => Msg::Eof,
@@ -531,6 +568,20 @@ fn watch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_time_of_a_process() {
+        let mine = cpu_ticks(std::process::id());
+        assert!(mine.is_some());
+        // Burn some CPU: the count does not go down.
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        assert!(x != 1);
+        assert!(cpu_ticks(std::process::id()) >= mine);
+        assert_eq!(cpu_ticks(u32::MAX), None);
+    }
 
     #[test]
     fn verdict_words() {
