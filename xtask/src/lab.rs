@@ -292,6 +292,8 @@ struct VersionRun {
     counts: (usize, usize, usize),
     /// Every failure (empty: the version passed).
     errors: Vec<String>,
+    /// Boots run again because the emulated machine froze.
+    retried: Vec<String>,
 }
 
 /// `cargo xtask lab ...`.
@@ -414,6 +416,7 @@ fn run_versions(
                         wall: 0.0,
                         counts: (0, 0, 0),
                         errors: vec!["the lab thread panicked".into()],
+                        retried: Vec::new(),
                     })
                 })
                 .collect()
@@ -427,8 +430,13 @@ fn run_versions(
     let mut errors = Vec::new();
     for r in &runs {
         let (p, f, s) = r.counts;
+        let retried = if r.retried.is_empty() {
+            String::new()
+        } else {
+            format!("; booted again after QEMU froze: {}", r.retried.join(", "))
+        };
         eprintln!(
-            "xtask: lab Xen {}: {} in {:.0} s wall: {p} passed, {f} failed, {s} skipped",
+            "xtask: lab Xen {}: {} in {:.0} s wall: {p} passed, {f} failed, {s} skipped{retried}",
             r.xen.name(),
             if r.errors.is_empty() { "PASS" } else { "FAIL" },
             r.wall
@@ -453,10 +461,21 @@ fn run_version(o: &Options, a: &assets::Assets, plans: &[Plan], compare: bool) -
         wall: 0.0,
         counts: (0, 0, 0),
         errors: Vec::new(),
+        retried: Vec::new(),
     };
     let mut sessions: Vec<(Store, Outcome)> = Vec::new();
     for plan in plans {
-        let (outcome, result) = one(o, a, plan);
+        let (mut outcome, mut result) = one(o, a, plan);
+        if outcome.as_ref().is_some_and(|out| out.froze) {
+            // A QEMU TCG fault, not the store's: the boot is run once more, and said so.
+            let what = format!("{} ({} start)", describe(plan.store), plan.start.name());
+            eprintln!(
+                "xtask: lab {}: the emulated machine froze {what}; booting it again once",
+                a.xen.name()
+            );
+            run.retried.push(what);
+            (outcome, result) = one(o, a, plan);
+        }
         if let Err(e) = result {
             run.errors.push(format!(
                 "{} ({} start): {e}",

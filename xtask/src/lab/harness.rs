@@ -127,6 +127,8 @@ pub struct Outcome {
     pub total: f64,
     /// Why the run failed, apart from FAIL verdicts (timeouts, EOF without `XSLAB-END`).
     pub problems: Vec<String>,
+    /// The emulated machine froze (QEMU used no CPU time; see [`FROZEN`]).
+    pub froze: bool,
 }
 
 impl Outcome {
@@ -443,6 +445,7 @@ fn watch(
         ready: None,
         total: 0.0,
         problems: Vec::new(),
+        froze: false,
     };
     let mut current: Option<(String, Instant)> = None;
     let mut last_event = start;
@@ -466,6 +469,7 @@ fn watch(
                     FROZEN.as_secs(),
                     start.elapsed().as_secs_f64()
                 ));
+                out.froze = true;
                 break;
             }
         }
@@ -613,6 +617,7 @@ mod tests {
             ready: None,
             total: 0.0,
             problems: Vec::new(),
+            froze: false,
         };
         assert_eq!(out.counts(), (1, 1, 1));
         let names: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
