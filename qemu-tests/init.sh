@@ -1,7 +1,10 @@
 #!/bin/sh
 # dom0's /init in the Xen lab: mounts, loads the Xen drivers, starts xenstore as
-# /xslab/config says (C xenstored in dom0, or the stub domain), runs the scenarios, powers off.
-export PATH=/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# /xslab/config says (C xenstored in dom0, or the stub domain started by the packaged
+# launch-xenstore or by init-xenstore-domain directly), runs the scenarios, powers off.
+# /xslab/config names the Xen version (XSLAB_XEN, XSLAB_XEN_BIN) whose tools this dom0 has.
+. /xslab/config
+export PATH=$XSLAB_XEN_BIN:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -13,7 +16,6 @@ for m in $(cat /etc/xslab-modules); do
 done
 mount -t xenfs xenfs /proc/xen
 syslogd -O /var/log/messages
-. /xslab/config
 . /xslab/lib.sh
 
 # The xenstore set-ups; each leaves a daemon answering and dom0 introduced.
@@ -23,17 +25,45 @@ setup_c() {
     wait_until 30 xenstore-read / || { SETUP_ERR="xenstored does not answer"; return 1; }
 }
 
-setup_stub() {
-    [ -e /dev/xen/xenbus_backend ] || { SETUP_ERR="no /dev/xen/xenbus_backend"; return 1; }
-    t0=$(now)
-    timeout 60 init-xenstore-domain --kernel /xslab/xsstub --memory "${XSLAB_STUB_MEMORY:-8}" \
+# The stub domain as a host with XENSTORETYPE=domain starts it: /etc/default/xencommons
+# (Debian ships none: an administrator writes it), then the packaged launch-xenstore from the
+# version's xen-utils-common (a bash script: /bin/bash is a shim to busybox sh).
+start_launch() {
+    {
+        echo "# Written by the lab's /init as an administrator would (README: Xen hosts)."
+        echo "XENSTORETYPE=domain"
+        echo "XENSTORE_DOMAIN_KERNEL=/xslab/xsstub"
+        echo "XENSTORE_DOMAIN_SIZE=${XSLAB_STUB_MEMORY:-8}"
+        [ -z "$XSLAB_STUB_MAXMEM" ] || echo "XENSTORE_MAX_DOMAIN_SIZE=$XSLAB_STUB_MAXMEM"
+        [ -z "$XSLAB_STUB_PARAM" ] || echo "XENSTORE_DOMAIN_ARGS=\"--param $XSLAB_STUB_PARAM\""
+    } >/etc/default/xencommons
+    # XENSTORED_TRACE would make 4.20's script pass -T, which init-xenstore-domain rejects.
+    unset XENSTORED_TRACE
+    timeout 120 /etc/xen/scripts/launch-xenstore >/var/log/xen/launch-xenstore.out 2>&1
+    rc=$?
+    sed 's/^/launch-xenstore: /' /var/log/xen/launch-xenstore.out | tail -n 40
+    return $rc
+}
+
+# The direct path: init-xenstore-domain by hand.
+start_direct() {
+    timeout 120 init-xenstore-domain --kernel /xslab/xsstub --memory "${XSLAB_STUB_MEMORY:-8}" \
         ${XSLAB_STUB_MAXMEM:+--maxmem "$XSLAB_STUB_MAXMEM"} \
         ${XSLAB_STUB_PARAM:+--param "$XSLAB_STUB_PARAM"} -v \
         >/var/log/xen/init-xenstore-domain.out 2>&1
     rc=$?
     sed 's/^/init-xenstore-domain: /' /var/log/xen/init-xenstore-domain.out | tail -n 40
-    echo "XSLAB-INFO init-xenstore-domain exit $rc after $(since "$t0") s"
-    [ $rc -eq 0 ] || { SETUP_ERR="init-xenstore-domain exit $rc"; return 1; }
+    return $rc
+}
+
+setup_stub() {
+    [ -e /dev/xen/xenbus_backend ] || { SETUP_ERR="no /dev/xen/xenbus_backend"; return 1; }
+    t0=$(now)
+    "start_$XSLAB_START"
+    rc=$?
+    since "$t0" >/run/xslab-start-secs
+    echo "XSLAB-INFO $XSLAB_START start of the stub domain: exit $rc after $(cat /run/xslab-start-secs) s"
+    [ $rc -eq 0 ] || { SETUP_ERR="$XSLAB_START start exit $rc"; return 1; }
     wait_until 30 xenstore-read / || { SETUP_ERR="the stub domain does not answer"; return 1; }
     timeout 10 xenstore-read /tool/xenstored/domid >/run/xslab-stub-domid 2>/dev/null
 }
@@ -47,9 +77,10 @@ setup() {
         { SETUP_ERR="xenconsoled failed"; return 1; }
 }
 
-echo "XSLAB-BOOTED store=$XSLAB_STORE scenarios=$XSLAB_SCENARIOS"
+echo "XSLAB-BOOTED xen=$XSLAB_XEN store=$XSLAB_STORE start=$XSLAB_START scenarios=$XSLAB_SCENARIOS"
+echo "XSLAB-INFO $(uname -r), $(cat /sys/hypervisor/version/major 2>/dev/null).$(cat /sys/hypervisor/version/minor 2>/dev/null)$(cat /sys/hypervisor/version/extra 2>/dev/null)"
 if setup; then
-    echo "XSLAB-READY store=$XSLAB_STORE"
+    echo "XSLAB-READY xen=$XSLAB_XEN store=$XSLAB_STORE"
     dead=""
     for s in $XSLAB_SCENARIOS; do
         if [ -n "$dead" ]; then

@@ -33,8 +33,12 @@ timeout 30 xenstore-write data/result "name=$name probe=$probe"
 echo "xslab-guest: wrote data/result: name=$name probe=$probe"
 # Answer pings from dom0 through the same xenbus connection: every change of data/ping is
 # copied to data/pong (the live-update scenario checks the guest's connection survives).
+# One watch for the guest's life: its first event, at registration, also answers a ping that
+# came before it (a slow guest may register after dom0's first ping).
 while :; do
-    timeout 3600 xenstore-watch -n 2 data/ping >/dev/null 2>&1 || sleep 1
-    v=$(timeout 30 xenstore-read data/ping 2>/dev/null) &&
-        timeout 30 xenstore-write data/pong "$v"
+    timeout 3600 xenstore-watch data/ping 2>/dev/null | while read -r _; do
+        v=$(timeout 30 xenstore-read data/ping 2>/dev/null) &&
+            timeout 30 xenstore-write data/pong "$v"
+    done
+    sleep 1
 done

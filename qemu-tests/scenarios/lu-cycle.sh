@@ -1,7 +1,7 @@
 #!/bin/sh
 # A -> B -> A -> B: every update switches the running image, counts up and keeps the store.
 . /xslab/lib.sh
-[ "$XSLAB_STORE" = stub ] || { pass "stub domain only"; exit 0; }
+[ "$XSLAB_STORE" = stub ] || skip "stub domain only"
 check write xenstore-write /lucycle/a 1 /lucycle/b two
 xenstore-ls -fp > /tmp/lc-ls0
 runq xenstore-control version

@@ -23,6 +23,11 @@ step() {
 
 step xenstore-write /session/a 1
 step xenstore-read /session/a
+# An owner Xen does not know is refused (ENOENT; the stub domain asks Xen as C xenstored
+# does); another entry naming such a domain is kept.
+step xenstore-chmod /session/a n4242
+step xenstore-chmod /session/a n0 r4242
+step xenstore-ls -fp /session
 step xenstore-write /session/dir/x hello /session/dir/y "two words" /session/dir/z ""
 step xenstore-read /session/dir/z
 step xenstore-ls -f /session

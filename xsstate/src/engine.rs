@@ -37,6 +37,12 @@ pub struct EngineConfig {
     pub write_rate: crate::ratelimit::WriteRate,
     /// Secret seed of the store's name index (pick one at random per boot).
     pub index_seed: u64,
+    /// The `path-max` quota limits privileged callers too, as C xenstored up to 4.17 does
+    /// (`is_valid_nodename`: a path longer than 2048 bytes after any `/local/domain/<n>/` is
+    /// `EINVAL` for dom0 as well). From 4.18 (and by default here) only unprivileged callers
+    /// are limited and a privileged one only by the payload. The stub domain sets it on Xen
+    /// 4.17, so that dom0's tools see the rules of their own release's xenstored.
+    pub path_max_for_privileged: bool,
     /// Heap bytes no request may use (see [`crate::budget`]).
     pub core_reserve_bytes: usize,
     /// Further heap bytes unprivileged requests may not use (at least; a sixteenth of the
@@ -54,6 +60,7 @@ impl Default for EngineConfig {
             watch_event_timeout_ms: 20_000,
             write_rate: crate::ratelimit::WriteRate::default(),
             index_seed: 0x9e37_79b9_7f4a_7c15,
+            path_max_for_privileged: false,
             core_reserve_bytes: 256 * 1024,
             guest_reserve_bytes: 768 * 1024,
         }

@@ -96,14 +96,16 @@ impl Engine {
     }
 
     /// A client's path made absolute and checked (C 4.20's `canonicalize`): the `path-max`
-    /// quota limits unprivileged callers only.
+    /// quota limits unprivileged callers only (all callers with
+    /// [`crate::engine::EngineConfig::path_max_for_privileged`], as C 4.17).
     pub(crate) fn canonical(&self, who: &Requester, raw: &[u8]) -> Result<String, XsError> {
         path::canonicalize(raw, who.domid, self.path_limit(who))
     }
 
     /// The `path-max` limit for `who` (`None`: privileged, only the payload limits it).
     pub(crate) fn path_limit(&self, who: &Requester) -> Option<usize> {
-        (!who.privileged).then(|| self.quotas_for(who.domid).path_max())
+        (!who.privileged || self.config.path_max_for_privileged)
+            .then(|| self.quotas_for(who.domid).path_max())
     }
 
     /// Every path a watch is set on exactly (for the events of a removed subtree).

@@ -837,6 +837,26 @@ fn path_validation() {
 }
 
 #[test]
+fn path_max_for_privileged_callers_as_c_4_17() {
+    let cfg = EngineConfig {
+        path_max_for_privileged: true,
+        ..EngineConfig::default()
+    };
+    let mut h = Harness::with_config(cfg);
+    let c = h.dom0();
+    // 2048 bytes after the prefix (none here) pass, one more is EINVAL for dom0 too.
+    let fits = format!("/{}", "p".repeat(2047));
+    assert_eq!(h.write(c, &fits, b"x"), okr());
+    let long = format!("/{}", "p".repeat(2048));
+    assert_eq!(h.write(c, &long, b"x"), e(XsError::Einval));
+    assert_eq!(h.read(c, &long), e(XsError::Einval));
+    // After a /local/domain/<n>/ prefix the same 2048 bytes are allowed.
+    let local = format!("/local/domain/7/{}", "q".repeat(2048));
+    assert_eq!(h.write(c, &local, b"x"), okr());
+    h.check();
+}
+
+#[test]
 fn permission_errors_do_not_leak_existence() {
     let mut h = Harness::new();
     let c = h.dom0();

@@ -1,18 +1,23 @@
-//! `cargo xtask lab`: Xen 4.17 in QEMU with a Linux dom0 running `qemu-tests/` scenarios
-//! against C xenstored or the xenstore stub domain.
+//! `cargo xtask lab`: Xen (Debian 12's 4.17 or Debian 13's 4.20) in QEMU with a Linux dom0
+//! running `qemu-tests/` scenarios against C xenstored or the xenstore stub domain.
 
 mod assets;
 mod cpio;
+mod debian;
+mod elf;
 mod harness;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use harness::{Boot, Outcome};
+use harness::{Boot, Outcome, Status};
 
-/// Every scenario `cargo xtask lab` runs by default, in order.
-pub const ALL: [&str; 13] = [
+/// Every scenario `cargo xtask lab` runs by default with the stub domain (packaged start
+/// path), in order.
+pub const ALL: [&str; 15] = [
+    "ownconn",
+    "xencommons",
     "tools",
     "session",
     "guest",
@@ -29,49 +34,108 @@ pub const ALL: [&str; 13] = [
     "lu-corrupt-state",
 ];
 
-/// Default limit for one boot, in seconds.
-const DEFAULT_TIMEOUT: u64 = 900;
-/// Default limit for one scenario, in seconds.
-const SCENARIO_TIMEOUT: u64 = 360;
+/// What the boot with the direct start path (`--start direct`) runs.
+pub const DIRECT: [&str; 1] = ["direct"];
 
-/// Debian packages the lab uses, with a file that shows each is installed.
-const PACKAGES: [(&str, &str); 6] = [
+/// Default limit for one boot, in seconds.
+const DEFAULT_TIMEOUT: u64 = 2400;
+/// Default limit for one scenario, in seconds (`XSLAB_SCENARIO_TIMEOUT` overrides it).
+const SCENARIO_TIMEOUT: u64 = 600;
+
+/// The limit for one scenario: `XSLAB_SCENARIO_TIMEOUT` or the default, at most the boot's.
+fn scenario_timeout(boot: Duration) -> Duration {
+    let secs = std::env::var("XSLAB_SCENARIO_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(SCENARIO_TIMEOUT);
+    Duration::from_secs(secs.min(boot.as_secs()))
+}
+
+/// Debian packages the lab uses, with a file that shows each is installed. Xen 4.20's
+/// packages are not installed: they are fetched into `.lab/` (see `debian`).
+const PACKAGES: [(&str, &str); 8] = [
     ("xz-utils", "/usr/bin/xz"),
+    ("zstd", "/usr/bin/zstd"),
     ("qemu-system-x86", "/usr/bin/qemu-system-x86_64"),
     ("xen-hypervisor-4.17-amd64", "/boot/xen-4.17-amd64.gz"),
     (
         "xen-utils-4.17",
         "/usr/lib/xen-4.17/bin/init-xenstore-domain",
     ),
+    ("xen-utils-common", "/etc/xen/scripts/launch-xenstore"),
     ("xenstore-utils", "/usr/bin/xenstore"),
     ("busybox-static", "/bin/busybox"),
 ];
 
-const USAGE: &str = "usage: cargo xtask lab [--store c|stub] [--compare] [--demo] [--timeout SECS]
-                       [--keep] [--image PATH] [--file NAME=PATH]... [SCENARIO...]
+const USAGE: &str = "usage: cargo xtask lab [--xen 4.17|4.20|all] [--store c|stub]
+                       [--start launch|direct] [--compare] [--suite] [--demo]
+                       [--timeout SECS] [--keep] [--image PATH] [--file NAME=PATH]...
+                       [SCENARIO...]
 
+  --xen V          the Xen version: 4.17 (Debian 12, this machine's packages), 4.20
+                   (Debian 13's packages and Linux 6.12, fetched into .lab/), or all (both
+                   at once, one QEMU each); default 4.17
   --store c|stub   xenstore in dom0 (C xenstored) or the stub domain (default: stub)
+  --start launch|direct
+                   how dom0 starts the stub domain: the packaged launch-xenstore with
+                   /etc/default/xencommons (default), or init-xenstore-domain directly
   --compare        SCENARIOs and the session with the stub domain, the session with C
-                   xenstored; the two session transcripts must be identical
+                   xenstored of the same Xen version; the two transcripts must be identical
+  --suite          what `cargo xtask test` runs (default --xen all): every scenario with
+                   the packaged start, `direct` with the direct start, the C comparison
   --demo           the demo scenario with the stub domain, its output on stdout
-  --timeout SECS   limit for one boot (default 900)
+  --timeout SECS   limit for one boot (default 2400)
   --keep           keep the serial log and the initramfs even on success
   --image PATH     the stub-domain image (default: what `cargo xtask build` builds)
   --file NAME=PATH also put PATH into dom0 as /xslab/NAME (repeatable)
-  SCENARIO         names from qemu-tests/scenarios (default: tools session guest cycles)
+  SCENARIO         names from qemu-tests/scenarios (default: every one but demo,
+                   lu-bench and direct; `direct` needs --start direct)
 
 environment: XSLAB_EXTRA_XEN_ARGS, XSLAB_EXTRA_DOM0_ARGS, XSLAB_SMP (default 1),
-XSLAB_CYCLES (default 10), XSLAB_VERBOSE=1 (echo the whole console), XSLAB_STUB_MEMORY
-(MiB, default 8) and XSLAB_STUB_MAXMEM (MiB: init-xenstore-domain --maxmem; `grow` needs it),
-XSLAB_STUB_PARAM (the stub's --param, e.g. --memscan), XSLAB_GROW_NODES (default 30000)
+XSLAB_CYCLES (default 10), XSLAB_SCENARIO_TIMEOUT (seconds, default 600), XSLAB_STUB_MEMORY
+(MiB, default 8) and XSLAB_STUB_MAXMEM (MiB: --maxmem; `grow` needs it), XSLAB_STUB_PARAM (the
+stub's --param, e.g. --memscan), XSLAB_GROW_NODES (default 100000), XSLAB_VERBOSE=1 (echo the
+whole console), XSLAB_PARALLEL=0 (versions one after the other), XSLAB_DEBIAN_MIRROR,
+XSLAB_DEBIAN_SECURITY (where Debian 13's packages come from)
 ";
+
+/// A Xen version the lab boots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Xen {
+    /// Debian 12 (bookworm): Xen 4.17 and Linux 6.1, this machine's packages.
+    V417,
+    /// Debian 13 (trixie): Xen 4.20 and Linux 6.12, fetched into `.lab/`.
+    V420,
+}
+
+impl Xen {
+    /// Every version, in the order runs report them.
+    pub const ALL: [Xen; 2] = [Xen::V417, Xen::V420];
+
+    /// `4.17`, `4.20`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Xen::V417 => "4.17",
+            Xen::V420 => "4.20",
+        }
+    }
+
+    /// Where the version's tools live, `/usr/lib/xen-X.Y/bin`.
+    pub fn bin(self) -> String {
+        format!("/usr/lib/xen-{}/bin", self.name())
+    }
+
+    fn parse(s: &str) -> Option<Xen> {
+        Xen::ALL.into_iter().find(|x| x.name() == s)
+    }
+}
 
 /// Where xenstore runs in the lab.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Store {
-    /// C xenstored (`/usr/lib/xen-4.17/bin/xenstored`) in dom0: the baseline.
+    /// C xenstored (the version's `xenstored`) in dom0: the baseline.
     C,
-    /// Our image, started by `init-xenstore-domain`.
+    /// Our image as the xenstore stub domain.
     Stub,
 }
 
@@ -85,10 +149,32 @@ impl Store {
     }
 }
 
+/// How dom0 starts the stub domain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// `/etc/xen/scripts/launch-xenstore` with `/etc/default/xencommons`, as a host does.
+    Launch,
+    /// `init-xenstore-domain --kernel ... --memory ...` directly.
+    Direct,
+}
+
+impl Start {
+    /// The name used on the command line and in dom0 (`XSLAB_START`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Start::Launch => "launch",
+            Start::Direct => "direct",
+        }
+    }
+}
+
 /// Parsed `cargo xtask lab` arguments.
 struct Options {
+    versions: Vec<Xen>,
     store: Store,
+    start: Start,
     compare: bool,
+    suite: bool,
     demo: bool,
     timeout: Duration,
     keep: bool,
@@ -99,8 +185,11 @@ struct Options {
 
 fn parse(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
+        versions: Vec::new(),
         store: Store::Stub,
+        start: Start::Launch,
         compare: false,
+        suite: false,
         demo: false,
         timeout: Duration::from_secs(DEFAULT_TIMEOUT),
         keep: false,
@@ -116,6 +205,21 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 .ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"))
         };
         match a.as_str() {
+            "--xen" => {
+                let v = value("--xen")?;
+                for name in v.split(',') {
+                    let add: Vec<Xen> = match name {
+                        "all" => Xen::ALL.to_vec(),
+                        n => vec![Xen::parse(n)
+                            .ok_or_else(|| format!("--xen {n}: 4.17, 4.20 or all\n\n{USAGE}"))?],
+                    };
+                    for x in add {
+                        if !o.versions.contains(&x) {
+                            o.versions.push(x);
+                        }
+                    }
+                }
+            }
             "--store" => {
                 o.store = match value("--store")?.as_str() {
                     "c" => Store::C,
@@ -123,7 +227,15 @@ fn parse(args: &[String]) -> Result<Options, String> {
                     other => return Err(format!("--store {other}: c or stub\n\n{USAGE}")),
                 }
             }
+            "--start" => {
+                o.start = match value("--start")?.as_str() {
+                    "launch" => Start::Launch,
+                    "direct" => Start::Direct,
+                    other => return Err(format!("--start {other}: launch or direct\n\n{USAGE}")),
+                }
+            }
             "--compare" => o.compare = true,
+            "--suite" => o.suite = true,
             "--demo" => o.demo = true,
             "--keep" => o.keep = true,
             "--timeout" => {
@@ -150,6 +262,13 @@ fn parse(args: &[String]) -> Result<Options, String> {
             s => o.scenarios.push(s.to_string()),
         }
     }
+    if o.versions.is_empty() {
+        o.versions = if o.suite {
+            Xen::ALL.to_vec()
+        } else {
+            vec![Xen::V417]
+        };
+    }
     for s in &o.scenarios {
         if !crate::util::root()
             .join(format!("qemu-tests/scenarios/{s}.sh"))
@@ -161,78 +280,175 @@ fn parse(args: &[String]) -> Result<Options, String> {
     Ok(o)
 }
 
+/// One planned boot of one version.
+#[derive(Clone)]
+struct Plan {
+    store: Store,
+    start: Start,
+    scenarios: Vec<String>,
+    image: Option<PathBuf>,
+}
+
+/// What one version's boots gave.
+struct VersionRun {
+    xen: Xen,
+    /// Seconds from its first boot's start to its last boot's end (assets excluded).
+    wall: f64,
+    /// Passed, failed, skipped verdicts over its boots.
+    counts: (usize, usize, usize),
+    /// Every failure (empty: the version passed).
+    errors: Vec<String>,
+    /// Boots run again because the emulated machine froze.
+    retried: Vec<String>,
+}
+
 /// `cargo xtask lab ...`.
 pub fn run(args: &[String]) -> Result<(), String> {
     let o = parse(args)?;
     if o.demo {
-        return demo(&stub_image(o.image.as_deref())?);
+        let image = stub_image(o.image.as_deref())?;
+        let xen = o.versions.first().copied().unwrap_or(Xen::V417);
+        return demo_on(xen, &image);
     }
     prepare()?;
-    if o.compare {
-        let mut scenarios = o.scenarios.clone();
-        if !scenarios.iter().any(|s| s == "session") {
-            scenarios.push("session".into());
-        }
-        let image = stub_image(o.image.as_deref())?;
-        return both(&scenarios, &o, &image);
+    let image = stub_image(o.image.as_deref())?;
+    if o.suite {
+        return run_versions(&o, &o.versions, &suite_plans(&image), true);
     }
-    let scenarios = if o.scenarios.is_empty() {
-        ALL.iter().map(|s| s.to_string()).collect()
-    } else {
+    let scenarios: Vec<String> = if !o.scenarios.is_empty() {
         o.scenarios.clone()
+    } else if o.start == Start::Direct {
+        DIRECT.iter().map(|s| s.to_string()).collect()
+    } else {
+        ALL.iter().map(|s| s.to_string()).collect()
     };
-    // C mode carries the image too: the misbehaving test guest is the same image.
-    let image = Some(stub_image(o.image.as_deref())?);
-    one(o.store, &scenarios, &o, image.as_deref()).1
+    let mut plans = Vec::new();
+    if o.compare {
+        let mut with_session = scenarios.clone();
+        if !with_session.iter().any(|s| s == "session") {
+            with_session.push("session".into());
+        }
+        plans.push(Plan {
+            store: Store::Stub,
+            start: o.start,
+            scenarios: with_session,
+            image: Some(image.clone()),
+        });
+        plans.push(c_session_plan());
+    } else {
+        plans.push(Plan {
+            store: o.store,
+            start: o.start,
+            scenarios,
+            // C mode carries the image too: the misbehaving test guest is the same image.
+            image: Some(image),
+        });
+    }
+    run_versions(&o, &o.versions, &plans, o.compare)
 }
 
-/// The lab as `cargo xtask test` runs it: every scenario with the stub domain, then the
-/// session with C xenstored, whose output must match the stub's.
+/// The C xenstored baseline: the session, whose transcript the stub's must match.
+fn c_session_plan() -> Plan {
+    Plan {
+        store: Store::C,
+        start: Start::Launch,
+        scenarios: vec!["session".into()],
+        image: None,
+    }
+}
+
+/// The lab as `cargo xtask test` runs it, for Xen 4.17 and 4.20 at once (one QEMU each):
+/// every scenario with the stub domain started by the packaged scripts, the direct start path,
+/// then the session with the same version's C xenstored, whose output must match the stub's.
 pub fn run_for_test() -> Result<(), String> {
     prepare()?;
     let o = parse(&[])?;
     let image = stub_image(None)?;
-    let all: Vec<String> = ALL.iter().map(|s| s.to_string()).collect();
-    both(&all, &o, &image)
+    run_versions(&o, &Xen::ALL, &suite_plans(&image), true)
 }
 
-/// One boot with the stub domain running only `scenario` (`cargo xtask bench`), with the
-/// usual summary on stderr and the log kept on failure: returns whether its verdict was PASS,
-/// the verdict's detail and the seconds QEMU ran. A boot without that verdict (set-up
-/// failure, hang, time limit) is an error with the reasons and the log's tail.
-pub fn run_one_stub(scenario: &str) -> Result<(bool, String, f64), String> {
-    prepare()?;
-    let o = parse(&[scenario.to_string()])?;
-    let image = stub_image(None)?;
-    let (outcome, result) = one(Store::Stub, &o.scenarios, &o, Some(&image));
-    let verdict = outcome.as_ref().and_then(|out| {
-        out.verdicts
+/// The boots of the test suite, per version.
+fn suite_plans(image: &Path) -> [Plan; 3] {
+    [
+        Plan {
+            store: Store::Stub,
+            start: Start::Launch,
+            scenarios: ALL.iter().map(|s| s.to_string()).collect(),
+            image: Some(image.to_path_buf()),
+        },
+        Plan {
+            store: Store::Stub,
+            start: Start::Direct,
+            scenarios: DIRECT.iter().map(|s| s.to_string()).collect(),
+            image: Some(image.to_path_buf()),
+        },
+        c_session_plan(),
+    ]
+}
+
+/// Prepares every version's assets (one after the other: they share the network and the
+/// cache), then runs `plans` for each version, the versions in parallel unless
+/// `XSLAB_PARALLEL=0`; prints one summary line per version.
+fn run_versions(
+    o: &Options,
+    versions: &[Xen],
+    plans: &[Plan],
+    compare: bool,
+) -> Result<(), String> {
+    let mut prepared = Vec::new();
+    for &xen in versions {
+        let t = Instant::now();
+        let a = assets::prepare(xen)?;
+        eprintln!(
+            "xtask: lab {}: images ready in {:.1} s",
+            xen.name(),
+            t.elapsed().as_secs_f64()
+        );
+        prepared.push(a);
+    }
+    let parallel = versions.len() > 1 && std::env::var("XSLAB_PARALLEL").map_or(true, |v| v != "0");
+    let runs: Vec<VersionRun> = if parallel {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = prepared
+                .iter()
+                .map(|a| s.spawn(move || run_version(o, a, plans, compare)))
+                .collect();
+            handles
+                .into_iter()
+                .zip(versions)
+                .map(|(h, &xen)| {
+                    h.join().unwrap_or_else(|_| VersionRun {
+                        xen,
+                        wall: 0.0,
+                        counts: (0, 0, 0),
+                        errors: vec!["the lab thread panicked".into()],
+                        retried: Vec::new(),
+                    })
+                })
+                .collect()
+        })
+    } else {
+        prepared
             .iter()
-            .find(|v| v.name == scenario)
-            .map(|v| (v, out))
-    });
-    match (verdict, result) {
-        (Some((v, out)), _) => Ok((v.pass, v.detail.clone(), out.total)),
-        (None, Err(e)) => Err(e),
-        (None, Ok(())) => Err(format!("lab: no verdict for {scenario}")),
-    }
-}
-
-/// The stub domain with `scenarios`, C xenstored with the session only, then the comparison
-/// of their session transcripts; every failure is reported.
-fn both(scenarios: &[String], o: &Options, image: &Path) -> Result<(), String> {
-    let (stub, stub_result) = one(Store::Stub, scenarios, o, Some(image));
-    let (c, c_result) = one(Store::C, &["session".to_string()], o, None);
+            .map(|a| run_version(o, a, plans, compare))
+            .collect()
+    };
     let mut errors = Vec::new();
-    if let Err(e) = stub_result {
-        errors.push(format!("with the stub domain: {e}"));
-    }
-    if let Err(e) = c_result {
-        errors.push(format!("with C xenstored: {e}"));
-    }
-    if let (Some(c), Some(stub)) = (&c, &stub) {
-        if let Err(e) = compare(c, stub) {
-            errors.push(e);
+    for r in &runs {
+        let (p, f, s) = r.counts;
+        let retried = if r.retried.is_empty() {
+            String::new()
+        } else {
+            format!("; booted again after QEMU froze: {}", r.retried.join(", "))
+        };
+        eprintln!(
+            "xtask: lab Xen {}: {} in {:.0} s wall: {p} passed, {f} failed, {s} skipped{retried}",
+            r.xen.name(),
+            if r.errors.is_empty() { "PASS" } else { "FAIL" },
+            r.wall
+        );
+        for e in &r.errors {
+            errors.push(format!("Xen {}: {e}", r.xen.name()));
         }
     }
     if errors.is_empty() {
@@ -242,27 +458,135 @@ fn both(scenarios: &[String], o: &Options, image: &Path) -> Result<(), String> {
     }
 }
 
-/// The demo: boots the lab with `image` as the xenstore stub domain and runs the `demo`
-/// scenario, printing what dom0 sees.
+/// Every plan on one version, then (with `compare`) the session comparison of its stub and
+/// C xenstored runs.
+fn run_version(o: &Options, a: &assets::Assets, plans: &[Plan], compare: bool) -> VersionRun {
+    let t = Instant::now();
+    let mut run = VersionRun {
+        xen: a.xen,
+        wall: 0.0,
+        counts: (0, 0, 0),
+        errors: Vec::new(),
+        retried: Vec::new(),
+    };
+    let mut sessions: Vec<(Store, Outcome)> = Vec::new();
+    for plan in plans {
+        let (mut outcome, mut result) = one(o, a, plan);
+        if outcome.as_ref().is_some_and(|out| out.froze) {
+            // A QEMU TCG fault, not the store's: the boot is run once more, and said so.
+            let what = format!("{} ({} start)", describe(plan.store), plan.start.name());
+            eprintln!(
+                "xtask: lab {}: the emulated machine froze {what}; booting it again once",
+                a.xen.name()
+            );
+            run.retried.push(what);
+            (outcome, result) = one(o, a, plan);
+        }
+        if let Err(e) = result {
+            run.errors.push(format!(
+                "{} ({} start): {e}",
+                describe(plan.store),
+                plan.start.name()
+            ));
+        }
+        if let Some(out) = outcome {
+            let (p, f, s) = out.counts();
+            run.counts = (run.counts.0 + p, run.counts.1 + f, run.counts.2 + s);
+            if !out.session.is_empty() {
+                sessions.push((plan.store, out));
+            }
+        }
+    }
+    if compare {
+        let c = sessions
+            .iter()
+            .find(|(s, _)| *s == Store::C)
+            .map(|(_, o)| o);
+        let stub = sessions
+            .iter()
+            .find(|(s, _)| *s == Store::Stub)
+            .map(|(_, o)| o);
+        match (c, stub) {
+            (Some(c), Some(stub)) => {
+                if let Err(e) = compare_sessions(a.xen, c, stub) {
+                    run.errors.push(e);
+                }
+            }
+            _ => run
+                .errors
+                .push("compare: a run printed no session transcript".into()),
+        }
+    }
+    run.wall = t.elapsed().as_secs_f64();
+    run
+}
+
+fn describe(store: Store) -> &'static str {
+    match store {
+        Store::C => "with C xenstored",
+        Store::Stub => "with the stub domain",
+    }
+}
+
+/// One boot with the stub domain running only `scenario` on Xen 4.17 (`cargo xtask bench`),
+/// with the usual summary on stderr and the log kept on failure: returns whether its verdict
+/// was PASS, the verdict's detail and the seconds QEMU ran. A boot without that verdict
+/// (set-up failure, hang, time limit) is an error with the reasons and the log's tail.
+pub fn run_one_stub(scenario: &str) -> Result<(bool, String, f64), String> {
+    prepare()?;
+    let o = parse(&[scenario.to_string()])?;
+    let image = stub_image(None)?;
+    let a = assets::prepare(Xen::V417)?;
+    let plan = Plan {
+        store: Store::Stub,
+        start: Start::Launch,
+        scenarios: o.scenarios.clone(),
+        image: Some(image),
+    };
+    let (outcome, result) = one(&o, &a, &plan);
+    let verdict = outcome.as_ref().and_then(|out| {
+        out.verdicts
+            .iter()
+            .find(|v| v.name == scenario)
+            .map(|v| (v, out))
+    });
+    match (verdict, result) {
+        (Some((v, out)), _) => Ok((v.status == Status::Pass, v.detail.clone(), out.total)),
+        (None, Err(e)) => Err(e),
+        (None, Ok(())) => Err(format!("lab: no verdict for {scenario}")),
+    }
+}
+
+/// The demo on Xen 4.17: boots the lab with `image` as the xenstore stub domain and runs the
+/// `demo` scenario, printing what dom0 sees.
 pub fn demo(image: &Path) -> Result<(), String> {
+    demo_on(Xen::V417, image)
+}
+
+fn demo_on(xen: Xen, image: &Path) -> Result<(), String> {
     prepare()?;
     let o = parse(&[])?;
+    let a = assets::prepare(xen)?;
     println!(
-        "== Xen 4.17 in QEMU, dom0 Linux, xenstore in the stub domain {}",
+        "== Xen {} in QEMU, dom0 Linux, xenstore in the stub domain {}",
+        xen.name(),
         image.display()
     );
+    let scenarios = ["demo".to_string()];
     let boot = Boot {
+        assets: &a,
         store: Store::Stub,
-        scenarios: &["demo".to_string()],
+        start: Start::Launch,
+        scenarios: &scenarios,
         timeout: o.timeout,
-        scenario_timeout: Duration::from_secs(SCENARIO_TIMEOUT),
+        scenario_timeout: scenario_timeout(o.timeout),
         image: Some(image),
         files: &[],
         keep: false,
         demo: true,
     };
     let outcome = harness::boot(&boot)?;
-    settle(&outcome, boot.scenarios)?;
+    settle(&boot, &outcome)?;
     let _ = std::fs::remove_file(&outcome.log);
     println!("== demo done in {:.1} s", outcome.total);
     Ok(())
@@ -291,18 +615,15 @@ fn stub_image(given: Option<&Path>) -> Result<PathBuf, String> {
 
 /// One boot: runs and prints the timings; returns what it saw (if the boot got that far)
 /// and whether it passed.
-fn one(
-    store: Store,
-    scenarios: &[String],
-    o: &Options,
-    image: Option<&Path>,
-) -> (Option<Outcome>, Result<(), String>) {
+fn one(o: &Options, a: &assets::Assets, plan: &Plan) -> (Option<Outcome>, Result<(), String>) {
     let boot = Boot {
-        store,
-        scenarios,
+        assets: a,
+        store: plan.store,
+        start: plan.start,
+        scenarios: &plan.scenarios,
         timeout: o.timeout,
-        scenario_timeout: Duration::from_secs(SCENARIO_TIMEOUT.min(o.timeout.as_secs())),
-        image,
+        scenario_timeout: scenario_timeout(o.timeout),
+        image: plan.image.as_deref(),
         files: &o.files,
         keep: o.keep,
         demo: false,
@@ -311,7 +632,7 @@ fn one(
         Ok(outcome) => outcome,
         Err(e) => return (None, Err(e)),
     };
-    let result = settle(&outcome, scenarios);
+    let result = settle(&boot, &outcome);
     if result.is_ok() && !o.keep {
         let _ = std::fs::remove_file(&outcome.log);
     } else {
@@ -321,25 +642,34 @@ fn one(
 }
 
 /// Prints the summary; on failure returns the reasons, the log's tail and its path.
-fn settle(outcome: &Outcome, scenarios: &[String]) -> Result<(), String> {
-    eprintln!("xtask: lab summary:");
+fn settle(boot: &Boot, outcome: &Outcome) -> Result<(), String> {
+    let mut text = format!("xtask: lab summary ({}):\n", boot.label());
     if let Some(b) = outcome.booted {
-        eprintln!("  dom0 /init started         {b:7.1} s after QEMU started");
+        text.push_str(&format!(
+            "  dom0 /init started         {b:7.1} s after QEMU started\n"
+        ));
     }
     if let Some(r) = outcome.ready {
-        eprintln!("  xenstore ready             {r:7.1} s after QEMU started");
+        text.push_str(&format!(
+            "  xenstore ready             {r:7.1} s after QEMU started\n"
+        ));
     }
     for v in &outcome.verdicts {
-        eprintln!(
-            "  {:<12} {}  {:7.1} s  {}",
+        text.push_str(&format!(
+            "  {:<12} {}  {:7.1} s  {}\n",
             v.name,
-            if v.pass { "PASS" } else { "FAIL" },
+            v.status.name(),
             v.secs,
             v.detail
-        );
+        ));
     }
-    eprintln!("  total                      {:7.1} s", outcome.total);
-    let failures = outcome.failures(scenarios);
+    let (p, f, s) = outcome.counts();
+    text.push_str(&format!(
+        "  {p} passed, {f} failed, {s} skipped; total {:7.1} s",
+        outcome.total
+    ));
+    eprintln!("{text}");
+    let failures = outcome.failures(boot.scenarios);
     if failures.is_empty() {
         return Ok(());
     }
@@ -352,20 +682,24 @@ fn settle(outcome: &Outcome, scenarios: &[String]) -> Result<(), String> {
     ))
 }
 
-/// Requires the session transcripts of two runs to be identical; shows a diff otherwise.
-fn compare(c: &Outcome, stub: &Outcome) -> Result<(), String> {
-    if c.session.is_empty() || stub.session.is_empty() {
-        return Err("compare: a run printed no session transcript".into());
-    }
+/// Requires the session transcripts of two runs on one version to be identical; shows a diff
+/// otherwise.
+fn compare_sessions(xen: Xen, c: &Outcome, stub: &Outcome) -> Result<(), String> {
     if c.session == stub.session {
         eprintln!(
-            "xtask: lab: session output identical with C xenstored and the stub domain ({} lines)",
+            "xtask: lab {}: session output identical with C xenstored {} and the stub domain \
+             ({} lines)",
+            xen.name(),
+            xen.name(),
             c.session.len()
         );
         return Ok(());
     }
     let dir = assets::lab_dir().join("logs");
-    let (a, b) = (dir.join("session-c.txt"), dir.join("session-stub.txt"));
+    let (a, b) = (
+        dir.join(format!("session-{}-c.txt", xen.name())),
+        dir.join(format!("session-{}-stub.txt", xen.name())),
+    );
     for (path, lines) in [(&a, &c.session), (&b, &stub.session)] {
         std::fs::write(path, lines.join("\n") + "\n")
             .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -378,6 +712,62 @@ fn compare(c: &Outcome, stub: &Outcome) -> Result<(), String> {
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_else(|e| format!("diff: {e}"));
     Err(format!(
-        "compare: the session output differs between C xenstored and the stub domain:\n{diff}"
+        "compare: the session output differs between C xenstored {} and the stub domain:\n{diff}",
+        xen.name()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn versions_default_to_417_and_take_lists() {
+        assert_eq!(parse(&[]).unwrap().versions, [Xen::V417]);
+        assert_eq!(
+            parse(&args(&["--xen", "4.20"])).unwrap().versions,
+            [Xen::V420]
+        );
+        assert_eq!(
+            parse(&args(&["--xen", "all"])).unwrap().versions,
+            [Xen::V417, Xen::V420]
+        );
+        assert_eq!(
+            parse(&args(&["--xen", "4.20,4.17,4.20"])).unwrap().versions,
+            [Xen::V420, Xen::V417]
+        );
+        assert!(parse(&args(&["--xen", "4.18"])).is_err());
+        assert_eq!(parse(&args(&["--suite"])).unwrap().versions, Xen::ALL);
+        assert_eq!(
+            parse(&args(&["--suite", "--xen", "4.20"]))
+                .unwrap()
+                .versions,
+            [Xen::V420]
+        );
+        assert_eq!(Xen::V420.bin(), "/usr/lib/xen-4.20/bin");
+    }
+
+    #[test]
+    fn start_paths() {
+        assert_eq!(parse(&[]).unwrap().start, Start::Launch);
+        let o = parse(&args(&["--start", "direct"])).unwrap();
+        assert_eq!(o.start, Start::Direct);
+        assert!(parse(&args(&["--start", "systemd"])).is_err());
+    }
+
+    #[test]
+    fn every_default_scenario_exists() {
+        for s in ALL.iter().chain(DIRECT.iter()) {
+            assert!(
+                crate::util::root()
+                    .join(format!("qemu-tests/scenarios/{s}.sh"))
+                    .is_file(),
+                "{s}"
+            );
+        }
+    }
 }

@@ -2,6 +2,7 @@
 
 mod bench;
 mod fuzz;
+mod install;
 mod lab;
 mod smoke;
 mod util;
@@ -19,8 +20,10 @@ commands:
           (--no-lab: host figures only; --nodes N: one lab run with N nodes)
   fuzz    run every fuzz target time-boxed (FUZZ_SECONDS per target, default 60)
   smoke   build the self-test flavour and boot it on bare QEMU: its self-tests must pass
-  lab     Xen 4.17 in QEMU: qemu-tests scenarios against C xenstored or the stub domain
-          (cargo xtask lab --help)
+  lab     Xen 4.17 or 4.20 in QEMU: qemu-tests scenarios against C xenstored or the stub
+          domain (cargo xtask lab --help)
+  install the image into /usr/lib/xen-X.Y/boot and an example /etc/default/xencommons
+          (cargo xtask install --help)
 ";
 
 fn main() -> ExitCode {
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(args.get(1..).unwrap_or(&[])),
         Some("fuzz") => fuzz::run(args.get(1..).unwrap_or(&[])),
         Some("lab") => lab::run(args.get(1..).unwrap_or(&[])),
+        Some("install") => install::run(args.get(1..).unwrap_or(&[])),
         Some("smoke") => util::build_selftest().and_then(|image| smoke::run(&image)),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{USAGE}");

@@ -9,7 +9,7 @@ use xsstate::ids::{ConnId, DomId};
 use crate::kprintln;
 use crate::xen::events::{self, XenError};
 use crate::xen::gnttab::{self, Mapping};
-use crate::xen::ring::XsRing;
+use crate::xen::ring::{OwnStore, XsRing};
 
 /// Frames of the hole that hold foreign mappings, handed out and taken back.
 #[derive(Debug)]
@@ -97,17 +97,25 @@ pub struct XenConn {
     /// The domain's port.
     pub remote_port: u32,
     ring: XsRing,
+    /// The grant mapping of the domain's ring; `None` for our own store page.
     mapping: Option<Mapping>,
+    /// The frame of our own store page (with no mapping).
+    own_pfn: Option<u64>,
+    /// The domain's features (`XENSTORE_SERVER_FEATURE_*`): the ring's `error` field is
+    /// written only if they include the error feature.
+    features: u32,
     /// A stream violation stopped this connection; it is ignored from now on.
     broken: bool,
 }
 
 impl XenConn {
-    /// Maps the domain's grant ref 1 and binds to its port.
+    /// Maps the domain's grant ref 1 and binds to its port; the ring is left as it is (dom0's
+    /// requests may already wait in it; an introduction resets it with [`XenConn::introduce`]).
     pub fn open(
         gfns: &mut GfnPool,
         domid: DomId,
         remote_port: u32,
+        features: u32,
     ) -> Result<XenConn, (&'static str, XenError)> {
         let gfn = gfns.take().ok_or(("frame for the ring", XenError(-12)))?;
         let mapping = match gnttab::map(domid.0, crate::xen::abi::GNTTAB_RESERVED_XENSTORE, gfn) {
@@ -126,21 +134,26 @@ impl XenConn {
                 return Err(("binding the event channel", e));
             }
         };
-        let ring = XsRing::new(mapping.page());
-        ring.set_server_features(xsstate::ring::SUPPORTED_FEATURES);
         Ok(XenConn {
             domid,
             local_port,
             remote_port,
-            ring,
+            ring: XsRing::new(mapping.page()),
             mapping: Some(mapping),
+            own_pfn: None,
+            features,
             broken: false,
         })
     }
 
     /// Takes over a ring a previous image kept mapped, with its bound port (a live update);
     /// `None` when the frame is not a free one of the pool.
-    pub fn adopt(gfns: &mut GfnPool, domid: DomId, k: &super::keep::KeptRing) -> Option<XenConn> {
+    pub fn adopt(
+        gfns: &mut GfnPool,
+        domid: DomId,
+        k: &super::keep::KeptRing,
+        features: u32,
+    ) -> Option<XenConn> {
         let mapping = Mapping::adopt(k.gfn, k.handle, gfns.window())?;
         if !gfns.claim(k.gfn) {
             return None;
@@ -152,13 +165,31 @@ impl XenConn {
             remote_port: k.remote_port,
             ring,
             mapping: Some(mapping),
+            own_pfn: None,
+            features,
+            broken: false,
+        })
+    }
+
+    /// Our own connection (Xen 4.19+): the server side of our own store page, bound to the
+    /// other end of our store channel (`own` is this domain's id).
+    pub fn own(own: DomId, store: &OwnStore, features: u32) -> Result<XenConn, XenError> {
+        let local_port = events::bind_interdomain(own.0, store.port)?;
+        Ok(XenConn {
+            domid: own,
+            local_port,
+            remote_port: store.port,
+            ring: store.server(),
+            mapping: None,
+            own_pfn: Some(store.pfn),
+            features,
             broken: false,
         })
     }
 
     /// Records an adopted ring and port as this image's own (the update is complete: from
     /// now on a rollback would release them).
-    pub fn own(&self) {
+    pub fn take_ownership(&self) {
         if let Some(m) = &self.mapping {
             m.own();
         }
@@ -178,9 +209,35 @@ impl XenConn {
         })
     }
 
-    /// The frame the ring is mapped at.
+    /// The frame the ring is at (the mapping's, or our own store page's).
     pub fn gfn(&self) -> u64 {
-        self.mapping.as_ref().map_or(0, |m| m.gfn)
+        self.mapping
+            .as_ref()
+            .map(|m| m.gfn)
+            .or(self.own_pfn)
+            .unwrap_or(0)
+    }
+
+    /// Writes `server_features` only (dom0's ring, whose waiting requests must stay).
+    pub fn advertise(&self) {
+        self.ring.set_server_features(self.features);
+    }
+
+    /// Whether this is our own connection (no grant mapping).
+    pub fn is_own(&self) -> bool {
+        self.own_pfn.is_some()
+    }
+
+    /// An introduction as C xenstored does it: ring indices to 0, at the first one
+    /// (`first`: the domain's features) `server_features`, and a reconnection the guest asked
+    /// for completed and notified.
+    pub fn introduce(&mut self, first: Option<u32>) {
+        if let Some(f) = first {
+            self.features = f;
+        }
+        if self.ring.introduce(first) {
+            self.notify();
+        }
     }
 
     /// Signals the domain.
@@ -188,15 +245,17 @@ impl XenConn {
         let _ = events::notify(self.local_port);
     }
 
-    /// Re-introduce: bind the (possibly new) port and reset the ring.
+    /// Re-introduce: bind the (possibly new) port and reset the ring as an introduction
+    /// does; a connection stopped by an error is served again (its `error` field cleared where
+    /// the domain has the error feature).
     pub fn rebind(&mut self, domid: DomId, remote_port: u32) -> Result<(), XenError> {
         let _ = events::close(self.local_port);
         self.local_port = events::bind_interdomain(domid.0, remote_port)?;
         self.remote_port = remote_port;
         self.broken = false;
-        self.ring.reset();
-        self.ring.set_error(xsstate::ring::XENSTORE_ERROR_NONE);
-        self.notify();
+        self.ring
+            .set_error(self.features, xsstate::ring::XENSTORE_ERROR_NONE);
+        self.introduce(None);
         Ok(())
     }
 
@@ -215,7 +274,7 @@ impl XenConn {
     /// Stops serving this ring after a stream violation: the error field tells the guest.
     fn fail(&mut self, engine: &mut Engine, id: ConnId, fault: Fault, already_faulted: bool) {
         self.broken = true;
-        self.ring.set_error(fault.ring_error());
+        self.ring.set_error(self.features, fault.ring_error());
         if !already_faulted {
             engine.fault(id, fault);
         }

@@ -426,6 +426,12 @@ impl super::Stub {
             }
             let _ = events::close(self.dom_exc_port);
             let _ = events::close(self.timer_port);
+        } else {
+            // Our own connection is not kept (no mapping to hand over): its port is closed
+            // for the new image (or this one, after a rollback) to bind again.
+            for x in self.conns.values().filter(|x| x.is_own()) {
+                let _ = events::close(x.local_port);
+            }
         }
         super::timeline::probe_old(8);
         super::timeline::probe_old(9);

@@ -12,7 +12,7 @@ use alloc::format;
 use alloc::string::String;
 use core::fmt::Write;
 
-use xsstate::engine::{DomainState, EngineConfig};
+use xsstate::engine::DomainState;
 use xsstate::handover;
 use xsstate::ids::{ConnId, DomId};
 use xsstate::image::Layout;
@@ -163,10 +163,12 @@ impl super::Stub {
         self.timeline.old_probes = found.tag.probes.clone();
         super::timeline::probe(14);
         super::fault::before_restore()?;
-        let mut engine = Engine::restore_bytes(d.image, Layout::Seed, EngineConfig::default())
-            .map_err(|e| format!("state image: {e}"))?;
+        let mut engine =
+            Engine::restore_bytes(d.image, Layout::Seed, super::engine_config(&self.queries))
+                .map_err(|e| format!("state image: {e}"))?;
         engine.set_time_ms(self.engine_time_ms());
         engine.set_memory(alloc::sync::Arc::new(super::memory::KernelMemory));
+        engine.set_domain_oracle(alloc::sync::Arc::new(self.queries));
         let own = super::handover::own_domid(&engine);
         if own != found.tag.domid && own != crate::xen::abi::DOMID_SELF {
             return Err(format!(
@@ -224,6 +226,10 @@ impl super::Stub {
                 x.notify();
             }
         }
+        if !self.conns.values().any(XenConn::is_own) {
+            // The previous image did not serve our own connection: do it now.
+            self.connect_own(false);
+        }
         self.timeline.rings = crate::arch::cpu::rdtsc();
         // Done: no way back is needed any more; what was adopted is this image's own now.
         disarm();
@@ -280,6 +286,12 @@ impl super::Stub {
         rings.sort_unstable_by_key(|r| r.3.map_or(u64::MAX, |k| k.gfn));
         let mut adopted = alloc::vec::Vec::new();
         for (id, domid, port, k) in rings {
+            let features = self.features_of(domid);
+            if domid == self.own_domid {
+                // Our own connection is never kept (its port was closed): bound again.
+                self.restore_own(id, port, features);
+                continue;
+            }
             if let Some(k) = k {
                 if k.domid != domid.0 || k.remote_port != port {
                     return Err(format!(
@@ -287,7 +299,7 @@ impl super::Stub {
                         k.domid, k.remote_port, domid.0
                     ));
                 }
-                let x = XenConn::adopt(&mut self.gfns, domid, &k).ok_or_else(|| {
+                let x = XenConn::adopt(&mut self.gfns, domid, &k, features).ok_or_else(|| {
                     format!(
                         "kept ring of domain {} at frame {:#x} is outside the mapping window                          or listed twice",
                         domid.0, k.gfn
@@ -298,7 +310,7 @@ impl super::Stub {
                 adopted.push(id);
                 continue;
             }
-            match XenConn::open(&mut self.gfns, domid, port) {
+            match XenConn::open(&mut self.gfns, domid, port, features) {
                 Ok(x) => {
                     self.by_port.insert(x.local_port, id);
                     self.conns.insert(id, x);
@@ -329,7 +341,7 @@ impl super::Stub {
         events::own_adopted(k.timer_port);
         for id in adopted {
             if let Some(x) = self.conns.get(id) {
-                x.own();
+                x.take_ownership();
             }
         }
         let mut sorted = adopted.to_vec();
@@ -341,8 +353,8 @@ impl super::Stub {
                     r.domid,
                     r.conn
                 );
-                if let Some(x) = XenConn::adopt(&mut self.gfns, DomId(r.domid), r) {
-                    x.own();
+                if let Some(x) = XenConn::adopt(&mut self.gfns, DomId(r.domid), r, 0) {
+                    x.take_ownership();
                     x.close(&mut self.gfns);
                 }
             }

@@ -1,4 +1,5 @@
-//! Xen ABI structures and numbers that `xen-sys` lacks, laid out as in Xen 4.17's public headers.
+//! Xen ABI structures and numbers that `xen-sys` lacks, laid out as in Xen's public headers
+//! (unchanged from 4.17 to 4.22; the domctls are in `domctl_abi`).
 
 /// `DOMID_SELF`.
 pub const DOMID_SELF: u16 = 0x7ff0;
@@ -233,31 +234,45 @@ pub struct SingleshotTimer {
 }
 const _: () = assert!(core::mem::size_of::<SingleshotTimer>() == 16);
 
-/// `XEN_DOMCTL_INTERFACE_VERSION` of Xen 4.17.
-pub const XEN_DOMCTL_INTERFACE_VERSION: u32 = 0x15;
-/// `XEN_DOMCTL_getdomaininfo`.
-pub const XEN_DOMCTL_GETDOMAININFO: u32 = 5;
-/// `XEN_DOMINF_dying`.
-pub const XEN_DOMINF_DYING: u32 = 1 << 0;
-/// `XEN_DOMINF_shutdown`.
-pub const XEN_DOMINF_SHUTDOWN: u32 = 1 << 2;
+/// `EVTCHNOP_alloc_unbound`.
+pub const EVTCHNOP_ALLOC_UNBOUND: u32 = 6;
+/// `EVTCHNOP_status`.
+pub const EVTCHNOP_STATUS: u32 = 5;
+/// `EVTCHNSTAT_unbound`.
+pub const EVTCHNSTAT_UNBOUND: u32 = 1;
 
-/// `struct xen_domctl` with its 128-byte union as raw words.
+/// `struct evtchn_alloc_unbound`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Domctl {
-    /// `XEN_DOMCTL_*`.
-    pub cmd: u32,
-    /// `XEN_DOMCTL_INTERFACE_VERSION`.
-    pub interface_version: u32,
-    /// The domain asked about.
-    pub domain: u16,
-    /// Padding.
-    pub pad: [u16; 3],
-    /// The command's union (`getdomaininfo`: domain u16 at 0, flags u32 at 4).
-    pub u: [u64; 16],
+pub struct EvtchnAllocUnbound {
+    /// The domain that gets the port (`DOMID_SELF`).
+    pub dom: u16,
+    /// The domain allowed to bind to it.
+    pub remote_dom: u16,
+    /// Out: the port.
+    pub port: u32,
 }
-const _: () = assert!(core::mem::size_of::<Domctl>() == 144);
+const _: () = assert!(core::mem::size_of::<EvtchnAllocUnbound>() == 8);
+
+/// `struct evtchn_status`, its union as raw words (`unbound.dom` is the low 16 bits of
+/// `u[0]`; `interdomain` is `dom` u16 then `port` u32 at 4).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EvtchnStatus {
+    /// The domain the port belongs to (`DOMID_SELF`).
+    pub dom: u16,
+    /// Padding.
+    pub pad: u16,
+    /// The port.
+    pub port: u32,
+    /// Out: `EVTCHNSTAT_*`.
+    pub status: u32,
+    /// Out: the vCPU it notifies.
+    pub vcpu: u32,
+    /// Out: the state's details.
+    pub u: [u32; 2],
+}
+const _: () = assert!(core::mem::size_of::<EvtchnStatus>() == 24);
 
 /// `struct xencons_interface` offsets (the PV console ring page).
 pub mod cons {

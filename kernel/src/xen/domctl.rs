@@ -1,34 +1,152 @@
-//! Domain state queries (`XEN_DOMCTL_getdomaininfo`), allowed to the xenstore domain.
+//! Domain state queries, allowed to the xenstore domain, on every Xen from 4.17 to 4.22: the
+//! hypervisor's version (`XENVER_version`), the domctl interface version it expects (known,
+//! else probed on our own domain), `XEN_DOMCTL_get_domain_state` where it exists (4.21+) and
+//! `XEN_DOMCTL_getdomaininfo` otherwise. The encoding and the reading of answers are the pure
+//! functions of [`super::domctl_abi`]; this file only issues the hypercalls.
 
-use xen_sys::__HYPERVISOR_domctl;
+use xen_sys::{__HYPERVISOR_domctl, __HYPERVISOR_xen_version};
+use xsstate::ids::DomId;
+use xsstate::oracle::DomainOracle;
 
-use super::abi::{Domctl, XEN_DOMCTL_GETDOMAININFO, XEN_DOMCTL_INTERFACE_VERSION};
+use super::domctl_abi::{self as abi, Answer, Changed, DomctlWords, Eperm, XenVersion};
 use super::events::XenError;
 use super::hypercall::{check, hypercall2};
 
-/// What Xen says about one domain.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DomainInfo {
-    /// The domain Xen answered for (the next existing id >= the one asked).
-    pub domid: u16,
-    /// `XEN_DOMINF_*` flags.
-    pub flags: u32,
+const _: () = assert!(core::mem::size_of::<DomctlWords>() == abi::DOMCTL_BYTES);
+
+/// `XENVER_version`.
+const XENVER_VERSION: u64 = 0;
+
+/// The running hypervisor's version (`XENVER_version`: `major << 16 | minor`).
+pub fn xen_version() -> Result<XenVersion, XenError> {
+    // SAFETY: XENVER_version takes no argument buffer (NULL) and returns the version.
+    let rc = unsafe { hypercall2(__HYPERVISOR_xen_version, XENVER_VERSION, 0) };
+    check(rc).map(XenVersion::from_raw)
 }
 
-/// Asks about `domid`; Xen answers for the first existing domain with an id >= `domid`.
-pub fn domain_info(domid: u16) -> Result<DomainInfo, XenError> {
-    let mut op = Domctl {
-        cmd: XEN_DOMCTL_GETDOMAININFO,
-        interface_version: XEN_DOMCTL_INTERFACE_VERSION,
-        domain: domid,
-        ..Domctl::default()
-    };
-    // SAFETY: XEN_DOMCTL_getdomaininfo reads and writes the 144-byte `xen_domctl` we own.
-    let rc = unsafe { hypercall2(__HYPERVISOR_domctl, &raw mut op as u64, 0) };
-    check(rc)?;
-    let first = op.u[0];
-    Ok(DomainInfo {
-        domid: (first & 0xffff) as u16,
-        flags: (first >> 32) as u32,
-    })
+/// Issues one domctl in place; the negative errno on failure.
+fn domctl(mut words: DomctlWords) -> Result<DomctlWords, i64> {
+    // SAFETY: `words` is a 144-byte `struct xen_domctl` we own for the call (size asserted
+    // above); both commands issued here read it and write only inside it.
+    let rc = unsafe { hypercall2(__HYPERVISOR_domctl, &raw mut words as u64, 0) };
+    check(rc).map(|_| words).map_err(|e| e.0)
+}
+
+/// How this hypervisor is asked about domains, found once at boot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DomainQueries {
+    /// The hypervisor's version.
+    pub xen: XenVersion,
+    /// The interface version `getdomaininfo` is accepted at (`None`: none was).
+    pub info_version: Option<u32>,
+    /// `get_domain_state` answered for our own domain (4.21+).
+    pub state: bool,
+    /// How a per-domain query's `EPERM` reads outside death decisions.
+    pub eperm: Eperm,
+}
+
+impl DomainQueries {
+    /// Finds out how to ask: the version, then each query tried on our own domain `own`.
+    /// Returns the result and one line for the log.
+    pub fn detect(own: u16) -> (DomainQueries, heapless::String<200>) {
+        use core::fmt::Write;
+        let mut line = heapless::String::new();
+        let xen = match xen_version() {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = write!(line, "XENVER_version failed ({}); ", e.0);
+                XenVersion::new(0, 0)
+            }
+        };
+        let state = abi::has_domain_state(xen)
+            && domctl(abi::encode_get_domain_state(own)).is_ok_and(|w| {
+                abi::answer_domain_state(own, Ok(&w), Eperm::Refused) != Answer::NotFound
+            });
+        let expected = abi::expected_interface_version(xen);
+        let mut tried = 0u32;
+        let info_version = abi::probe_order(expected).find(|&v| {
+            tried += 1;
+            // A wrong interface version is refused with EACCES before anything else.
+            domctl(abi::encode_getdomaininfo(v, own)).err() != Some(-abi::EACCES)
+        });
+        let eperm = if abi::missing_domain_is_eperm(xen) && (state || info_version.is_some()) {
+            Eperm::NotFound
+        } else {
+            Eperm::Refused
+        };
+        let q = DomainQueries {
+            xen,
+            info_version,
+            state,
+            eperm,
+        };
+        let _ = write!(line, "Xen {xen}: ");
+        match info_version {
+            Some(v) => {
+                let _ = write!(line, "domctl interface {v:#x}");
+                if Some(v) != expected {
+                    let _ = write!(line, " (probed, {tried} tried)");
+                }
+            }
+            None => {
+                let _ = write!(line, "no domctl interface version accepted");
+            }
+        }
+        let _ = write!(
+            line,
+            ", {}",
+            if state {
+                "get_domain_state (changed-domain poll)"
+            } else {
+                "getdomaininfo per domain"
+            }
+        );
+        (q, line)
+    }
+
+    /// What Xen says about `domid`, asked by itself; `EPERM` read as `eperm`.
+    fn answer(&self, domid: u16, eperm: Eperm) -> Answer {
+        if self.state {
+            let r = domctl(abi::encode_get_domain_state(domid));
+            return abi::answer_domain_state(domid, r.as_ref().map_err(|e| *e), eperm);
+        }
+        let Some(v) = self.info_version else {
+            return Answer::Refused(-abi::EACCES);
+        };
+        let r = domctl(abi::encode_getdomaininfo(v, domid));
+        abi::answer_getdomaininfo(
+            domid,
+            r.as_ref().map_err(|e| *e),
+            abi::info_semantics(v),
+            eperm,
+        )
+    }
+
+    /// The state of `domid` for a decision about its connection: an `EPERM` is never read as
+    /// "gone" here (a refusal is not a death).
+    pub fn query(&self, domid: u16) -> Answer {
+        self.answer(domid, Eperm::Refused)
+    }
+
+    /// Whether the changed-domain poll is the way to learn of deaths here.
+    pub fn polls_changes(&self) -> bool {
+        self.state
+    }
+
+    /// One step of the changed-domain poll (4.21+).
+    pub fn next_changed(&self) -> Changed {
+        let r = domctl(abi::encode_get_domain_state(abi::DOMID_INVALID));
+        abi::changed(r.as_ref().map_err(|e| *e))
+    }
+}
+
+impl DomainOracle for DomainQueries {
+    /// As C xenstored asks Xen before accepting a permission entry: a domain Xen answers for
+    /// exists (dying included); `None` when Xen did not say.
+    fn exists(&self, domid: DomId) -> Option<bool> {
+        if domid.0 >= abi::DOMID_FIRST_RESERVED {
+            return Some(false);
+        }
+        self.answer(domid.0, self.eperm).exists()
+    }
 }

@@ -325,6 +325,47 @@ pub fn bind_interdomain(domid: u16, remote_port: u32) -> Result<u32, XenError> {
     Ok(op.local_port)
 }
 
+/// This domain's id, as Mini-OS finds it: the remote end of a port allocated for ourselves,
+/// read back with `EVTCHNOP_status`, then closed.
+pub fn own_domid() -> Result<u16, XenError> {
+    let mut op = super::abi::EvtchnAllocUnbound {
+        dom: DOMID_SELF,
+        remote_dom: DOMID_SELF,
+        port: 0,
+    };
+    evtchn_op(super::abi::EVTCHNOP_ALLOC_UNBOUND, &mut op)?;
+    let port = op.port;
+    let st = status(port);
+    let _ = close(port);
+    let st = st?;
+    if st.status != super::abi::EVTCHNSTAT_UNBOUND {
+        return Err(XenError(-22));
+    }
+    Ok((st.u[0] & 0xffff) as u16)
+}
+
+/// `EVTCHNOP_status` of our `port`.
+pub fn status(port: u32) -> Result<super::abi::EvtchnStatus, XenError> {
+    let mut op = super::abi::EvtchnStatus {
+        dom: DOMID_SELF,
+        port,
+        ..Default::default()
+    };
+    evtchn_op(super::abi::EVTCHNOP_STATUS, &mut op)?;
+    Ok(op)
+}
+
+/// Takes `port` alone out of the record (after collecting what Xen marked pending): whether
+/// it was pending. Other ports stay recorded for the main loop.
+pub fn take_port(port: u32) -> bool {
+    collect();
+    let Some(word) = RECORDED.get((port / 64) as usize) else {
+        return false;
+    };
+    let bit = 1u64 << (port % 64);
+    word.fetch_and(!bit, Ordering::SeqCst) & bit != 0
+}
+
 /// Binds a virtual IRQ on vCPU 0; returns the local port.
 pub fn bind_virq(virq: u32) -> Result<u32, XenError> {
     let mut op = evtchn_bind_virq {

@@ -103,32 +103,80 @@ impl XsRing {
         Ok(written)
     }
 
-    /// Sets the ring's `error` field (`XENSTORE_ERROR_*`).
-    pub fn set_error(&self, code: u32) {
-        self.page.write_u32(layout::ERROR_OFFSET, code);
+    /// Sets the ring's `error` field (`XENSTORE_ERROR_*`) if the domain's `features` include
+    /// the error feature; returns whether it was written.
+    pub fn set_error(&self, features: u32, code: u32) -> bool {
+        super::ring_intro::set_error(self, features, code)
     }
 
-    /// Advertises the server's features.
+    /// Advertises the server's features (`server_features`) without touching the indices.
     pub fn set_server_features(&self, features: u32) {
         self.page
             .write_u32(layout::SERVER_FEATURES_OFFSET, features);
     }
 
-    /// Resets every index to 0 (a re-introduce), then completes a guest-requested
-    /// reconnection.
-    pub fn reset(&self) {
-        for off in [
-            layout::REQ_CONS_OFFSET,
-            layout::REQ_PROD_OFFSET,
-            layout::RSP_CONS_OFFSET,
-            layout::RSP_PROD_OFFSET,
-        ] {
-            self.page.write_u32(off, 0);
+    /// An introduction (see [`super::ring_intro::introduce`]): indices to 0, the features at
+    /// the first one, a requested reconnection completed; returns whether to notify.
+    pub fn introduce(&self, first: Option<u32>) -> bool {
+        super::ring_intro::introduce(self, first)
+    }
+}
+
+impl super::ring_intro::RingWords for XsRing {
+    fn read_u32(&self, off: usize) -> u32 {
+        self.page.read_u32(off)
+    }
+
+    fn write_u32(&self, off: usize, value: u32) {
+        self.page.write_u32(off, value)
+    }
+}
+
+/// This domain's own xenstore page and event channel (`HVM_PARAM_STORE_PFN`,
+/// `HVM_PARAM_STORE_EVTCHN`): from Xen 4.19, `init-xenstore-domain` gives the xenstore domain a
+/// connection to itself (the port's remote end is this domain; the page is zeroed by the tool
+/// and granted at ref 1 to this domain). Xen 4.17 leaves the channel 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OwnStore {
+    /// The page's frame (identity mapped below 4 GiB).
+    pub pfn: u64,
+    /// The client's port (allocated unbound for this domain, remote = this domain).
+    pub port: u32,
+}
+
+impl OwnStore {
+    /// The store page and channel the toolstack gave this domain, if any: `Err` carries the
+    /// raw `(pfn, port)` when they are absent or unusable.
+    pub fn find() -> Result<OwnStore, (u64, u64)> {
+        let pfn = super::events::hvm_param(super::abi::HVM_PARAM_STORE_PFN).unwrap_or(0);
+        let port = super::events::hvm_param(super::abi::HVM_PARAM_STORE_EVTCHN).unwrap_or(0);
+        if pfn == 0 || pfn >= (1 << 20) || port == 0 || port >= u64::from(super::events::MAX_PORTS)
+        {
+            return Err((pfn, port));
         }
-        fence(Ordering::SeqCst);
-        if self.page.read_u32(layout::CONNECTION_OFFSET) == layout::RECONNECT {
-            self.page
-                .write_u32(layout::CONNECTION_OFFSET, layout::CONNECTED);
+        Ok(OwnStore {
+            pfn,
+            port: port as u32,
+        })
+    }
+
+    fn page(&self) -> SharedPage {
+        // SAFETY: the store page is a special page of this domain below 4 GiB (identity
+        // mapped, checked by `find`), reserved in the memory map and never part of the heap;
+        // it stays ours for the domain's life and only volatile copies touch it.
+        unsafe { SharedPage::new(self.pfn << 12) }
+    }
+
+    /// The server's view of the page.
+    pub fn server(&self) -> XsRing {
+        XsRing::new(self.page())
+    }
+
+    /// The client's view of the page.
+    pub fn client(&self) -> XsClientRing {
+        XsClientRing {
+            page: self.page(),
+            port: self.port,
         }
     }
 }
@@ -145,18 +193,7 @@ impl XsClientRing {
     /// This domain's own xenstore ring, from `HVM_PARAM_STORE_PFN`/`_EVTCHN`; `None` when the
     /// toolstack gave us none.
     pub fn own() -> Option<XsClientRing> {
-        let pfn = super::events::hvm_param(super::abi::HVM_PARAM_STORE_PFN).ok()?;
-        let port = super::events::hvm_param(super::abi::HVM_PARAM_STORE_EVTCHN).ok()?;
-        if pfn == 0 || pfn >= (1 << 20) || port == 0 {
-            return None;
-        }
-        // SAFETY: the store page is a special page of this domain below 4 GiB (identity
-        // mapped), shared with xenstored for the domain's life; only volatile copies touch it.
-        let page = unsafe { SharedPage::new(pfn << 12) };
-        Some(XsClientRing {
-            page,
-            port: port as u32,
-        })
+        OwnStore::find().ok().map(|s| s.client())
     }
 
     /// Writes a request (as far as it fits); returns the bytes written.

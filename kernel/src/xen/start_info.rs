@@ -19,6 +19,14 @@ pub struct BootInfo {
     pub modules: heapless::Vec<Module, MODULES_MAX>,
     /// The highest address used by the start info, command line or module list.
     pub end: u64,
+    /// `hvm_start_info.version`.
+    pub version: u32,
+    /// `SIF_*` flags.
+    pub flags: u32,
+    /// The ACPI RSDP's address (0: none; the xenstore domain gets no ACPI tables).
+    pub rsdp_paddr: u64,
+    /// Memory map entries given (0: ask Xen, as `init-xenstore-domain` leaves it).
+    pub memmap_entries: u32,
 }
 
 /// Reads a NUL-terminated string of at most `CMDLINE_MAX` bytes.
@@ -38,6 +46,10 @@ pub fn parse(paddr: u64) -> Option<BootInfo> {
     let si = StartInfo::read(paddr).ok()?;
     let mut info = BootInfo {
         end: paddr + 56,
+        version: si.version,
+        flags: si.flags,
+        rsdp_paddr: si.rsdp_paddr,
+        memmap_entries: si.memmap_entries,
         ..BootInfo::default()
     };
     info.cmdline = read_cstr(si.cmdline_paddr);

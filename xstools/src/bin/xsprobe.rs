@@ -50,7 +50,8 @@ enum Cmd {
     /// `created=N ms=T`.
     ///
     /// Nodes with i % 3 == 0 get the permissions `n0 r1`, the others with i % 5 == 0 get
-    /// `w2 b3`, the rest keep the inherited ones. Every reply is checked; any failure
+    /// `w0 b3`, the rest keep the inherited ones. The owner is dom0: like C xenstored, the
+    /// stub refuses an owner Xen does not know (ENOENT); the other entries may name any id. Every reply is checked; any failure
     /// exits 1.
     Fill {
         /// Parent path of the nodes.
@@ -298,7 +299,7 @@ fn fill_perms(i: u32) -> Option<[&'static str; 2]> {
     if i.is_multiple_of(3) {
         Some(["n0", "r1"])
     } else if i.is_multiple_of(5) {
-        Some(["w2", "b3"])
+        Some(["w0", "b3"])
     } else {
         None
     }
@@ -824,7 +825,7 @@ mod tests {
     fn fill_perm_pattern() {
         assert_eq!(fill_perms(0), Some(["n0", "r1"]));
         assert_eq!(fill_perms(15), Some(["n0", "r1"]));
-        assert_eq!(fill_perms(5), Some(["w2", "b3"]));
+        assert_eq!(fill_perms(5), Some(["w0", "b3"]));
         assert_eq!(fill_perms(7), None);
     }
 }

@@ -1,5 +1,8 @@
-//! What the lab boots, built once and cached under `.lab/`: Xen, the Linux kernel package and
-//! the dom0 and guest initramfs images.
+//! What the lab boots, per Xen version, built once and cached under `.lab/`: Xen, the Linux
+//! kernel package and the dom0 and guest initramfs images. Xen 4.17 comes from this
+//! (bookworm) machine's packages; Xen 4.20 and Linux 6.12 from Debian 13 packages fetched with
+//! a private apt configuration and unpacked under `.lab/xen-4.20/root`, with trixie's own
+//! loader and libc shipped inside the initramfs.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -7,15 +10,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::cpio::Cpio;
+use super::debian::{self, output, Apt};
+use super::Xen;
 use crate::util::root;
 
 /// Bumped whenever the recipe changes in a way the inputs' metadata does not show.
-const RECIPE: &str = "xslab-4";
+const RECIPE: &str = "xslab-5";
 
-/// Where Debian's Xen tools live.
-pub const XEN_BIN: &str = "/usr/lib/xen-4.17/bin";
-
-/// The Xen tools dom0 gets, from [`XEN_BIN`].
+/// The Xen tools every dom0 gets, from the version's `/usr/lib/xen-X.Y/bin`.
 const XEN_TOOLS: [&str; 9] = [
     "xl",
     "xenstored",
@@ -27,6 +29,13 @@ const XEN_TOOLS: [&str; 9] = [
     "xenconsole",
     "xenctx",
 ];
+
+/// Tools only some versions have: `xen-9pfsd` (4.19+), which 4.20's `init-xenstore-domain`
+/// starts through libxl for the xenstore domain's 9pfs device.
+const XEN_TOOLS_420: [&str; 1] = ["xen-9pfsd"];
+
+/// The packaged scripts `launch-xenstore` needs (from the version's `xen-utils-common`).
+const XEN_SCRIPTS: [&str; 2] = ["launch-xenstore", "hotplugpath.sh"];
 
 /// The names the multi-call `xenstore` client (xenstore-utils) answers to.
 const XENSTORE_NAMES: [&str; 8] = [
@@ -48,6 +57,46 @@ const DOM0_MODULES: [&str; 5] = [
     "xen-gntdev",
     "xen-gntalloc",
 ];
+
+/// Debian 13 packages of the Xen 4.20 tree: the hypervisor, the tools, the clients, the
+/// packaged scripts and every library the tools need (the NEEDED closure is checked when the
+/// initramfs is built). The kernel package is resolved at fetch time.
+const TRIXIE_PACKAGES: [&str; 21] = [
+    "xen-hypervisor-4.20-amd64",
+    "xen-utils-4.20",
+    "xen-utils-common",
+    "xenstore-utils",
+    "libxencall1",
+    "libxendevicemodel1",
+    "libxenevtchn1",
+    "libxenforeignmemory1",
+    "libxengnttab1",
+    "libxenmisc4.20",
+    "libxenstore4",
+    "libxentoollog1",
+    "libxentoolcore1",
+    "libxenhypfs1",
+    "libyajl2",
+    "libc6",
+    "libgcc-s1",
+    "liblzma5",
+    "libuuid1",
+    "libzstd1",
+    "zlib1g",
+];
+
+/// Directories of a tree searched for a soname, in the loader's order.
+const LIB_DIRS: [&str; 6] = [
+    "lib/x86_64-linux-gnu",
+    "usr/lib/x86_64-linux-gnu",
+    "lib64",
+    "usr/lib64",
+    "lib",
+    "usr/lib",
+];
+
+/// Where the initramfs puts every library (a directory both releases' loaders search).
+const INITRD_LIB_DIR: &str = "usr/lib/x86_64-linux-gnu";
 
 /// The cache directory, `.lab/` in the workspace root.
 pub fn lab_dir() -> PathBuf {
@@ -71,7 +120,7 @@ fn stamp(path: &Path) -> Result<(u64, i64, i64), String> {
     Ok((m.len(), m.mtime(), m.mtime_nsec()))
 }
 
-/// Removes `<prefix>*<suffix>` files in `dir` other than `keep`.
+/// Removes `<prefix>*<suffix>` entries in `dir` other than `keep`.
 fn remove_stale(dir: &Path, prefix: &str, suffix: &str, keep: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -89,32 +138,259 @@ fn remove_stale(dir: &Path, prefix: &str, suffix: &str, keep: &Path) {
     }
 }
 
-fn output(cmd: &mut Command) -> Result<String, String> {
-    let shown = format!("{cmd:?}");
-    let out = cmd.output().map_err(|e| format!("{shown}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{shown} failed with {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+/// Removes cache entries of the layout before versions were part of the names
+/// (`xen-<hash>.elf`, `kernel-linux-image-*`, `dom0-base-<hash>.cpio`, `guest-<hash>.cpio`).
+fn remove_unversioned(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let hashed = |prefix: &str, suffix: &str| {
+            name.strip_prefix(prefix)
+                .and_then(|r| r.strip_suffix(suffix))
+                .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        };
+        if hashed("xen-", ".elf")
+            || hashed("dom0-base-", ".cpio")
+            || hashed("guest-", ".cpio")
+            || name.starts_with("kernel-linux-image-")
+        {
+            let path = e.path();
+            let _ = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+        }
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A Debian root the lab takes one Xen version's files from.
+#[derive(Clone, Debug)]
+pub struct Tree {
+    /// The version.
+    pub xen: Xen,
+    /// `/` (this machine's packages) or an unpacked package set.
+    pub root: PathBuf,
+    /// The apt that fetches this version's kernel package.
+    pub apt: Apt,
+}
+
+impl Tree {
+    /// `path` (absolute, as the version's packages name it) inside the tree, with every
+    /// symbolic link resolved inside the tree.
+    pub fn file(&self, path: &str) -> Result<PathBuf, String> {
+        resolve_in_tree(&self.root, path)
+    }
+
+    /// The version's tool directory, `/usr/lib/xen-X.Y/bin`.
+    pub fn xen_bin(&self) -> String {
+        self.xen.bin()
+    }
+}
+
+/// The tree of `xen`: this machine for 4.17, the fetched Debian 13 packages for 4.20.
+pub fn tree(xen: Xen) -> Result<Tree, String> {
+    remove_unversioned(&lab_dir());
+    match xen {
+        Xen::V417 => Ok(Tree {
+            xen,
+            root: PathBuf::from("/"),
+            apt: Apt::system(),
+        }),
+        Xen::V420 => trixie_tree(),
+    }
+}
+
+/// Fetches and unpacks the Debian 13 package set once (`.lab/xen-4.20/`), with a private apt
+/// configuration; later runs use the unpacked tree without the network. Delete the directory
+/// to refresh it.
+fn trixie_tree() -> Result<Tree, String> {
+    let dir = lab_dir().join("xen-4.20");
+    let apt = Apt::private(&dir.join("apt"), "trixie")?;
+    let tree = Tree {
+        xen: Xen::V420,
+        root: dir.join("root"),
+        apt: apt.clone(),
+    };
+    let key = format!("{RECIPE} {}", TRIXIE_PACKAGES.join(" "));
+    let done = dir.join("done");
+    if std::fs::read_to_string(&done).is_ok_and(|s| s.lines().next() == Some(key.as_str())) {
+        merged_usr_links(&tree.root)?;
+        return Ok(tree);
+    }
+    eprintln!(
+        "xtask: lab: fetching Debian 13 (trixie) packages for Xen 4.20 into {}",
+        dir.display()
+    );
+    apt.update()?;
+    let packages: Vec<String> = TRIXIE_PACKAGES.iter().map(|s| s.to_string()).collect();
+    let debs = apt.download(&packages, &dir.join("debs"))?;
+    let tmp = dir.join("root.tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    debian::unpack(&debs, &tmp)?;
+    let mut list = String::new();
+    for deb in &debs {
+        list.push_str(&debian::deb_identity(deb)?);
+        list.push('\n');
+    }
+    merged_usr_links(&tmp)?;
+    let _ = std::fs::remove_dir_all(&tree.root);
+    std::fs::rename(&tmp, &tree.root).map_err(|e| format!("{}: {e}", tree.root.display()))?;
+    write(&dir.join("packages.txt"), list.as_bytes())?;
+    write(&done, format!("{key}\n{list}").as_bytes())?;
+    eprint!("xtask: lab: unpacked:\n{list}");
+    Ok(tree)
+}
+
+/// The links a merged-/usr Debian root has at its top (trixie's `base-files` makes them; the
+/// lab does not unpack it): `lib -> usr/lib`, `lib64 -> usr/lib64`, `bin`, `sbin`. The tools'
+/// loader is `/lib64/ld-linux-x86-64.so.2`.
+fn merged_usr_links(root: &Path) -> Result<(), String> {
+    for name in ["lib", "lib64", "bin", "sbin"] {
+        let link = root.join(name);
+        if std::fs::symlink_metadata(&link).is_err() && root.join("usr").join(name).is_dir() {
+            std::os::unix::fs::symlink(format!("usr/{name}"), &link)
+                .map_err(|e| format!("{}: {e}", link.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// `path` (absolute, as seen from inside the tree) resolved under `root`, following symbolic
+/// links inside the tree: an absolute link target starts again at `root`, never at this
+/// machine's `/`.
+pub fn resolve_in_tree(root: &Path, path: &str) -> Result<PathBuf, String> {
+    let mut todo: Vec<String> = path.split('/').rev().map(str::to_string).collect();
+    let mut cur: Vec<String> = Vec::new();
+    let mut hops = 0;
+    while let Some(c) = todo.pop() {
+        match c.as_str() {
+            "" | "." => continue,
+            ".." => {
+                cur.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let mut candidate = root.to_path_buf();
+        candidate.extend(&cur);
+        candidate.push(&c);
+        let meta = std::fs::symlink_metadata(&candidate)
+            .map_err(|e| format!("{path} in {}: {e}", root.display()))?;
+        if !meta.file_type().is_symlink() {
+            cur.push(c);
+            continue;
+        }
+        hops += 1;
+        if hops > 40 {
+            return Err(format!("{path} in {}: too many links", root.display()));
+        }
+        let target =
+            std::fs::read_link(&candidate).map_err(|e| format!("{}: {e}", candidate.display()))?;
+        let target = target.to_string_lossy().into_owned();
+        if target.starts_with('/') {
+            cur.clear();
+        }
+        todo.extend(target.split('/').rev().map(str::to_string));
+    }
+    let mut out = root.to_path_buf();
+    out.extend(&cur);
+    Ok(out)
+}
+
+/// The file providing `soname` in the tree's library directories.
+fn find_library(tree: &Tree, soname: &str) -> Option<PathBuf> {
+    LIB_DIRS.iter().find_map(|d| {
+        tree.file(&format!("/{d}/{soname}"))
+            .ok()
+            .filter(|p| p.is_file())
+    })
+}
+
+/// Initramfs items for the loader and every library `binaries` (files of the tree) need,
+/// resolved inside the tree only (a library missing from it is an error, never taken from
+/// this machine), plus `extra` sonames loaded at run time (glibc dlopens `libgcc_s.so.1`).
+fn library_items(
+    items: &mut Vec<Item>,
+    tree: &Tree,
+    binaries: &[PathBuf],
+    extra: &[&str],
+) -> Result<(), String> {
+    let mut queue: Vec<(String, PathBuf)> = binaries
+        .iter()
+        .map(|b| (b.display().to_string(), b.clone()))
+        .collect();
+    let mut sonames: Vec<String> = Vec::new();
+    let mut interps: Vec<String> = Vec::new();
+    let mut wanted: Vec<(String, String)> = extra
+        .iter()
+        .map(|s| ("(loaded at run time)".to_string(), s.to_string()))
+        .collect();
+    loop {
+        while let Some((who, file)) = queue.pop() {
+            let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let needs = super::elf::needs(&bytes).map_err(|e| format!("{who}: {e}"))?;
+            if let Some(interp) = needs.interp {
+                if !interps.contains(&interp) {
+                    let real = tree
+                        .file(&interp)
+                        .map_err(|e| format!("{who}: loader {interp}: {e}"))?;
+                    items.push(Item::Copy(
+                        interp.trim_start_matches('/').into(),
+                        real,
+                        None,
+                    ));
+                    interps.push(interp);
+                }
+            }
+            wanted.extend(needs.needed.into_iter().map(|n| (who.clone(), n)));
+        }
+        let Some((who, soname)) = wanted.pop() else {
+            break;
+        };
+        if sonames.contains(&soname) {
+            continue;
+        }
+        let real = find_library(tree, &soname).ok_or_else(|| {
+            format!(
+                "{who} needs {soname}, which is not in {} (Xen {})",
+                tree.root.display(),
+                tree.xen.name()
+            )
+        })?;
+        items.push(Item::Copy(
+            format!("{INITRD_LIB_DIR}/{soname}"),
+            real.clone(),
+            None,
+        ));
+        sonames.push(soname.clone());
+        queue.push((soname, real));
+    }
+    if interps.is_empty() {
+        return Err("no binary names a loader (PT_INTERP)".into());
+    }
+    Ok(())
 }
 
 /// Xen as a multiboot ELF that `qemu-system-x86_64 -kernel` loads.
-pub fn xen_elf() -> Result<PathBuf, String> {
-    let gz = Path::new("/boot/xen-4.17-amd64.gz");
+pub fn xen_elf(tree: &Tree) -> Result<PathBuf, String> {
+    let v = tree.xen.name();
+    let gz = tree.file(&format!("/boot/xen-{v}-amd64.gz"))?;
     let dir = lab_dir();
     mkdir(&dir)?;
-    let elf = dir.join(format!("xen-{}.elf", short_hash(&(RECIPE, stamp(gz)?))));
+    let elf = dir.join(format!(
+        "xen-{v}-{}.elf",
+        short_hash(&(RECIPE, stamp(&gz)?))
+    ));
     if elf.exists() {
         return Ok(elf);
     }
-    let tmp = dir.join(format!("xen.elf.tmp{}", std::process::id()));
+    let tmp = dir.join(format!("xen-{v}.elf.tmp{}", std::process::id()));
     let file = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
     let status = Command::new("zcat")
-        .arg(gz)
+        .arg(&gz)
         .stdout(file)
         .status()
         .map_err(|e| format!("zcat: {e}"))?;
@@ -122,7 +398,7 @@ pub fn xen_elf() -> Result<PathBuf, String> {
         return Err(format!("zcat {} failed with {status}", gz.display()));
     }
     std::fs::rename(&tmp, &elf).map_err(|e| format!("{}: {e}", elf.display()))?;
-    remove_stale(&dir, "xen-", ".elf", &elf);
+    remove_stale(&dir, &format!("xen-{v}-"), ".elf", &elf);
     Ok(elf)
 }
 
@@ -131,32 +407,15 @@ pub fn xen_elf() -> Result<PathBuf, String> {
 pub struct Kernel {
     /// The same kernel as a plain ELF.
     pub vmlinux: PathBuf,
-    /// Module files, dependencies first.
+    /// Module files (uncompressed `.ko`), dependencies first.
     pub modules: Vec<PathBuf>,
 }
 
-/// The package `linux-image-amd64` depends on, e.g. `linux-image-6.1.0-56-amd64`.
-fn kernel_package() -> Result<String, String> {
-    let find = || -> Option<String> {
-        let out = output(Command::new("apt-cache").args(["depends", "linux-image-amd64"])).ok()?;
-        out.lines()
-            .filter_map(|l| l.trim().strip_prefix("Depends:"))
-            .map(str::trim)
-            .find(|p| p.starts_with("linux-image-"))
-            .map(str::to_string)
-    };
-    if let Some(p) = find() {
-        return Ok(p);
-    }
-    // A fresh machine may have no package lists yet.
-    crate::util::run(Command::new("apt-get").args(["update", "-qq"]))?;
-    find().ok_or_else(|| "apt-cache depends linux-image-amd64 names no linux-image-*".into())
-}
-
-/// Fetches (`apt-get download`) and unpacks (`dpkg -x`) the kernel package once, keeping
-/// only the kernel (as vmlinux) and the modules the lab loads.
-pub fn kernel() -> Result<Kernel, String> {
-    let package = match kernel_package() {
+/// Fetches (`apt-get download`) and unpacks (`dpkg -x`) the version's kernel package once,
+/// keeping only the kernel (as vmlinux) and the modules the lab loads (decompressed).
+pub fn kernel(tree: &Tree) -> Result<Kernel, String> {
+    let prefix = format!("kernel-{}-", tree.xen.name());
+    let package = match tree.apt.kernel_package() {
         Ok(p) => p,
         Err(e) => {
             // Offline but cached: use what is there.
@@ -165,63 +424,57 @@ pub fn kernel() -> Result<Kernel, String> {
                 .and_then(|d| {
                     d.flatten()
                         .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .find(|n| n.starts_with("kernel-linux-image-"))
+                        .find(|n| n.starts_with(&prefix))
                 })
                 .ok_or(e)?;
             return load_kernel(&lab_dir().join(cached));
         }
     };
     let dir = lab_dir().join(format!(
-        "kernel-{package}-{}",
+        "{prefix}{package}-{}",
         short_hash(&(RECIPE, DOM0_MODULES))
     ));
     if dir.join("done").exists() {
         return load_kernel(&dir);
     }
-    let tmp = lab_dir().join(format!("tmp-kernel-{}", std::process::id()));
+    let tmp = lab_dir().join(format!(
+        "tmp-kernel-{}-{}",
+        tree.xen.name(),
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&tmp);
     mkdir(&tmp)?;
-    let result = unpack_kernel(&package, &tmp, &dir);
+    let result = unpack_kernel(tree, &package, &tmp, &dir);
     let _ = std::fs::remove_dir_all(&tmp);
     result?;
-    remove_stale(&lab_dir(), "kernel-", "", &dir);
+    remove_stale(&lab_dir(), &prefix, "", &dir);
     load_kernel(&dir)
 }
 
-fn unpack_kernel(package: &str, tmp: &Path, dir: &Path) -> Result<(), String> {
-    eprintln!("xtask: lab: fetching {package}");
-    let download = || {
-        output(
-            Command::new("apt-get")
-                .args(["download", "-qq", package])
-                .current_dir(tmp),
-        )
-    };
-    download().or_else(|_| {
-        crate::util::run(Command::new("apt-get").args(["update", "-qq"]))?;
-        download()
-    })?;
-    let deb = std::fs::read_dir(tmp)
-        .map_err(|e| format!("{}: {e}", tmp.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "deb"))
-        .ok_or_else(|| format!("apt-get download {package} left no .deb"))?;
-    let tree = tmp.join("tree");
-    crate::util::run(Command::new("dpkg").arg("-x").arg(&deb).arg(&tree))?;
-    let vmlinuz = find_file(&tree.join("boot"), &|n| n.starts_with("vmlinuz-"))
+fn unpack_kernel(tree: &Tree, package: &str, tmp: &Path, dir: &Path) -> Result<(), String> {
+    eprintln!("xtask: lab: fetching {package} (Xen {})", tree.xen.name());
+    let debs = tree
+        .apt
+        .download(&[package.to_string()], &tmp.join("debs"))?;
+    let unpacked = tmp.join("tree");
+    debian::unpack(&debs, &unpacked)?;
+    let vmlinuz = find_file(&unpacked.join("boot"), &|n| n.starts_with("vmlinuz-"))
         .ok_or_else(|| format!("{package}: no boot/vmlinuz-*"))?;
-    let modules_root = tree.join("lib/modules");
+    // Merged /usr (trixie) puts the modules under usr/lib/modules.
+    let modules_root = ["lib/modules", "usr/lib/modules"]
+        .iter()
+        .map(|d| unpacked.join(d))
+        .find(|d| d.is_dir())
+        .ok_or_else(|| format!("{package}: no lib/modules"))?;
     let order = module_closure(&modules_root, &DOM0_MODULES)?;
     let staging = tmp.join("keep");
     mkdir(&staging.join("modules"))?;
     extract_vmlinux(&vmlinuz, &staging.join("vmlinux"))?;
     let mut list = String::new();
-    for m in &order {
-        let name = m.file_name().map(|n| n.to_string_lossy().into_owned());
-        let name = name.unwrap_or_default();
-        copy(m, &staging.join("modules").join(&name))?;
-        list.push_str(&name);
+    for (name, path) in &order {
+        let file = format!("{name}.ko");
+        write(&staging.join("modules").join(&file), &module_bytes(path)?)?;
+        list.push_str(&file);
         list.push('\n');
     }
     write(&staging.join("modules.order"), list.as_bytes())?;
@@ -230,54 +483,107 @@ fn unpack_kernel(package: &str, tmp: &Path, dir: &Path) -> Result<(), String> {
     std::fs::rename(&staging, dir).map_err(|e| format!("{}: {e}", dir.display()))
 }
 
-/// The ELF kernel inside a bzImage (its xz payload, decompressed on the host): a guest loads
-/// it without decompressing 8 MB of xz under emulation, which takes seconds on TCG.
+/// Runs `prog args` with `input` on stdin; its stdout.
+fn filter(prog: &str, args: &[&str], input: &[u8]) -> Result<Vec<u8>, String> {
+    let mut child = Command::new(prog)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{prog}: {e}"))?;
+    let mut stdin = child.stdin.take().ok_or(format!("{prog}: no stdin"))?;
+    let data = input.to_vec();
+    let feeder = std::thread::spawn(move || {
+        use std::io::Write;
+        stdin.write_all(&data)
+    });
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("{prog}: {e}"))?;
+    let fed = feeder
+        .join()
+        .map_err(|_| format!("{prog}: feeder panicked"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{prog} {} failed with {} ({fed:?}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(out.stdout)
+}
+
+/// How a bzImage's payload (or a module) is compressed, by its magic bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    /// `fd 37 7a 58 5a 00`.
+    Xz,
+    /// `28 b5 2f fd`.
+    Zstd,
+    /// `1f 8b`.
+    Gzip,
+}
+
+/// The compression of `data`, if one the lab decodes.
+pub fn compression(data: &[u8]) -> Option<Compression> {
+    if data.starts_with(b"\xfd7zXZ\0") {
+        Some(Compression::Xz)
+    } else if data.starts_with(b"\x28\xb5\x2f\xfd") {
+        Some(Compression::Zstd)
+    } else if data.starts_with(b"\x1f\x8b") {
+        Some(Compression::Gzip)
+    } else {
+        None
+    }
+}
+
+/// The ELF kernel inside a bzImage (its xz or zstd payload, decompressed on the host): a guest
+/// loads it without decompressing megabytes under emulation, which takes seconds on TCG.
 fn extract_vmlinux(bzimage: &Path, to: &Path) -> Result<(), String> {
     let shown = bzimage.display();
     let b = std::fs::read(bzimage).map_err(|e| format!("{shown}: {e}"))?;
+    let payload = bzimage_payload(&b).ok_or_else(|| format!("{shown}: not a bzImage"))?;
+    let elf = match compression(payload) {
+        Some(Compression::Xz) => filter("xz", &["-dc", "--single-stream"], payload)?,
+        // The build appends the uncompressed size (4 bytes, little endian) after the zstd
+        // frame, which `zstd -d` rejects as trailing garbage.
+        Some(Compression::Zstd) => {
+            let frame = payload
+                .get(..payload.len().saturating_sub(4))
+                .unwrap_or_default();
+            filter("zstd", &["-dcq"], frame)?
+        }
+        Some(Compression::Gzip) => filter("gzip", &["-dc"], payload)?,
+        None => return Err(format!("{shown}: the payload is not xz, zstd or gzip")),
+    };
+    if !elf.starts_with(b"\x7fELF") {
+        return Err(format!("{shown}: the decompressed payload is not an ELF"));
+    }
+    write(to, &elf)
+}
+
+/// The compressed kernel inside a bzImage (boot protocol 2.08+: `payload_offset` and
+/// `payload_length` in the setup header).
+pub fn bzimage_payload(b: &[u8]) -> Option<&[u8]> {
     let u32_at = |o: usize| {
         b.get(o..o + 4)
             .and_then(|x| <[u8; 4]>::try_from(x).ok())
             .map(|x| u32::from_le_bytes(x) as usize)
     };
+    if b.get(0x202..0x206) != Some(b"HdrS") {
+        return None;
+    }
     let setup_sects = match b.get(0x1f1) {
         Some(0) => 4,
         Some(&n) => usize::from(n),
-        None => return Err(format!("{shown}: not a bzImage")),
+        None => return None,
     };
-    let (Some(offset), Some(len)) = (u32_at(0x248), u32_at(0x24c)) else {
-        return Err(format!("{shown}: not a bzImage"));
-    };
-    let start = (setup_sects + 1) * 512 + offset;
-    let payload = b
-        .get(start..start + len)
-        .ok_or_else(|| format!("{shown}: payload out of range"))?;
-    if !payload.starts_with(b"\xfd7zXZ\0") {
-        return Err(format!("{shown}: the payload is not xz"));
-    }
-    let mut child = Command::new("xz")
-        .args(["-dc", "--single-stream"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("xz: {e}"))?;
-    let mut stdin = child.stdin.take().ok_or("xz: no stdin")?;
-    let data = payload.to_vec();
-    let feeder = std::thread::spawn(move || {
-        use std::io::Write;
-        stdin.write_all(&data)
-    });
-    let out = child.wait_with_output().map_err(|e| format!("xz: {e}"))?;
-    let fed = feeder
-        .join()
-        .map_err(|_| "xz: feeder panicked".to_string())?;
-    if !out.status.success() || !out.stdout.starts_with(b"\x7fELF") {
-        return Err(format!(
-            "xz -d of {shown} failed with {} ({fed:?})",
-            out.status
-        ));
-    }
-    write(to, &out.stdout)
+    let start = (setup_sects + 1)
+        .checked_mul(512)?
+        .checked_add(u32_at(0x248)?)?;
+    b.get(start..start.checked_add(u32_at(0x24c)?)?)
 }
 
 fn load_kernel(dir: &Path) -> Result<Kernel, String> {
@@ -291,12 +597,6 @@ fn load_kernel(dir: &Path) -> Result<Kernel, String> {
             .map(|l| dir.join("modules").join(l))
             .collect(),
     })
-}
-
-fn copy(from: &Path, to: &Path) -> Result<(), String> {
-    std::fs::copy(from, to)
-        .map(|_| ())
-        .map_err(|e| format!("copy {} to {}: {e}", from.display(), to.display()))
 }
 
 fn write(path: &Path, data: &[u8]) -> Result<(), String> {
@@ -319,47 +619,68 @@ fn find_file(dir: &Path, pred: &dyn Fn(&str) -> bool) -> Option<PathBuf> {
         .find_map(|e| find_file(&e.path(), pred))
 }
 
-/// A module's name as the kernel spells it (`-` and `_` are the same).
-fn module_key(name: &str) -> String {
-    name.trim_end_matches(".ko").replace('-', "_")
+/// A module file's name as the kernel spells it (`-` and `_` are the same), without `.ko`
+/// and its compression suffix; `None` for other files.
+fn module_key(file: &str) -> Option<String> {
+    let stem = [".ko", ".ko.xz", ".ko.zst", ".ko.gz"]
+        .iter()
+        .find_map(|s| file.strip_suffix(s))?;
+    Some(stem.replace('-', "_"))
+}
+
+/// A module's contents, decompressed (`.ko.xz` with xz, `.ko.zst` with zstd, `.ko.gz`):
+/// busybox's insmod passes the file to the kernel as it is.
+fn module_bytes(path: &Path) -> Result<Vec<u8>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    match compression(&bytes) {
+        Some(Compression::Xz) => filter("xz", &["-dc"], &bytes),
+        Some(Compression::Zstd) => filter("zstd", &["-dcq"], &bytes),
+        Some(Compression::Gzip) => filter("gzip", &["-dc"], &bytes),
+        None => Ok(bytes),
+    }
 }
 
 /// The `depends=` entry of a module's `.modinfo`.
-fn module_depends(path: &Path) -> Result<Vec<String>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+fn module_depends(bytes: &[u8]) -> Vec<String> {
     let needle = b"\0depends=";
     let Some(at) = bytes.windows(needle.len()).position(|w| w == needle) else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
     let rest = bytes.get(at + needle.len()..).unwrap_or_default();
     let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
     let list = String::from_utf8_lossy(rest.get(..end).unwrap_or_default()).into_owned();
-    Ok(list
-        .split(',')
+    list.split(',')
         .filter(|s| !s.is_empty())
         .map(str::to_string)
-        .collect())
+        .collect()
 }
 
-/// The wanted modules with their dependencies, dependencies first.
-fn module_closure(modules_root: &Path, wanted: &[&str]) -> Result<Vec<PathBuf>, String> {
+/// The wanted modules with their dependencies, dependencies first: `(name, file)`.
+fn module_closure(modules_root: &Path, wanted: &[&str]) -> Result<Vec<(String, PathBuf)>, String> {
     fn visit(
         root: &Path,
         name: &str,
-        order: &mut Vec<PathBuf>,
+        order: &mut Vec<(String, PathBuf)>,
         seen: &mut Vec<String>,
     ) -> Result<(), String> {
-        let key = module_key(name);
+        let key = name.replace('-', "_");
         if seen.contains(&key) {
             return Ok(());
         }
         seen.push(key.clone());
-        let path = find_file(root, &|n| n.ends_with(".ko") && module_key(n) == key)
+        let path = find_file(root, &|n| module_key(n).as_deref() == Some(key.as_str()))
             .ok_or_else(|| format!("kernel module {name} not found"))?;
-        for dep in module_depends(&path)? {
+        for dep in module_depends(&module_bytes(&path)?) {
             visit(root, &dep, order, seen)?;
         }
-        order.push(path);
+        let file = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let file = file.unwrap_or_default();
+        let stem = [".ko.xz", ".ko.zst", ".ko.gz", ".ko"]
+            .iter()
+            .find_map(|s| file.strip_suffix(s))
+            .unwrap_or(&file)
+            .to_string();
+        order.push((stem, path));
         Ok(())
     }
     let mut order = Vec::new();
@@ -427,28 +748,10 @@ fn cached_cpio(name: &str, items: &[Item], first_ino: u32) -> Result<PathBuf, St
     Ok(path)
 }
 
-/// The shared libraries `ldd` names for `binary`, with the dynamic loader.
-fn libraries(binary: &Path) -> Result<Vec<String>, String> {
-    let out = output(Command::new("ldd").arg(binary))?;
-    let mut libs = Vec::new();
-    for line in out.lines() {
-        let line = line.trim();
-        let path = match line.split_once("=>") {
-            Some((_, rest)) => rest.trim(),
-            None => line,
-        };
-        let path = path.split(" (").next().unwrap_or_default().trim();
-        if path.starts_with('/') {
-            libs.push(path.to_string());
-        } else if line.contains("not found") {
-            return Err(format!("{}: {line}", binary.display()));
-        }
-    }
-    Ok(libs)
-}
-
-/// Busybox-static as `/bin/busybox` with every applet linked to it, minus `skip`.
-fn busybox_items(items: &mut Vec<Item>, skip: &[&str]) -> Result<(), String> {
+/// Busybox-static (this machine's: static, so independent of the version's libc) as
+/// `/bin/busybox` with every applet linked to it, and `/bin/bash` as a shim to busybox's sh:
+/// the packaged `launch-xenstore` is a `#!/bin/bash` script.
+fn busybox_items(items: &mut Vec<Item>) -> Result<(), String> {
     let busybox = Path::new("/bin/busybox");
     items.push(Item::Copy(
         "bin/busybox".into(),
@@ -457,35 +760,35 @@ fn busybox_items(items: &mut Vec<Item>, skip: &[&str]) -> Result<(), String> {
     ));
     let list = output(Command::new(busybox).arg("--list-full"))?;
     for applet in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let name = applet.rsplit('/').next().unwrap_or(applet);
-        if applet != "bin/busybox" && !skip.contains(&name) {
+        if applet != "bin/busybox" {
             items.push(Item::Link(applet.into(), "/bin/busybox".into()));
         }
     }
-    Ok(())
-}
-
-/// Each library of `binaries` once, at the path `ldd` names, as a copy of the file.
-fn library_items(items: &mut Vec<Item>, binaries: &[PathBuf]) -> Result<(), String> {
-    let mut libs: Vec<String> = Vec::new();
-    for b in binaries {
-        for lib in libraries(b)? {
-            if !libs.contains(&lib) {
-                libs.push(lib);
-            }
-        }
-    }
-    libs.sort();
-    for lib in libs {
-        let real = std::fs::canonicalize(&lib).map_err(|e| format!("{lib}: {e}"))?;
-        items.push(Item::Copy(lib, real, None));
+    if !list.lines().any(|l| l.trim().ends_with("/bash")) {
+        items.push(Item::Data(
+            "bin/bash".into(),
+            0o755,
+            b"#!/bin/sh\n# The lab's bash: busybox sh (launch-xenstore needs no more).\nexec /bin/sh \"$@\"\n"
+                .to_vec(),
+        ));
     }
     Ok(())
 }
 
-/// The dom0 initramfs without the per-run part: busybox, the Xen tools and the clients
-/// with their libraries, the kernel modules and the guest kernel.
-pub fn dom0_base(kernel: &Kernel) -> Result<PathBuf, String> {
+/// The version's `xenstore` client with its names; returns the client's file in the tree.
+fn client_items(items: &mut Vec<Item>, tree: &Tree) -> Result<PathBuf, String> {
+    let client = tree.file("/usr/bin/xenstore")?;
+    items.push(Item::Copy("usr/bin/xenstore".into(), client.clone(), None));
+    for name in XENSTORE_NAMES {
+        items.push(Item::Link(format!("usr/bin/{name}"), "xenstore".into()));
+    }
+    Ok(client)
+}
+
+/// The dom0 initramfs without the per-run part: busybox, the version's Xen tools, clients
+/// and packaged start scripts with their libraries (and loader), the kernel modules and the
+/// guest kernel.
+pub fn dom0_base(tree: &Tree, kernel: &Kernel) -> Result<PathBuf, String> {
     let mut items = Vec::new();
     for d in [
         "proc",
@@ -496,9 +799,10 @@ pub fn dom0_base(kernel: &Kernel) -> Result<PathBuf, String> {
         "run/xen",
         "run/xenstored",
         "run/lock",
-        "var/lib/xen",
+        "var/lib/xen/xenstore",
         "var/log/xen/console",
         "etc/xen",
+        "etc/default",
     ] {
         items.push(Item::Dir(d.into()));
     }
@@ -510,31 +814,33 @@ pub fn dom0_base(kernel: &Kernel) -> Result<PathBuf, String> {
         0o644,
         b"root:x:0:0:root:/root:/bin/sh\n".to_vec(),
     ));
-    busybox_items(&mut items, &[])?;
+    busybox_items(&mut items)?;
+    let bin = tree.xen_bin();
     let mut binaries = Vec::new();
-    for tool in XEN_TOOLS {
-        let src = Path::new(XEN_BIN).join(tool);
-        items.push(Item::Copy(format!("{XEN_BIN}/{tool}"), src.clone(), None));
+    let extra: &[&str] = match tree.xen {
+        Xen::V417 => &[],
+        Xen::V420 => &XEN_TOOLS_420,
+    };
+    for tool in XEN_TOOLS.iter().chain(extra) {
+        let src = tree.file(&format!("{bin}/{tool}"))?;
+        items.push(Item::Copy(format!("{bin}/{tool}"), src.clone(), None));
         binaries.push(src);
     }
-    items.push(Item::Link("usr/sbin/xl".into(), format!("{XEN_BIN}/xl")));
+    items.push(Item::Link("usr/sbin/xl".into(), format!("{bin}/xl")));
     items.push(Item::Link(
         "usr/bin/xenstore-control".into(),
-        format!("{XEN_BIN}/xenstore-control"),
+        format!("{bin}/xenstore-control"),
     ));
-    let client = PathBuf::from("/usr/bin/xenstore");
-    items.push(Item::Copy("usr/bin/xenstore".into(), client.clone(), None));
-    for name in XENSTORE_NAMES {
-        items.push(Item::Link(format!("usr/bin/{name}"), "xenstore".into()));
+    for script in XEN_SCRIPTS {
+        let path = format!("/etc/xen/scripts/{script}");
+        items.push(Item::Copy(
+            path.trim_start_matches('/').into(),
+            tree.file(&path)?,
+            None,
+        ));
     }
-    binaries.push(client);
-    library_items(&mut items, &binaries)?;
-    let libgcc = gcc_s()?;
-    items.push(Item::Copy(
-        "lib/x86_64-linux-gnu/libgcc_s.so.1".into(),
-        libgcc,
-        None,
-    ));
+    binaries.push(client_items(&mut items, tree)?);
+    library_items(&mut items, tree, &binaries, &["libgcc_s.so.1"])?;
     let mut order = String::new();
     for m in &kernel.modules {
         let name = m.file_name().map(|n| n.to_string_lossy().into_owned());
@@ -552,32 +858,18 @@ pub fn dom0_base(kernel: &Kernel) -> Result<PathBuf, String> {
         kernel.vmlinux.clone(),
         Some(0o644),
     ));
-    cached_cpio("dom0-base", &items, 1)
+    cached_cpio(&format!("dom0-base-{}", tree.xen.name()), &items, 1)
 }
 
-fn gcc_s() -> Result<PathBuf, String> {
-    [
-        "/lib/x86_64-linux-gnu/libgcc_s.so.1",
-        "/usr/lib/x86_64-linux-gnu/libgcc_s.so.1",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|p| p.exists())
-    .ok_or_else(|| "libgcc_s.so.1 not found (package libgcc-s1)".into())
-}
-
-/// The guest's initramfs: busybox, the xenstore clients and `qemu-tests/guest/init.sh`.
-pub fn guest_initrd() -> Result<PathBuf, String> {
+/// The guest's initramfs: busybox, the version's xenstore clients and
+/// `qemu-tests/guest/init.sh`.
+pub fn guest_initrd(tree: &Tree) -> Result<PathBuf, String> {
     let mut items = Vec::new();
     for d in ["proc", "sys", "dev", "tmp", "proc/xen"] {
         items.push(Item::Dir(d.into()));
     }
-    busybox_items(&mut items, &[])?;
-    let client = PathBuf::from("/usr/bin/xenstore");
-    items.push(Item::Copy("usr/bin/xenstore".into(), client.clone(), None));
-    for name in XENSTORE_NAMES {
-        items.push(Item::Link(format!("usr/bin/{name}"), "xenstore".into()));
-    }
+    busybox_items(&mut items)?;
+    let client = client_items(&mut items, tree)?;
     // The probe client, for the load mode (built by `cargo xtask build` before the lab).
     let probe = root().join("target/release/xsprobe");
     let mut binaries = vec![client];
@@ -589,13 +881,43 @@ pub fn guest_initrd() -> Result<PathBuf, String> {
         ));
         binaries.push(probe);
     }
-    library_items(&mut items, &binaries)?;
+    library_items(&mut items, tree, &binaries, &[])?;
     items.push(Item::Copy(
         "init".into(),
         root().join("qemu-tests/guest/init.sh"),
         Some(0o755),
     ));
-    cached_cpio("guest", &items, 1)
+    cached_cpio(&format!("guest-{}", tree.xen.name()), &items, 1)
+}
+
+/// Everything one version's boots share.
+pub struct Assets {
+    /// The version.
+    pub xen: Xen,
+    /// The hypervisor as a multiboot ELF.
+    pub xen_elf: PathBuf,
+    /// The dom0 (and guest) kernel.
+    pub kernel: Kernel,
+    /// The dom0 initramfs without the per-run overlay.
+    pub dom0_base: PathBuf,
+    /// The guest's initramfs.
+    pub guest: PathBuf,
+}
+
+/// Fetches, unpacks and builds (or reuses) what boots of `xen` need.
+pub fn prepare(xen: Xen) -> Result<Assets, String> {
+    let tree = tree(xen)?;
+    let xen_elf = xen_elf(&tree)?;
+    let kernel = kernel(&tree)?;
+    let dom0_base = dom0_base(&tree, &kernel)?;
+    let guest = guest_initrd(&tree)?;
+    Ok(Assets {
+        xen,
+        xen_elf,
+        kernel,
+        dom0_base,
+        guest,
+    })
 }
 
 /// Checks that `/bin/busybox` is the static build (busybox-static): an ELF without a
@@ -624,4 +946,135 @@ pub fn check_busybox_static() -> Result<(), String> {
         return Err("/bin/busybox is not a static ELF: install busybox-static".into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_tree(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("xslab-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn links_resolve_inside_the_tree_never_on_this_machine() {
+        use std::os::unix::fs::symlink;
+        let root = temp_tree("resolve");
+        let libdir = root.join("usr/lib/x86_64-linux-gnu");
+        std::fs::create_dir_all(&libdir).unwrap();
+        std::fs::create_dir_all(root.join("usr/lib64")).unwrap();
+        std::fs::write(libdir.join("ld-linux-x86-64.so.2"), b"loader").unwrap();
+        std::fs::write(libdir.join("libc.so.6"), b"libc").unwrap();
+        // A merged-/usr tree: relative links, and an absolute one that would name this
+        // machine's file if followed on the host.
+        symlink(
+            "../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+            root.join("usr/lib64/ld-linux-x86-64.so.2"),
+        )
+        .unwrap();
+        symlink("usr/lib64", root.join("lib64")).unwrap();
+        symlink(
+            "/usr/lib/x86_64-linux-gnu/libc.so.6",
+            libdir.join("libc-abs.so"),
+        )
+        .unwrap();
+        let loader = resolve_in_tree(&root, "/lib64/ld-linux-x86-64.so.2").unwrap();
+        assert_eq!(loader, libdir.join("ld-linux-x86-64.so.2"));
+        assert_eq!(std::fs::read(&loader).unwrap(), b"loader");
+        let libc = resolve_in_tree(&root, "/usr/lib/x86_64-linux-gnu/libc-abs.so").unwrap();
+        assert_eq!(libc, libdir.join("libc.so.6"));
+        assert!(resolve_in_tree(&root, "/lib/x86_64-linux-gnu/libc.so.6").is_err());
+        symlink("loop", root.join("loop")).unwrap();
+        assert!(resolve_in_tree(&root, "/loop").is_err());
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn libraries_come_from_the_tree_and_a_missing_one_is_an_error() {
+        let root = temp_tree("closure");
+        let libdir = root.join("usr/lib/x86_64-linux-gnu");
+        std::fs::create_dir_all(&libdir).unwrap();
+        std::fs::create_dir_all(root.join("lib64")).unwrap();
+        let elf = super::super::elf::tests::synthetic;
+        std::fs::write(root.join("lib64/ld.so"), elf(None, &[])).unwrap();
+        std::fs::write(libdir.join("libc.so.6"), elf(None, &[])).unwrap();
+        std::fs::write(libdir.join("libxs.so.4"), elf(None, &["libc.so.6"])).unwrap();
+        std::fs::write(
+            root.join("tool"),
+            elf(Some("/lib64/ld.so"), &["libxs.so.4"]),
+        )
+        .unwrap();
+        let tree = Tree {
+            xen: Xen::V420,
+            root: root.clone(),
+            apt: Apt::system(),
+        };
+        let mut items = Vec::new();
+        library_items(&mut items, &tree, &[root.join("tool")], &[]).unwrap();
+        let mut got: Vec<(String, PathBuf)> = items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Copy(d, s, _) => Some((d.clone(), s.clone())),
+                _ => None,
+            })
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("lib64/ld.so".to_string(), root.join("lib64/ld.so")),
+                (
+                    "usr/lib/x86_64-linux-gnu/libc.so.6".to_string(),
+                    libdir.join("libc.so.6")
+                ),
+                (
+                    "usr/lib/x86_64-linux-gnu/libxs.so.4".to_string(),
+                    libdir.join("libxs.so.4")
+                ),
+            ]
+        );
+        // libgcc_s.so.1 exists on this machine but not in the tree: refused, not borrowed.
+        let err = library_items(
+            &mut Vec::new(),
+            &tree,
+            &[root.join("tool")],
+            &["libgcc_s.so.1"],
+        )
+        .unwrap_err();
+        assert!(err.contains("libgcc_s.so.1"), "{err}");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn payloads_and_modules_are_recognised() {
+        assert_eq!(compression(b"\xfd7zXZ\0rest"), Some(Compression::Xz));
+        assert_eq!(
+            compression(b"\x28\xb5\x2f\xfdrest"),
+            Some(Compression::Zstd)
+        );
+        assert_eq!(compression(b"\x1f\x8brest"), Some(Compression::Gzip));
+        assert_eq!(compression(b"\x7fELF"), None);
+        assert_eq!(
+            module_key("xen-privcmd.ko.xz").as_deref(),
+            Some("xen_privcmd")
+        );
+        assert_eq!(module_key("xenfs.ko").as_deref(), Some("xenfs"));
+        assert_eq!(module_key("modules.dep"), None);
+        let mut b = vec![0u8; 2048];
+        b[0x1f1] = 1;
+        b[0x202..0x206].copy_from_slice(b"HdrS");
+        b[0x248..0x24c].copy_from_slice(&16u32.to_le_bytes());
+        b[0x24c..0x250].copy_from_slice(&4u32.to_le_bytes());
+        b[1024 + 16..1024 + 20].copy_from_slice(b"\x28\xb5\x2f\xfd");
+        assert_eq!(bzimage_payload(&b), Some(&b"\x28\xb5\x2f\xfd"[..]));
+        b[0x24c..0x250].copy_from_slice(&4096u32.to_le_bytes());
+        assert_eq!(bzimage_payload(&b), None);
+        assert_eq!(
+            module_depends(b"x\0depends=xen-privcmd,foo\0y"),
+            ["xen-privcmd", "foo"]
+        );
+    }
 }

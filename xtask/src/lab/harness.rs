@@ -6,8 +6,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::assets::{self, Item};
-use super::Store;
+use super::assets::{self, Assets, Item};
+use super::{Start, Store};
 use crate::util::root;
 
 /// How long QEMU may take to exit after dom0 printed `XSLAB-END`.
@@ -16,11 +16,32 @@ const END_GRACE: Duration = Duration::from_secs(60);
 const SCENARIO_GRACE: u64 = 60;
 /// Lines of serial log an error shows.
 const TAIL_LINES: usize = 200;
+/// QEMU using no CPU time for this long means the emulated machine froze: even an idle Xen
+/// wakes every second. (Seen a few times under QEMU 7.2's TCG with nested SVM: the vCPU
+/// thread sleeps forever while a guest boots; nothing in the machine runs again.)
+const FROZEN: Duration = Duration::from_secs(90);
+/// How often QEMU's CPU time is sampled.
+const CPU_SAMPLE: Duration = Duration::from_secs(10);
+
+/// User plus system clock ticks process `pid` has used (`/proc/PID/stat`), if readable.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command (which may hold spaces) start with the state, field 3.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    utime.checked_add(stime)
+}
 
 /// One boot of the lab.
 pub struct Boot<'a> {
+    /// The version's hypervisor, kernel and initramfs images.
+    pub assets: &'a Assets,
     /// Which xenstore dom0 uses.
     pub store: Store,
+    /// How dom0 starts the stub domain.
+    pub start: Start,
     /// Scenario names, in order.
     pub scenarios: &'a [String],
     /// The whole run's time limit.
@@ -37,12 +58,53 @@ pub struct Boot<'a> {
     pub demo: bool,
 }
 
+impl Boot<'_> {
+    /// `4.20 stub/launch`: the version, the store and (for the stub) the start path.
+    pub fn label(&self) -> String {
+        match self.store {
+            Store::C => format!("{} c", self.assets.xen.name()),
+            Store::Stub => format!("{} stub/{}", self.assets.xen.name(), self.start.name()),
+        }
+    }
+}
+
+/// What a scenario concluded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// It checked what it is about.
+    Pass,
+    /// A check failed.
+    Fail,
+    /// It does not apply to this boot (the reason is the detail); not a failure.
+    Skip,
+}
+
+impl Status {
+    /// `PASS`, `FAIL`, `SKIP`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Pass => "PASS",
+            Status::Fail => "FAIL",
+            Status::Skip => "SKIP",
+        }
+    }
+
+    /// The verdict word of a `XSLAB-VERDICT` line; anything else is a failure.
+    pub fn parse(word: Option<&str>) -> Status {
+        match word {
+            Some("PASS") => Status::Pass,
+            Some("SKIP") => Status::Skip,
+            _ => Status::Fail,
+        }
+    }
+}
+
 /// A scenario's verdict line.
 pub struct Verdict {
     /// The scenario.
     pub name: String,
-    /// PASS.
-    pub pass: bool,
+    /// PASS, FAIL or SKIP.
+    pub status: Status,
     /// The rest of the line (reason or detail).
     pub detail: String,
     /// Seconds from its `XSLAB-BEGIN` (else from the previous event) to its verdict.
@@ -65,13 +127,15 @@ pub struct Outcome {
     pub total: f64,
     /// Why the run failed, apart from FAIL verdicts (timeouts, EOF without `XSLAB-END`).
     pub problems: Vec<String>,
+    /// The emulated machine froze (QEMU used no CPU time; see [`FROZEN`]).
+    pub froze: bool,
 }
 
 impl Outcome {
     /// Every reason this run failed: problems, FAIL verdicts and scenarios without a verdict.
     pub fn failures(&self, scenarios: &[String]) -> Vec<String> {
         let mut out = self.problems.clone();
-        for v in self.verdicts.iter().filter(|v| !v.pass) {
+        for v in self.verdicts.iter().filter(|v| v.status == Status::Fail) {
             out.push(format!("{}: FAIL {}", v.name, v.detail));
         }
         for s in scenarios {
@@ -80,6 +144,12 @@ impl Outcome {
             }
         }
         out
+    }
+
+    /// Passed, failed and skipped verdicts.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let n = |s: Status| self.verdicts.iter().filter(|v| v.status == s).count();
+        (n(Status::Pass), n(Status::Fail), n(Status::Skip))
     }
 
     /// The last lines of the serial log.
@@ -149,13 +219,17 @@ fn unix_now() -> u64 {
 
 /// The per-run part of dom0's initramfs: /init, the scripts, the configuration, the guest's
 /// initramfs and (stub mode) the image.
-fn overlay(boot: &Boot, guest: &Path) -> Result<Vec<Item>, String> {
+fn overlay(boot: &Boot) -> Result<Vec<Item>, String> {
     let qt = root().join("qemu-tests");
     let mut items = vec![
         Item::Copy("init".into(), qt.join("init.sh"), Some(0o755)),
         Item::Copy("xslab/lib.sh".into(), qt.join("lib.sh"), Some(0o644)),
         Item::Copy("xslab/guest.cfg".into(), qt.join("guest.cfg"), Some(0o644)),
-        Item::Copy("xslab/guest.cpio".into(), guest.to_path_buf(), Some(0o644)),
+        Item::Copy(
+            "xslab/guest.cpio".into(),
+            boot.assets.guest.clone(),
+            Some(0o644),
+        ),
     ];
     for s in boot.scenarios {
         items.push(Item::Copy(
@@ -203,9 +277,14 @@ fn overlay(boot: &Boot, guest: &Path) -> Result<Vec<Item>, String> {
             items.push(Item::Copy(name.into(), path, Some(mode)));
         }
     }
+    let xen = boot.assets.xen;
     let config = format!(
-        "export XSLAB_STORE={}\nexport XSLAB_SCENARIOS='{}'\nexport XSLAB_SCENARIO_TIMEOUT={}\n{}",
+        "export XSLAB_XEN={}\nexport XSLAB_XEN_BIN={}\nexport XSLAB_STORE={}\n\
+         export XSLAB_START={}\nexport XSLAB_SCENARIOS='{}'\nexport XSLAB_SCENARIO_TIMEOUT={}\n{}",
+        xen.name(),
+        xen.bin(),
         boot.store.name(),
+        boot.start.name(),
         boot.scenarios.join(" "),
         boot.scenario_timeout.as_secs(),
         [
@@ -257,32 +336,32 @@ fn prune(dir: &Path, keep: usize) {
 /// powers off, a time limit passes or QEMU ends.
 pub fn boot(boot: &Boot) -> Result<Outcome, String> {
     let prep = Instant::now();
-    let xen = assets::xen_elf()?;
-    let kernel = assets::kernel()?;
-    let base = assets::dom0_base(&kernel)?;
-    let guest = assets::guest_initrd()?;
-    prune(&assets::lab_dir().join("run"), 3);
+    let a = boot.assets;
+    prune(&assets::lab_dir().join("run"), 6);
     prune(&assets::lab_dir().join("logs"), 30);
     let tag = format!(
-        "{}-{}-{}",
+        "{}-{}-{}-{}-{}",
+        a.xen.name(),
         boot.store.name(),
+        boot.start.name(),
         unix_now(),
         std::process::id()
     );
     let run_dir = assets::lab_dir().join("run").join(&tag);
     std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
     let overlay_path = run_dir.join("overlay.cpio");
-    assets::write_cpio(&overlay(boot, &guest)?, &overlay_path, 1 << 24)?;
+    assets::write_cpio(&overlay(boot)?, &overlay_path, 1 << 24)?;
     // Linux unpacks concatenated archives in order; the overlay comes last.
     let initrd = run_dir.join("initrd.cpio");
-    concat(&[&base, &overlay_path], &initrd)?;
+    concat(&[&a.dom0_base, &overlay_path], &initrd)?;
     let logs = assets::lab_dir().join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
     let log_path = logs.join(format!("{tag}.log"));
     eprintln!(
-        "xtask: lab: images ready in {:.1} s; booting ({} store: {}), log {}",
+        "xtask: lab: overlay ready in {:.1} s; booting Xen {} ({}: {}), log {}",
         prep.elapsed().as_secs_f64(),
-        boot.store.name(),
+        a.xen.name(),
+        boot.label(),
         boot.scenarios.join(" "),
         log_path.display()
     );
@@ -298,7 +377,7 @@ pub fn boot(boot: &Boot) -> Result<Outcome, String> {
     );
     let modules = format!(
         "{} {},{}",
-        no_comma(&kernel.vmlinux)?,
+        no_comma(&a.kernel.vmlinux)?,
         dom0_args.trim(),
         no_comma(&initrd)?
     );
@@ -324,7 +403,7 @@ pub fn boot(boot: &Boot) -> Result<Outcome, String> {
         "stdio",
     ])
     .arg("-kernel")
-    .arg(&xen)
+    .arg(&a.xen_elf)
     .args(["-append", xen_args.trim()])
     .args(["-initrd", &modules])
     .stdin(Stdio::null())
@@ -370,6 +449,7 @@ fn watch(
     reader(stdout, tx.clone(), true);
     reader(stderr, tx, false);
     let verbose = std::env::var("XSLAB_VERBOSE").is_ok_and(|v| v == "1");
+    let label = boot.label();
     let start = Instant::now();
     let deadline = start + boot.timeout;
     let per_scenario = boot.scenario_timeout + Duration::from_secs(SCENARIO_GRACE);
@@ -381,12 +461,34 @@ fn watch(
         ready: None,
         total: 0.0,
         problems: Vec::new(),
+        froze: false,
     };
     let mut current: Option<(String, Instant)> = None;
     let mut last_event = start;
     let mut ended: Option<Instant> = None;
+    let pid = child.id();
+    let mut cpu = (cpu_ticks(pid), start, start);
     loop {
         let now = Instant::now();
+        if now.duration_since(cpu.2) >= CPU_SAMPLE {
+            let ticks = cpu_ticks(pid);
+            if ticks != cpu.0 {
+                cpu.0 = ticks;
+                cpu.1 = now;
+            }
+            cpu.2 = now;
+            if ended.is_none() && ticks.is_some() && now.duration_since(cpu.1) >= FROZEN {
+                let what = current.as_ref().map(|(s, _)| format!(" in scenario {s}"));
+                out.problems.push(format!(
+                    "the emulated machine froze{}: QEMU used no CPU for {} s (after {:.0} s)",
+                    what.unwrap_or_default(),
+                    FROZEN.as_secs(),
+                    start.elapsed().as_secs_f64()
+                ));
+                out.froze = true;
+                break;
+            }
+        }
         let mut limit = (deadline, "the run's time limit");
         if let Some((_, began)) = &current {
             if *began + per_scenario < limit.0 {
@@ -410,7 +512,7 @@ fn watch(
             }
             break;
         };
-        let msg = match rx.recv_timeout(wait) {
+        let msg = match rx.recv_timeout(wait.min(CPU_SAMPLE)) {
             Ok(m) => m,
             Err(mpsc::RecvTimeoutError::Timeout) => continue,
             Err(mpsc::RecvTimeoutError::Disconnected) => Msg::Eof,
@@ -423,7 +525,7 @@ fn watch(
         };
         let _ = writeln!(log, "[{t:8.3}] {line}");
         if verbose {
-            eprintln!("[{t:8.3}] {line}");
+            eprintln!("[{label} {t:8.3}] {line}");
         }
         if let Some(at) = line.find("XSLAB-S| ") {
             out.session
@@ -450,7 +552,7 @@ fn watch(
             }
             "XSLAB-VERDICT" => {
                 let name = words.next().unwrap_or_default().to_string();
-                let pass = words.next() == Some("PASS");
+                let status = Status::parse(words.next());
                 let detail = words.next().unwrap_or_default().to_string();
                 let began = match &current {
                     Some((s, at)) if *s == name => *at,
@@ -458,7 +560,7 @@ fn watch(
                 };
                 out.verdicts.push(Verdict {
                     name,
-                    pass,
+                    status,
                     detail,
                     secs: began.elapsed().as_secs_f64(),
                 });
@@ -469,7 +571,7 @@ fn watch(
         }
         last_event = Instant::now();
         if !verbose && kind != "XSLAB-S|" {
-            eprintln!("[{t:8.3}] {event}");
+            eprintln!("[{label} {t:8.3}] {event}");
         }
     }
     out.total = start.elapsed().as_secs_f64();
@@ -481,4 +583,60 @@ fn watch(
     }
     let _ = log.flush();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_of_a_process() {
+        let mine = cpu_ticks(std::process::id());
+        assert!(mine.is_some());
+        // Burn some CPU: the count does not go down.
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        assert!(x != 1);
+        assert!(cpu_ticks(std::process::id()) >= mine);
+        assert_eq!(cpu_ticks(u32::MAX), None);
+    }
+
+    #[test]
+    fn verdict_words() {
+        assert_eq!(Status::parse(Some("PASS")), Status::Pass);
+        assert_eq!(Status::parse(Some("SKIP")), Status::Skip);
+        assert_eq!(Status::parse(Some("FAIL")), Status::Fail);
+        // Anything unexpected counts against the run.
+        assert_eq!(Status::parse(Some("pass")), Status::Fail);
+        assert_eq!(Status::parse(None), Status::Fail);
+    }
+
+    #[test]
+    fn skips_are_counted_apart_and_are_not_failures() {
+        let v = |name: &str, status| Verdict {
+            name: name.into(),
+            status,
+            detail: String::new(),
+            secs: 0.0,
+        };
+        let out = Outcome {
+            log: PathBuf::new(),
+            verdicts: vec![
+                v("a", Status::Pass),
+                v("b", Status::Skip),
+                v("c", Status::Fail),
+            ],
+            session: Vec::new(),
+            booted: None,
+            ready: None,
+            total: 0.0,
+            problems: Vec::new(),
+            froze: false,
+        };
+        assert_eq!(out.counts(), (1, 1, 1));
+        let names: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(out.failures(&names), ["c: FAIL ", "d: no verdict"]);
+    }
 }
