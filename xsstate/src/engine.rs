@@ -433,6 +433,9 @@ impl Engine {
                         continue;
                     }
                     self.process(id, msg);
+                    if !self.can_receive(id) {
+                        self.note_held_back(id);
+                    }
                 }
             }
         }

@@ -84,7 +84,19 @@ impl Engine {
         view.extra_memory = extra;
         let r = f(&mut view);
         let events = core::mem::take(&mut view.events);
+        let refused = view.txn_nodes_refused;
         drop(view);
+        if refused {
+            self.limit_hit(
+                who.domid,
+                crate::budget::Limit::Quota(QuotaKind::TransactionNodes),
+                alloc::format!(
+                    "transaction {} accessed {max} nodes: a request touching another was \
+                     refused with ENOSPC (quota {max})",
+                    tx.0
+                ),
+            );
+        }
         if !events.is_empty() {
             self.fire(&events);
         }

@@ -3,6 +3,7 @@
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 
+use crate::budget::Limit;
 use crate::engine::{ok, Engine, HandlerResult};
 use crate::error::XsError;
 use crate::ids::{ConnId, DomId, TxId};
@@ -54,6 +55,15 @@ impl Engine {
             return Err(XsError::Eexist);
         }
         if !who.privileged && quotas.reached(QuotaKind::Watches, c.watches.len()) {
+            let held = c.watches.len();
+            self.limit_hit(
+                who.domid,
+                Limit::Quota(QuotaKind::Watches),
+                alloc::format!(
+                    "WATCH refused with E2BIG: {held} watches set, quota {}",
+                    quotas.get(QuotaKind::Watches)
+                ),
+            );
             return Err(XsError::E2big);
         }
         // The first event fires at once, after the reply, reporting the path as given.
@@ -106,6 +116,15 @@ impl Engine {
             return Err(XsError::Eio);
         };
         if !who.privileged && quotas.reached(QuotaKind::Transactions, c.transactions.len()) {
+            let open = c.transactions.len();
+            self.limit_hit(
+                who.domid,
+                Limit::Quota(QuotaKind::Transactions),
+                alloc::format!(
+                    "TRANSACTION_START refused with ENOSPC: {open} open, quota {}",
+                    quotas.get(QuotaKind::Transactions)
+                ),
+            );
             return Err(XsError::Enospc);
         }
         // The smallest id not in use: ids are opaque to clients, and a restored engine

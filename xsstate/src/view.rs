@@ -25,6 +25,25 @@ pub(crate) struct View<'a> {
     /// Bytes the requesting domain holds beyond its nodes (transactions, watches, queued
     /// output), counted against its memory quota.
     pub(crate) extra_memory: usize,
+    /// A node access was refused because the transaction reached `max_txn_nodes`.
+    pub(crate) txn_nodes_refused: bool,
+}
+
+/// Records an access in `t` (see [`Transaction::note`]), remembering in `refused` that the
+/// `transaction-nodes` quota turned it down.
+fn note_in(
+    t: &mut Transaction,
+    store: &Store,
+    path: &str,
+    written: bool,
+    max_nodes: u32,
+    refused: &mut bool,
+) -> Result<(), XsError> {
+    let r = t.note(store, path, written, max_nodes);
+    if r == Err(XsError::Enospc) {
+        *refused = true;
+    }
+    r
 }
 
 impl<'a> View<'a> {
@@ -41,6 +60,7 @@ impl<'a> View<'a> {
             events: Vec::new(),
             watched: None,
             extra_memory: 0,
+            txn_nodes_refused: false,
         }
     }
 
@@ -60,7 +80,14 @@ impl<'a> View<'a> {
     /// Records a read of `path` in a transaction (`ENOSPC` past its node quota).
     pub(crate) fn note_read(&mut self, path: &str) -> Result<(), XsError> {
         if let Some(t) = self.txn.as_deref_mut() {
-            t.note(self.store, path, false, self.max_txn_nodes)?;
+            note_in(
+                t,
+                self.store,
+                path,
+                false,
+                self.max_txn_nodes,
+                &mut self.txn_nodes_refused,
+            )?;
         }
         Ok(())
     }
@@ -149,7 +176,14 @@ impl<'a> View<'a> {
     ) -> Result<(), XsError> {
         match self.txn.as_deref_mut() {
             Some(t) => {
-                t.note(self.store, path, true, self.max_txn_nodes)?;
+                note_in(
+                    t,
+                    self.store,
+                    path,
+                    true,
+                    self.max_txn_nodes,
+                    &mut self.txn_nodes_refused,
+                )?;
                 let mut node = match t.view(self.store, path) {
                     Some(NodeView::Tx(n)) => n.clone(),
                     Some(NodeView::Stored(n)) => TxNode::of(n),
@@ -181,7 +215,14 @@ impl<'a> View<'a> {
         let parent = path::parent(path);
         match self.txn.as_deref_mut() {
             Some(t) => {
-                t.note(self.store, path, true, self.max_txn_nodes)?;
+                note_in(
+                    t,
+                    self.store,
+                    path,
+                    true,
+                    self.max_txn_nodes,
+                    &mut self.txn_nodes_refused,
+                )?;
                 t.note_created(path);
                 t.change(
                     String::from(path),
@@ -206,7 +247,14 @@ impl<'a> View<'a> {
         let Some(t) = self.txn.as_deref_mut() else {
             return Ok(());
         };
-        t.note(self.store, parent, true, self.max_txn_nodes)?;
+        note_in(
+            t,
+            self.store,
+            parent,
+            true,
+            self.max_txn_nodes,
+            &mut self.txn_nodes_refused,
+        )?;
         if matches!(t.changes.get(parent), Some(Some(_))) {
             return Ok(());
         }
@@ -249,7 +297,14 @@ impl<'a> View<'a> {
                         return Err(XsError::Eio);
                     };
                     let old = t.view(self.store, &p).map(|n| n.perms().clone());
-                    t.note(self.store, &p, true, self.max_txn_nodes)?;
+                    note_in(
+                        t,
+                        self.store,
+                        &p,
+                        true,
+                        self.max_txn_nodes,
+                        &mut self.txn_nodes_refused,
+                    )?;
                     let exact = p != root;
                     t.change(p.clone(), None);
                     t.queue_event(PendingEvent {
