@@ -134,6 +134,7 @@ impl XsRing {
 }
 
 /// The client side of a xenstore ring: a domain's own page (the test guest uses it).
+#[cfg(feature = "fault-injection")]
 #[derive(Debug)]
 pub struct XsClientRing {
     page: SharedPage,
@@ -141,6 +142,7 @@ pub struct XsClientRing {
     pub port: u32,
 }
 
+#[cfg(feature = "fault-injection")]
 impl XsClientRing {
     /// This domain's own xenstore ring, from `HVM_PARAM_STORE_PFN`/`_EVTCHN`; `None` when the
     /// toolstack gave us none.
