@@ -787,10 +787,9 @@ impl Engine {
         if c.faulted.is_some() {
             return;
         }
-        if !special && c.has_pending_event(&bytes) {
-            c.events_dropped += 1;
-            return;
-        }
+        // The limit first: it is O(1), the duplicate scan is O(queue), and a guest that
+        // never reads keeps its queue full (each dom0 write it watches would otherwise
+        // cost a scan of its whole queue per watch).
         if c.out_bytes.saturating_add(bytes.len()) > limit {
             c.events_dropped += 1;
             let (domid, queued) = (c.domid, c.out_bytes);
@@ -799,6 +798,10 @@ impl Engine {
                 Limit::EventQueue,
                 alloc::format!("watch event dropped: {queued} bytes queued unread, limit {limit}"),
             );
+            return;
+        }
+        if !special && c.has_pending_event(&bytes) {
+            c.events_dropped += 1;
             return;
         }
         c.push(Outgoing {
