@@ -575,3 +575,25 @@ fn churn_sets_watches_and_transactions_and_resets_them() {
     // Nothing was committed.
     assert_eq!(read(&d, "/ch/t0").0, ERROR);
 }
+
+#[test]
+fn write_loop_wraps_over_the_same_nodes() {
+    let d = Daemon::start();
+    let o = run(
+        &d,
+        &[
+            "write-loop",
+            "--prefix",
+            "/wr",
+            "--wrap",
+            "3",
+            "--duration-ms",
+            "300",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(num(&o, "acked") > 3, "{}", stdout(&o));
+    let mut s = d.connect();
+    let (ty, list) = raw_call(&mut s, DIRECTORY, 1, 0, b"/wr\0");
+    assert_eq!((ty, list), (DIRECTORY, b"0\x001\x002\0".to_vec()));
+}

@@ -134,6 +134,9 @@ enum Cmd {
         /// Write the summary line to this node at the end.
         #[arg(long, value_name = "N")]
         result_node: Option<String>,
+        /// Write PREFIX/<i mod WRAP> instead (the same WRAP nodes over and over).
+        #[arg(long, value_name = "WRAP", value_parser = clap::value_parser!(u64).range(1..))]
+        wrap: Option<u64>,
     },
     /// READ PREFIX/<i> for i in 0..COUNT and check each is v<i>; prints
     /// `ok=N missing=M wrong=W`; exits 1 unless all are there.
@@ -358,6 +361,7 @@ fn main() -> ExitCode {
             duration_ms,
             log,
             result_node,
+            wrap,
         } => write_loop(
             &endpoint,
             &WriteLoopOpts {
@@ -367,6 +371,7 @@ fn main() -> ExitCode {
                 duration: Duration::from_millis(duration_ms),
                 log,
                 result_node,
+                wrap,
             },
         ),
         Cmd::Verify { prefix, count } => verify(&endpoint, &prefix, count),
@@ -729,6 +734,7 @@ struct WriteLoopOpts {
     duration: Duration,
     log: Option<PathBuf>,
     result_node: Option<String>,
+    wrap: Option<u64>,
 }
 
 fn write_loop(endpoint: &Endpoint, o: &WriteLoopOpts) -> Result<(), Failure> {
@@ -769,7 +775,7 @@ fn write_loop(endpoint: &Endpoint, o: &WriteLoopOpts) -> Result<(), Failure> {
                 }
             }
         }
-        let path = format!("{}/{i}", o.prefix);
+        let path = format!("{}/{}", o.prefix, o.wrap.map_or(i, |w| i % w));
         let value = format!("v{i}");
         let mut p = path.clone().into_bytes();
         p.push(0);
