@@ -89,7 +89,7 @@ impl Client {
     }
 
     /// Blocks until the ring's event channel fires or `until_ns` (at most 5 ms).
-    fn nap(&self, until_ns: u64) {
+    pub fn nap(&self, until_ns: u64) {
         let cap = time::now_ns().saturating_add(5_000_000);
         let _ = events::wait(&[self.ring.port], until_ns.min(cap));
     }
@@ -116,15 +116,42 @@ impl Client {
         }
     }
 
-    /// Sends one request of raw type `ty`; returns its request id.
-    pub fn send(&mut self, ty: u32, tx: u32, payload: &[u8], timeout_ms: u64) -> Option<u32> {
+    /// Writes as much of `bytes` as the request ring has room for (notifying xenstore);
+    /// returns how much.
+    pub fn try_send(&mut self, bytes: &[u8]) -> usize {
+        let n = self.ring.send(bytes);
+        if n > 0 {
+            let _ = events::notify(self.ring.port);
+        }
+        n
+    }
+
+    /// A whole message if one has arrived (without waiting).
+    pub fn poll(&mut self) -> Option<Reply> {
+        if let Some(m) = self.pop() {
+            return Some(m);
+        }
+        let _ = events::take_pending();
+        self.ring.receive(&mut self.input);
+        self.pop()
+    }
+
+    /// An encoded request of raw type `ty` with a fresh request id: (id, bytes).
+    pub fn encode(&mut self, ty: u32, tx: u32, payload: &[u8]) -> (u32, Vec<u8>) {
         let req_id = self.next_req;
         self.next_req = self.next_req.wrapping_add(1).max(1);
         let mut bytes = Vec::with_capacity(HEADER + payload.len());
-        for w in [ty, req_id, tx, u32::try_from(payload.len()).ok()?] {
+        let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+        for w in [ty, req_id, tx, len] {
             bytes.extend_from_slice(&w.to_le_bytes());
         }
         bytes.extend_from_slice(payload);
+        (req_id, bytes)
+    }
+
+    /// Sends one request of raw type `ty`; returns its request id.
+    pub fn send(&mut self, ty: u32, tx: u32, payload: &[u8], timeout_ms: u64) -> Option<u32> {
+        let (req_id, bytes) = self.encode(ty, tx, payload);
         self.send_bytes(&bytes, timeout_ms).then_some(req_id)
     }
 
@@ -189,6 +216,19 @@ impl Client {
     pub fn call(&mut self, ty: u32, tx: u32, payload: &[u8], timeout_ms: u64) -> Option<Reply> {
         let req = self.send(ty, tx, payload, timeout_ms)?;
         self.reply(req, timeout_ms)
+    }
+
+    /// Waits up to `timeout_ms` for a watch event (replies to abandoned requests are
+    /// dropped); true if one came.
+    pub fn wait_event(&mut self, timeout_ms: u64) -> bool {
+        let deadline = time::now_ns().saturating_add(timeout_ms.saturating_mul(1_000_000));
+        while let Some(m) = self.next(deadline) {
+            if m.ty == WATCH_EVENT {
+                self.note_event(&m);
+                return true;
+            }
+        }
+        false
     }
 
     /// Takes whatever arrives for `ms` milliseconds, counting watch events.

@@ -1,6 +1,7 @@
 //! The test guest's modes: what each sends and the `XSSTUB-TESTGUEST` lines it prints for
 //! the lab's scenarios to check (`badring`, `abuse-watches`, `abuse-malformed`,
-//! `abuse-many-guests`).
+//! `abuse-many-guests`, `abuse-requests`), and the well-behaved guest of the `abuse-*`
+//! scenarios (`echo`).
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -65,6 +66,8 @@ pub fn run() -> ! {
         "watch-flood" => watch_flood(&mut c),
         "malformed" => malformed(&mut c, &name),
         "benign" => benign(&mut c, &name),
+        "echo" => echo(&mut c),
+        "flood" => flood(&mut c),
         other => give_up(&alloc::format!("unknown mode {other:?}")),
     }
 }
@@ -318,5 +321,146 @@ fn benign(c: &mut Client, name: &str) -> ! {
     w.extend_from_slice(name.as_bytes());
     let o = outcome(c.call(MsgType::Write as u32, 0, &w, TIMEOUT_MS));
     kprintln!("XSSTUB-TESTGUEST benign wrote data/result: {o}");
+    idle()
+}
+
+/// The well-behaved guest of the hostile-guest scenarios: watches `data/ping` and copies
+/// each new value to `data/pong` through its one connection, after writing `data/ready`.
+fn echo(c: &mut Client) -> ! {
+    let o = outcome(c.call(
+        MsgType::Watch as u32,
+        0,
+        &z2(b"data/ping", b"echo"),
+        TIMEOUT_MS,
+    ));
+    if o != "OK" {
+        give_up(&alloc::format!("WATCH data/ping: {o}"));
+    }
+    let o = outcome(c.call(MsgType::Write as u32, 0, b"data/ready\x001", TIMEOUT_MS));
+    kprintln!("XSSTUB-TESTGUEST echo ready: {o}");
+    let mut last: Vec<u8> = Vec::new();
+    let mut echoed = 0u64;
+    loop {
+        // Every event (the first one included) may carry a new value.
+        let r = c.call(MsgType::Read as u32, 0, b"data/ping\0", TIMEOUT_MS);
+        if let Some(r) = r.filter(|r| r.ty == MsgType::Read as u32) {
+            if r.payload != last {
+                let mut w = z(b"data/pong");
+                w.extend_from_slice(&r.payload);
+                let o = outcome(c.call(MsgType::Write as u32, 0, &w, TIMEOUT_MS));
+                if o != "OK" {
+                    kprintln!("XSSTUB-TESTGUEST echo: WRITE data/pong: {o}");
+                }
+                last = r.payload;
+                echoed += 1;
+                if echoed.is_power_of_two() {
+                    kprintln!("XSSTUB-TESTGUEST echoed {echoed}");
+                }
+            }
+        }
+        c.wait_event(60_000);
+    }
+}
+
+/// Requests the flood keeps in flight.
+const FLOOD_IN_FLIGHT: usize = 64;
+
+/// The pipelined flood of `abuse-requests`: after `data/ready`, waits for `data/go` (a
+/// duration in ms), then for that long keeps 64 requests in flight, as fast as the ring
+/// takes them: READs of a 1900-byte node and WRITEs of 16 small nodes, alternately; it
+/// reads every reply. Then it prints and writes `data/flood-raw`: `reads=N writes=M
+/// errors=E reads_per_s=R writes_per_s=W max_latency_us=L secs=S`.
+fn flood(c: &mut Client) -> ! {
+    let mut big = z(b"data/big");
+    big.extend_from_slice(&[b'.'; 1900]);
+    for (what, payload) in [
+        ("data/big", big),
+        ("data/ready", b"data/ready\x001".to_vec()),
+    ] {
+        let o = outcome(c.call(MsgType::Write as u32, 0, &payload, TIMEOUT_MS));
+        if o != "OK" {
+            give_up(&alloc::format!("WRITE {what}: {o}"));
+        }
+    }
+    let ms = loop {
+        let r = c.call(MsgType::Read as u32, 0, b"data/go\0", TIMEOUT_MS);
+        if let Some(v) = r.filter(|r| r.ty == MsgType::Read as u32) {
+            break v.text().parse::<u64>().unwrap_or(10_000);
+        }
+        let until = time::now_ns() + 200_000_000;
+        while time::now_ns() < until {
+            c.nap(until);
+        }
+    };
+    kprintln!("XSSTUB-TESTGUEST flood for {ms} ms");
+    // In flight: request id -> (is a read, sent at).
+    let mut flight: alloc::collections::BTreeMap<u32, (bool, u64)> = Default::default();
+    let mut out: Vec<u8> = Vec::new();
+    let (mut reads, mut writes, mut errors, mut max_ns) = (0u64, 0u64, 0u64, 0u64);
+    let start = time::now_ns();
+    let end = start + ms * 1_000_000;
+    let mut k = 0u32;
+    loop {
+        let now = time::now_ns();
+        let sending = now < end;
+        if !sending && flight.is_empty() {
+            break;
+        }
+        if now > end + 60_000_000_000 {
+            kprintln!(
+                "XSSTUB-TESTGUEST flood: {} replies never came",
+                flight.len()
+            );
+            errors += flight.len() as u64;
+            break;
+        }
+        // Queue requests up to the limit in flight, then push what the ring takes.
+        while sending && flight.len() < FLOOD_IN_FLIGHT && out.len() < 4096 {
+            let read = k.is_multiple_of(2);
+            let (id, bytes) = if read {
+                c.encode(MsgType::Read as u32, 0, b"data/big\0")
+            } else {
+                let w = alloc::format!("data/w{}\0x", (k / 2) % 16);
+                c.encode(MsgType::Write as u32, 0, w.as_bytes())
+            };
+            flight.insert(id, (read, now));
+            out.extend_from_slice(&bytes);
+            k = k.wrapping_add(1);
+        }
+        let n = c.try_send(&out);
+        out.drain(..n.min(out.len()));
+        let mut got = false;
+        while let Some(m) = c.poll() {
+            got = true;
+            let Some((read, at)) = flight.remove(&m.req_id) else {
+                continue;
+            };
+            max_ns = max_ns.max(time::now_ns().saturating_sub(at));
+            let want = if read { MsgType::Read } else { MsgType::Write } as u32;
+            if m.ty != want {
+                errors += 1;
+            } else if read {
+                reads += 1;
+            } else {
+                writes += 1;
+            }
+        }
+        if !got && n == 0 {
+            c.nap(end.max(now + 1_000_000));
+        }
+    }
+    let secs = (time::now_ns() - start) as f64 / 1e9;
+    let line = alloc::format!(
+        "reads={reads} writes={writes} errors={errors} reads_per_s={:.0} writes_per_s={:.0} \
+         max_latency_us={} secs={secs:.1}",
+        reads as f64 / secs,
+        writes as f64 / secs,
+        max_ns / 1000
+    );
+    kprintln!("XSSTUB-TESTGUEST flood {line}");
+    let mut w = z(b"data/flood-raw");
+    w.extend_from_slice(line.as_bytes());
+    let o = outcome(c.call(MsgType::Write as u32, 0, &w, TIMEOUT_MS));
+    kprintln!("XSSTUB-TESTGUEST flood result written: {o}");
     idle()
 }
