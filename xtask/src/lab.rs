@@ -12,7 +12,7 @@ use std::time::Duration;
 use harness::{Boot, Outcome};
 
 /// Every scenario `cargo xtask lab` runs by default, in order.
-pub const ALL: [&str; 13] = [
+pub const ALL: [&str; 19] = [
     "tools",
     "session",
     "guest",
@@ -25,6 +25,12 @@ pub const ALL: [&str; 13] = [
     "lu-cycle",
     "lu-rollback",
     "lu-load",
+    "abuse-requests",
+    "abuse-watches",
+    "abuse-transactions",
+    "abuse-malformed",
+    "abuse-churn",
+    "abuse-many-guests",
     // Last: it may leave dom0 without xenstore.
     "lu-corrupt-state",
 ];

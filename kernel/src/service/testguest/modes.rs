@@ -366,17 +366,14 @@ fn echo(c: &mut Client) -> ! {
 const FLOOD_IN_FLIGHT: usize = 64;
 
 /// The pipelined flood of `abuse-requests`: after `data/ready`, waits for `data/go` (a
-/// duration in ms), then for that long keeps 64 requests in flight, as fast as the ring
-/// takes them: READs of a 1900-byte node and WRITEs of 16 small nodes, alternately; it
-/// reads every reply. Then it prints and writes `data/flood-raw`: `reads=N writes=M
-/// errors=E reads_per_s=R writes_per_s=W max_latency_us=L secs=S`.
+/// duration in ms), then for that long keeps 64 READs of a 1900-byte node in flight, then
+/// for that long 64 WRITEs of 16 small nodes, as fast as the ring takes them; it reads every
+/// reply. After each phase it prints and writes `data/flood-raw-read` (`-write`):
+/// `reads=N writes=M errors=E reads_per_s=R writes_per_s=W max_latency_us=L secs=S`.
 fn flood(c: &mut Client) -> ! {
     let mut big = z(b"data/big");
     big.extend_from_slice(&[b'.'; 1900]);
-    for (what, payload) in [
-        ("data/big", big),
-        ("data/ready", b"data/ready\x001".to_vec()),
-    ] {
+    for (what, payload) in [("data/big", big), ("data/ready", b"data/ready\x001".to_vec())] {
         let o = outcome(c.call(MsgType::Write as u32, 0, &payload, TIMEOUT_MS));
         if o != "OK" {
             give_up(&alloc::format!("WRITE {what}: {o}"));
@@ -392,13 +389,29 @@ fn flood(c: &mut Client) -> ! {
             c.nap(until);
         }
     };
-    kprintln!("XSSTUB-TESTGUEST flood for {ms} ms");
-    // In flight: request id -> (is a read, sent at).
-    let mut flight: alloc::collections::BTreeMap<u32, (bool, u64)> = Default::default();
+    for (phase, read) in [("read", true), ("write", false)] {
+        kprintln!("XSSTUB-TESTGUEST flood {phase} for {ms} ms");
+        let line = flood_phase(c, read, ms);
+        kprintln!("XSSTUB-TESTGUEST flood {phase} {line}");
+        let mut w = z(alloc::format!("data/flood-raw-{phase}").as_bytes());
+        w.extend_from_slice(line.as_bytes());
+        let o = outcome(c.call(MsgType::Write as u32, 0, &w, TIMEOUT_MS));
+        if o != "OK" {
+            kprintln!("XSSTUB-TESTGUEST flood: writing the result: {o}");
+        }
+    }
+    idle()
+}
+
+/// One phase of [`flood`]: READs (`read`) or WRITEs for `ms`, 64 in flight; the summary.
+fn flood_phase(c: &mut Client, read: bool, ms: u64) -> String {
+    // In flight: request id -> sent at.
+    let mut flight: alloc::collections::BTreeMap<u32, u64> = Default::default();
     let mut out: Vec<u8> = Vec::new();
-    let (mut reads, mut writes, mut errors, mut max_ns) = (0u64, 0u64, 0u64, 0u64);
+    let (mut done, mut errors, mut max_ns) = (0u64, 0u64, 0u64);
     let start = time::now_ns();
     let end = start + ms * 1_000_000;
+    let want = if read { MsgType::Read } else { MsgType::Write } as u32;
     let mut k = 0u32;
     loop {
         let now = time::now_ns();
@@ -407,23 +420,19 @@ fn flood(c: &mut Client) -> ! {
             break;
         }
         if now > end + 60_000_000_000 {
-            kprintln!(
-                "XSSTUB-TESTGUEST flood: {} replies never came",
-                flight.len()
-            );
+            kprintln!("XSSTUB-TESTGUEST flood: {} replies never came", flight.len());
             errors += flight.len() as u64;
             break;
         }
         // Queue requests up to the limit in flight, then push what the ring takes.
         while sending && flight.len() < FLOOD_IN_FLIGHT && out.len() < 4096 {
-            let read = k.is_multiple_of(2);
             let (id, bytes) = if read {
-                c.encode(MsgType::Read as u32, 0, b"data/big\0")
+                c.encode(want, 0, b"data/big\0")
             } else {
-                let w = alloc::format!("data/w{}\0x", (k / 2) % 16);
-                c.encode(MsgType::Write as u32, 0, w.as_bytes())
+                let w = alloc::format!("data/w{}\0x", k % 16);
+                c.encode(want, 0, w.as_bytes())
             };
-            flight.insert(id, (read, now));
+            flight.insert(id, now);
             out.extend_from_slice(&bytes);
             k = k.wrapping_add(1);
         }
@@ -432,17 +441,14 @@ fn flood(c: &mut Client) -> ! {
         let mut got = false;
         while let Some(m) = c.poll() {
             got = true;
-            let Some((read, at)) = flight.remove(&m.req_id) else {
+            let Some(at) = flight.remove(&m.req_id) else {
                 continue;
             };
             max_ns = max_ns.max(time::now_ns().saturating_sub(at));
-            let want = if read { MsgType::Read } else { MsgType::Write } as u32;
-            if m.ty != want {
-                errors += 1;
-            } else if read {
-                reads += 1;
+            if m.ty == want {
+                done += 1;
             } else {
-                writes += 1;
+                errors += 1;
             }
         }
         if !got && n == 0 {
@@ -450,17 +456,12 @@ fn flood(c: &mut Client) -> ! {
         }
     }
     let secs = (time::now_ns() - start) as f64 / 1e9;
-    let line = alloc::format!(
+    let (reads, writes) = if read { (done, 0) } else { (0, done) };
+    alloc::format!(
         "reads={reads} writes={writes} errors={errors} reads_per_s={:.0} writes_per_s={:.0} \
          max_latency_us={} secs={secs:.1}",
         reads as f64 / secs,
         writes as f64 / secs,
         max_ns / 1000
-    );
-    kprintln!("XSSTUB-TESTGUEST flood {line}");
-    let mut w = z(b"data/flood-raw");
-    w.extend_from_slice(line.as_bytes());
-    let o = outcome(c.call(MsgType::Write as u32, 0, &w, TIMEOUT_MS));
-    kprintln!("XSSTUB-TESTGUEST flood result written: {o}");
-    idle()
+    )
 }
