@@ -273,3 +273,225 @@ guest_stop() {
     wait_until 30 sh -c "! xenstore-exists /local/domain/$DOMID" ||
         fail "/local/domain/$DOMID still there after xl destroy"
 }
+
+# Ends the scenario without a verdict on what it is about: it does not apply here (one line
+# of reason). The harness counts it apart, not as a failure.
+skip() {
+    printf 'SKIP %s' "$*" | tr '\n\r' '  ' | head -c 400 >/tmp/xslab-verdict
+    exit 0
+}
+
+# ---- The hostile-guest scenarios (abuse-*) ----
+
+# Bounds for dom0's longest gap between two replies of its read loop, and for the good
+# guest's slowest ping, during an attack: they catch starvation (a stalled connection waits
+# for ever, or for the probe's 60 s reply timeout, an error), not slowness. The lab runs on
+# one emulated CPU shared by dom0, the stub domain and the guests (an attacker that burns
+# its vCPU takes its share), under QEMU TCG on a host other work may share: gaps of seconds
+# were seen with and without an attack on a loaded host. Each verdict has the figures
+# measured without the attack (base_*) beside those during it.
+ABUSE_MAX_GAP_MS=10000
+ABUSE_MAX_RTT_MS=15000
+
+# ag_create KIND NAME MODE: creates guest NAME: KIND `linux` is the lab guest whose /init
+# runs `xslab=MODE` (guest/init.sh); KIND `raw` is the test guest (the stub image's
+# fault-injection build, 16 MiB) in `xsstub-test-guest=MODE` (kernel/src/service/testguest).
+ag_create() {
+    case $1 in
+    linux)
+        sed -e "s/^name = .*/name = \"$2\"/" \
+            -e "s/^cmdline = \"\(.*\)\"/cmdline = \"\1 xslab=$3\"/" /xslab/guest.cfg >"/tmp/$2.cfg"
+        grep -q "xslab=$3" "/tmp/$2.cfg" || fail "cannot make the config of $2"
+        ;;
+    raw)
+        [ -e /xslab/xsstub-fault ] || fail "no /xslab/xsstub-fault (cargo xtask lab builds it)"
+        cat >"/tmp/$2.cfg" <<CFG
+name = "$2"
+type = "pvh"
+kernel = "/xslab/xsstub-fault"
+cmdline = "xsstub-test-guest=$3"
+memory = 16
+vcpus = 1
+on_crash = "destroy"
+CFG
+        ;;
+    *) fail "ag_create: kind $1" ;;
+    esac
+    T=60 check "xl-create-$2" xl create "/tmp/$2.cfg"
+}
+
+# ag_ready KIND NAME MODE: waits until guest NAME (made by `ag_create KIND NAME MODE`) wrote
+# data/ready and prints its domid; call as `ID=$(ag_ready ...) || exit 1`. A guest that
+# dies before (the rare triple fault in early boot under TCG, see guest_start) is created
+# again once, counted in /tmp/xslab-retries.
+ag_ready() {
+    attempt=1
+    while :; do
+        id=$(timeout 20 xl domid "$2" 2>/dev/null)
+        if [ -n "$id" ]; then
+            w0=$(now)
+            while :; do
+                timeout 10 xenstore-exists "/local/domain/$id/data/ready" && {
+                    echo "$id"
+                    return 0
+                }
+                timeout 10 xl list "$id" >/dev/null 2>&1 || break
+                awk -v s="$(since "$w0")" 'BEGIN { exit !(s >= 240) }' &&
+                    fail "guest $2 ($id): no data/ready after 240 s"
+                sleep 0.5
+            done
+        fi
+        echo "XSLAB-INFO guest $2 died before it was ready (attempt $attempt)" >&2
+        [ "$attempt" -ge 2 ] && fail "guest $2 died before it was ready, twice"
+        attempt=$((attempt + 1))
+        echo x >>/tmp/xslab-retries
+        ag_create "$@" >&2
+    done
+}
+
+# good_guest: starts the well-behaved guest of an attack (the test guest in its `echo`
+# mode: it copies every new data/ping to data/pong through its one connection) and sets
+# GOOD to its domid.
+good_guest() {
+    ag_create raw xslab-good echo
+    GOOD=$(ag_ready raw xslab-good echo) || exit 1
+}
+
+# The figures of our daemon's memreport as `nodes bytes heap watches transactions queued
+# store` (store: the heap bytes the store holds, its tables' capacity included; empty with C
+# xenstored).
+memtotals() {
+    timeout "$T" xenstore-control memreport 2>/dev/null | awk '
+        /^nodes: / { n = $2; b = substr($3, 2) }
+        /^store: / { st = $2 }
+        /^heap: / { h = $2 }
+        /^watches: / { w = $2 }
+        /^transactions: / { t = $2 }
+        /^queued output: / { q = $3 }
+        END { if (n != "") print n, b, h, w, t, q, st }'
+}
+
+# memtotals_back NAME BEFORE AFTER HEAP_SLACK: the totals are back to BEFORE (`memtotals`
+# lines): nodes, node bytes, watches, transactions and queued output exactly; the heap in use
+# within HEAP_SLACK bytes (partly used slabs) plus what the store's tables grew by (its node
+# arena and name index keep their largest size: a peak of nodes leaves them bigger).
+memtotals_back() {
+    set -- "$1" $2 $3 "$4"
+    [ $# -eq 16 ] || fail "$1: memreport figures missing: '$2 $3 $4 $5 $6 $7 $8' -> '$9 ...'"
+    [ "$9" -eq "$2" ] || fail "$1: nodes $2 -> $9"
+    [ "${10}" -eq "$3" ] || fail "$1: node bytes $3 -> ${10}"
+    [ "${12}" -eq "$5" ] || fail "$1: watches $5 -> ${12}"
+    [ "${13}" -eq "$6" ] || fail "$1: transactions $6 -> ${13}"
+    [ "${14}" -eq "$7" ] || fail "$1: queued output $7 -> ${14}"
+    grown=$((${15} - $8))
+    [ "$grown" -ge 0 ] || grown=0
+    [ "${11}" -le $(($4 + grown + ${16})) ] ||
+        fail "$1: heap in use $4 -> ${11} (the store's tables grew by $grown, slack ${16})"
+    log "ok $1: memreport back: nodes $2 bytes $3 heap $4->${11} (store tables +$grown) watches $5 transactions $6 queued $7"
+}
+
+# The xenstore stub domain's lines on Xen's console since the scenario began (`abuse_begin`
+# cleared the console ring, which holds only the latest few KiB).
+stub_lines() {
+    timeout "$T" xl dmesg 2>/dev/null | grep -a "(d$(cat /run/xslab-stub-domid)) " | tr -d '\r'
+}
+
+# abuse_begin: for the stub domain only (else skip); clears Xen's console ring, checks the
+# probe client is there, notes the starting memreport totals in MEM0.
+abuse_begin() {
+    [ "$XSLAB_STORE" = stub ] || skip "stub domain only (memreport figures, the stub's log)"
+    [ -x /xslab/xsprobe ] || fail "no /xslab/xsprobe (cargo xtask build builds it)"
+    timeout "$T" xl dmesg -c >/dev/null 2>&1
+    rm -f /tmp/xslab-retries
+    # (An earlier scenario that failed may have left the probe's node.)
+    timeout "$T" xenstore-rm /abuse-probe >/dev/null 2>&1
+    # xl leaves /vm and /libxl (the parents of /vm/UUID and /libxl/DOMID) behind after the
+    # first guest of a boot: made now, as it makes them, they compare.
+    for p in /vm /libxl; do
+        timeout "$T" xenstore-exists "$p" || check "parent-$p" xenstore-write "$p" ""
+    done
+    timeout "$T" xenstore-ls -f / 2>/dev/null | sed 's/ = .*//' | sort >/tmp/abuse-paths0
+    MEM0=$(memtotals)
+    [ -n "$MEM0" ] || fail "no memreport figures"
+    log "memreport before: $MEM0"
+}
+
+# measure_start GOOD: dom0 reads /abuse-probe back to back (xsprobe loop) and pings guest
+# GOOD's echo (`good_guest`) every 200 ms, until measure_stop.
+measure_start() {
+    check probe-node xenstore-write /abuse-probe x
+    timeout "$T" xenstore-rm "/local/domain/$1/data/pong" >/dev/null 2>&1
+    rm -f /tmp/abuse-stop
+    bg /xslab/xsprobe loop --path /abuse-probe --duration-ms 600000 \
+        --until-file /tmp/abuse-stop >/tmp/abuse-loop.out 2>/tmp/abuse-loop.err
+    LOOP_PID=$BG
+    bg /xslab/xsprobe ping --ping "/local/domain/$1/data/ping" \
+        --pong "/local/domain/$1/data/pong" --until-file /tmp/abuse-stop \
+        >/tmp/abuse-ping.out 2>/tmp/abuse-ping.err
+    PING_PID=$BG
+    # Going: the first ping answered (the loop started with it).
+    wait_until 60 xenstore-exists "/local/domain/$1/data/pong" ||
+        fail "the good guest did not answer the first ping within 60 s"
+}
+
+# measure_stop MAX_GAP_MS MAX_RTT_MS: stops the measurements; dom0's loop must have had no
+# error and no gap over MAX_GAP_MS, the good guest must have answered every ping within
+# MAX_RTT_MS. Sets MEASURED (for the verdict).
+measure_stop() {
+    touch /tmp/abuse-stop
+    wait "$LOOP_PID"
+    wait "$PING_PID"
+    l=$(cat /tmp/abuse-loop.out)
+    p=$(cat /tmp/abuse-ping.out)
+    log "dom0 loop: $l $(head -c 300 /tmp/abuse-loop.err)"
+    log "good guest pings: $p $(head -c 300 /tmp/abuse-ping.err)"
+    kv() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+    req=$(kv "$l" requests) err=$(kv "$l" errors) gap=$(kv "$l" max_gap_us) p99=$(kv "$l" p99_gap_us)
+    pings=$(kv "$p" pings) ans=$(kv "$p" answered) rtt=$(kv "$p" max_rtt_us)
+    [ -n "$req" ] && [ -n "$err" ] && [ -n "$gap" ] || fail "dom0 loop printed '$l'"
+    [ -n "$pings" ] && [ -n "$ans" ] && [ -n "$rtt" ] || fail "pings printed '$p'"
+    [ "$err" -eq 0 ] || fail "dom0's read loop saw $err errors: $(head -c 200 /tmp/abuse-loop.err)"
+    [ "$req" -gt 0 ] || fail "dom0's read loop made no request"
+    [ "$gap" -le $(($1 * 1000)) ] || fail "dom0's read loop waited $gap us (bound $1 ms)"
+    [ "$ans" -gt 0 ] && [ "$ans" -eq "$pings" ] || fail "the good guest answered $ans of $pings pings"
+    [ "$rtt" -le $(($2 * 1000)) ] || fail "the good guest answered a ping after $rtt us (bound $2 ms)"
+    MEASURED="dom0_reads=$req dom0_errors=$err dom0_max_gap_us=$gap dom0_p99_gap_us=$p99 good_pings=$ans/$pings good_max_rtt_us=$rtt"
+}
+
+# measure_baseline GOOD MAX_GAP_MS MAX_RTT_MS: the same measurements for 4 s without an
+# attack, for comparison (the lab's figures depend on the host's load); sets BASELINE.
+measure_baseline() {
+    measure_start "$1"
+    sleep 4
+    measure_stop "$2" "$3"
+    BASELINE="base_max_gap_us=$gap base_p99_gap_us=$p99 base_max_rtt_us=$rtt"
+}
+
+# abuse_end NAME...: destroys the guests named, waits until their homes are gone, checks the
+# stub did not panic and memreport's totals are back to MEM0 (HEAP_SLACK, default 16 KiB).
+abuse_end() {
+    ids=""
+    for g in "$@"; do
+        id=$(timeout 20 xl domid "$g" 2>/dev/null) && ids="$ids $id"
+        timeout 60 xl destroy "$g" >/dev/null 2>&1
+    done
+    for id in $ids; do
+        wait_until 30 sh -c "! xenstore-exists /local/domain/$id" ||
+            fail "/local/domain/$id still there after xl destroy"
+    done
+    check rm-probe xenstore-rm /abuse-probe
+    stub_lines | grep -q "PANIC" && fail "the stub panicked: $(stub_lines | grep PANIC | head -n 2)"
+    MEM1=$(memtotals)
+    log "memreport after: $MEM1"
+    timeout "$T" xenstore-ls -f / 2>/dev/null | sed 's/ = .*//' | sort >/tmp/abuse-paths1
+    if ! cmp -s /tmp/abuse-paths0 /tmp/abuse-paths1; then
+        fail "the store's paths changed: $(diff /tmp/abuse-paths0 /tmp/abuse-paths1 | grep '^[<>]' | head -n 8)"
+    fi
+    memtotals_back memreport "$MEM0" "$MEM1" "${HEAP_SLACK:-16384}"
+    RETRIES=$(cat /tmp/xslab-retries 2>/dev/null | wc -l)
+}
+
+# The stub's `domain ID: limit NAME hit: ...` lines for domain ID, one per line.
+limit_lines() {
+    stub_lines | sed -n "s/.*xsstub: \(domain $1: limit .*\)/\1/p"
+}

@@ -9,8 +9,8 @@ mod keep;
 mod layout;
 mod liveupdate;
 pub(crate) mod memory;
-mod tags;
 mod ownconn;
+mod tags;
 mod testguest;
 mod timeline;
 

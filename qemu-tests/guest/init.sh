@@ -26,6 +26,65 @@ if grep -q "xslab=load" /proc/cmdline; then
         --result-node data/load-result 2>&1 | sed 's/^/xslab-guest: /'
     while :; do sleep 3600; done
 fi
+# The hostile-guest scenarios (abuse-*): the attackers write data/ready, wait for data/go
+# (its value parameterises the attack), attack, and leave a summary in data/<mode>-result.
+abuse_go() {
+    timeout 30 xenstore-write data/ready 1
+    until go=$(timeout 30 xenstore-read data/go 2>/dev/null); do sleep 0.5; done
+    echo "xslab-guest: go $go"
+}
+case " $(cat /proc/cmdline) " in
+*" xslab=flood "*)
+    # go = MS: for MS, 24 connections reading a 1900-byte node back to back; then for MS,
+    # 24 connections rewriting nodes back to back.
+    abuse_go
+    for phase in "read --readers 24 --writers 0" "write --readers 0 --writers 24"; do
+        set -- $phase
+        p=$1
+        shift
+        /usr/bin/xsprobe flood --path data/flood "$@" --duration-ms "$go" \
+            --result-node "data/flood-$p" 2>&1 | sed "s/^/xslab-guest: $p: /"
+    done
+    while :; do sleep 3600; done
+    ;;
+*" xslab=txn "*)
+    abuse_go
+    /usr/bin/xsprobe txn-limits --path data/txn --result-node data/txn-result 2>&1 |
+        sed 's/^/xslab-guest: /'
+    while :; do sleep 3600; done
+    ;;
+*" xslab=churn "*)
+    # dom0 writes every node used here before it starts, with values of the final length
+    # (00000 = not yet), so the guest's node memory stays constant. data/go = ROUNDS short-
+    # lived clients that exit holding 5 watches and 3 transactions (the driver cleans up
+    # after each), summary in data/churn-a; then, once data/go2 is 1, ROUNDS more that end
+    # with RESET_WATCHES (in a transaction, then outside), summary in data/churn-result.
+    timeout 30 xenstore-write data/ready 1
+    until go=$(timeout 30 xenstore-read data/go 2>/dev/null) && [ "$go" != 00000 ]; do
+        sleep 0.5
+    done
+    go=$((1$go - 100000))
+    churn() {
+        i=0 failed=0
+        while [ "$i" -lt "$go" ]; do
+            /usr/bin/xsprobe churn --path data/churn --watches 5 --transactions 3 "$@" \
+                >/tmp/churn.out 2>&1 || {
+                failed=$((failed + 1))
+                sed 's/^/xslab-guest: /' /tmp/churn.out
+            }
+            i=$((i + 1))
+        done
+        echo "xslab-guest: churn $* rounds=$i failed=$failed"
+    }
+    churn
+    timeout 30 xenstore-write data/churn-a "$(printf 'rounds=%05d failed=%05d' "$i" "$failed")"
+    until [ "$(timeout 30 xenstore-read data/go2 2>/dev/null)" = 1 ]; do sleep 0.5; done
+    churn --reset
+    timeout 30 xenstore-write data/churn-result \
+        "$(printf 'rounds=%05d failed=%05d' "$i" "$failed")"
+    while :; do sleep 3600; done
+    ;;
+esac
 name=$(timeout 30 xenstore-read name 2>&1) || name="error:$name"
 probe=$(timeout 30 xenstore-write data/probe hello 2>&1 &&
     timeout 30 xenstore-read data/probe 2>&1) || probe="error:$probe"

@@ -1,13 +1,15 @@
 #!/bin/sh
 # A guest that writes garbage ring indices (XSA-38) loses only its own connection: its ring's
 # error field is set, dom0 keeps being served, and a guest started afterwards works.
-# The misbehaving guest is the stub image itself, booted by xl with a test command line.
+# The misbehaving guest is the stub image's fault-injection build (the shipped image has no
+# test guest), booted by xl with a test command line.
 . /xslab/lib.sh
+[ -e /xslab/xsstub-fault ] || fail "no /xslab/xsstub-fault (cargo xtask lab builds it)"
 
 cat >/tmp/badring.cfg <<CFG
 name = "xslab-badring"
 type = "pvh"
-kernel = "/xslab/xsstub"
+kernel = "/xslab/xsstub-fault"
 cmdline = "xsstub-test-guest=garbage-ring"
 memory = 16
 vcpus = 1

@@ -126,6 +126,43 @@ impl Engine {
         }
     }
 
+    /// Logs why an unprivileged connection is no longer read after its last request: its
+    /// domain spent its write budget (XSA-206), or it leaves its replies unread (the
+    /// `outstanding` quota). Called once per request that causes the hold.
+    pub(crate) fn note_held_back(&mut self, id: ConnId) {
+        let Some(c) = self.conns.get(&id) else {
+            return;
+        };
+        if c.faulted.is_some() || c.domid == self.config.priv_domid {
+            return;
+        }
+        let (domid, queued) = (c.domid, c.replies_queued);
+        let rate = self.config.write_rate;
+        let spent = rate.per_s != 0
+            && self
+                .domains
+                .get(&domid)
+                .is_some_and(|d| d.writes.exhausted());
+        if spent {
+            self.limit_hit(
+                domid,
+                Limit::WriteRate,
+                alloc::format!(
+                    "requests held back: more than {} writes/s (bursts of {})",
+                    rate.per_s,
+                    rate.burst
+                ),
+            );
+        } else {
+            let quota = self.quotas_for(domid).get(QuotaKind::Outstanding);
+            self.limit_hit(
+                domid,
+                Limit::Quota(QuotaKind::Outstanding),
+                alloc::format!("ring no longer read: {queued} replies unread, quota {quota}"),
+            );
+        }
+    }
+
     /// The class of a request.
     pub(crate) fn class(ty: MsgType, msg: &Message) -> Class {
         use MsgType::*;

@@ -394,39 +394,6 @@ impl Engine {
             .reached(QuotaKind::Outstanding, c.replies_queued)
     }
 
-    /// Logs why a connection's input waits (the write rate or the outstanding-requests quota).
-    fn note_held_back(&mut self, id: ConnId) {
-        let Some(c) = self.conns.get(&id) else {
-            return;
-        };
-        if c.faulted.is_some() || c.domid == self.config.priv_domid {
-            return;
-        }
-        let (domid, queued) = (c.domid, c.replies_queued);
-        let quotas = self.quotas_for(domid);
-        if quotas.reached(QuotaKind::Outstanding, queued) {
-            self.limit_hit(
-                domid,
-                Limit::Quota(QuotaKind::Outstanding),
-                alloc::format!(
-                    "{queued} replies unread; its requests wait (quota {})",
-                    quotas.get(QuotaKind::Outstanding)
-                ),
-            );
-        } else {
-            let rate = self.config.write_rate;
-            self.limit_hit(
-                domid,
-                Limit::WriteRate,
-                alloc::format!(
-                    "write budget used up; its requests wait ({} writes/s, burst {})",
-                    rate.per_s,
-                    rate.burst
-                ),
-            );
-        }
-    }
-
     /// The earliest engine time at which something held back becomes possible again (a
     /// rate-limited domain may write, a watch event expires); the shell sleeps until then.
     pub fn next_wakeup_ms(&self) -> Option<u64> {
@@ -489,6 +456,9 @@ impl Engine {
                         continue;
                     }
                     self.process(id, msg);
+                    if !self.can_receive(id) {
+                        self.note_held_back(id);
+                    }
                 }
             }
         }
@@ -847,10 +817,9 @@ impl Engine {
         if c.faulted.is_some() {
             return;
         }
-        if !special && c.has_pending_event(&bytes) {
-            c.events_dropped += 1;
-            return;
-        }
+        // The limit first: it is O(1), the duplicate scan is O(queue), and a guest that
+        // never reads keeps its queue full (each dom0 write it watches would otherwise
+        // cost a scan of its whole queue per watch).
         if c.out_bytes.saturating_add(bytes.len()) > limit {
             c.events_dropped += 1;
             let (domid, queued) = (c.domid, c.out_bytes);
@@ -859,6 +828,10 @@ impl Engine {
                 Limit::EventQueue,
                 alloc::format!("watch event dropped: {queued} bytes queued unread, limit {limit}"),
             );
+            return;
+        }
+        if !special && c.has_pending_event(&bytes) {
+            c.events_dropped += 1;
             return;
         }
         c.push(Outgoing {

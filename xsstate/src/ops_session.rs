@@ -54,11 +54,14 @@ impl Engine {
             return Err(XsError::Eexist);
         }
         if !who.privileged && quotas.reached(QuotaKind::Watches, c.watches.len()) {
-            let n = c.watches.len();
+            let held = c.watches.len();
             self.limit_hit(
                 who.domid,
                 crate::budget::Limit::Quota(QuotaKind::Watches),
-                alloc::format!("{n} watches; quota {}", quotas.get(QuotaKind::Watches)),
+                alloc::format!(
+                    "WATCH refused with E2BIG: {held} watches set, quota {}",
+                    quotas.get(QuotaKind::Watches)
+                ),
             );
             return Err(XsError::E2big);
         }
@@ -112,12 +115,12 @@ impl Engine {
             return Err(XsError::Eio);
         };
         if !who.privileged && quotas.reached(QuotaKind::Transactions, c.transactions.len()) {
-            let n = c.transactions.len();
+            let open = c.transactions.len();
             self.limit_hit(
                 who.domid,
                 crate::budget::Limit::Quota(QuotaKind::Transactions),
                 alloc::format!(
-                    "{n} transactions open; quota {}",
+                    "TRANSACTION_START refused with ENOSPC: {open} open, quota {}",
                     quotas.get(QuotaKind::Transactions)
                 ),
             );

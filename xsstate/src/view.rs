@@ -43,7 +43,8 @@ fn note(
         *hit = Some((
             Limit::Quota(crate::quota::QuotaKind::TransactionNodes),
             alloc::format!(
-                "transaction {} accessed {} nodes, quota {max}",
+                "transaction {} accessed {} nodes: a request touching another was refused \
+                 with ENOSPC (quota {max})",
                 t.id.0,
                 t.accessed.len()
             ),

@@ -1001,7 +1001,9 @@ fn limits_hit_are_logged_once_per_domain_and_limit() {
     let l = logs(&mut h);
     assert_eq!(l.len(), 1, "{l:?}");
     assert!(
-        l[0].starts_with("domain 5: limit transactions hit: 10 transactions open; quota 10"),
+        l[0].starts_with(
+            "domain 5: limit transactions hit: TRANSACTION_START refused with ENOSPC: 10 open, quota 10"
+        ),
         "{l:?}"
     );
     // Rate-limited: the next refusals within 10 s are counted, not logged.

@@ -1,4 +1,4 @@
-//! `xsprobe` against `xenstored-host`: fill, loop, txn-hold and watch over `--socket`.
+//! `xsprobe` against `xenstored-host` over `--socket`: every subcommand.
 mod support;
 
 use std::collections::HashMap;
@@ -120,6 +120,11 @@ fn help_lists_the_subcommands_and_a_missing_device_fails_cleanly() {
         "loop",
         "txn-hold",
         "watch",
+        "flood",
+        "echo",
+        "ping",
+        "txn-limits",
+        "churn",
         "--socket",
         "/dev/xen/xenbus",
     ] {
@@ -166,7 +171,7 @@ fn fill_creates_every_node_with_its_value_and_permissions() {
         let want: &[u8] = if i % 3 == 0 {
             b"n0\0r1\0"
         } else if i % 5 == 0 {
-            b"w2\0b3\0"
+            b"w0\0b3\0"
         } else {
             b"n0\0"
         };
@@ -411,4 +416,184 @@ fn watch_gives_up_at_the_timeout() {
     assert!(stderr(&o).contains("1 of 2 events"), "{}", stderr(&o));
     // Appended, not truncated.
     assert_eq!(lines(&out), ["earlier line", "/quiet t"]);
+}
+
+#[test]
+fn flood_reads_and_writes_from_many_connections() {
+    let d = Daemon::start();
+    let o = run(
+        &d,
+        &[
+            "flood",
+            "--path",
+            "/fl",
+            "--readers",
+            "6",
+            "--writers",
+            "2",
+            "--duration-ms",
+            "500",
+            "--result-node",
+            "/fl/result",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(num(&o, "reads") > 0 && num(&o, "writes") > 0);
+    assert_eq!(num(&o, "errors"), 0);
+    num(&o, "max_latency_us");
+    let (ty, big) = read(&d, "/fl/big");
+    assert_eq!((ty, big.len()), (READ, 1900));
+    assert_eq!(read(&d, "/fl/w1"), (READ, b"x".to_vec()));
+    let (ty, result) = read(&d, "/fl/result");
+    assert_eq!(ty, READ);
+    assert!(String::from_utf8(result).unwrap().starts_with("reads="));
+}
+
+#[test]
+fn ping_is_answered_by_echo_until_it_stops() {
+    let d = Daemon::start();
+    let dir = scratch();
+    let stop = dir.join("stop");
+    let echo = spawn(
+        &d,
+        &[
+            "echo",
+            "--ping",
+            "/e/ping",
+            "--pong",
+            "/e/pong",
+            "--until-node",
+            "/e/stop",
+        ],
+    );
+    let ping = spawn(
+        &d,
+        &[
+            "ping",
+            "--ping",
+            "/e/ping",
+            "--pong",
+            "/e/pong",
+            "--interval-ms",
+            "20",
+            "--until-file",
+            stop.to_str().unwrap(),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    std::fs::write(&stop, "").unwrap();
+    let o = finish(ping, 30);
+    assert!(o.status.success(), "{} {}", stdout(&o), stderr(&o));
+    let pings = num(&o, "pings");
+    assert!(pings >= 3, "{}", stdout(&o));
+    assert_eq!(num(&o, "answered"), pings);
+    assert_eq!(num(&o, "lost"), 0);
+    assert!(num(&o, "max_rtt_us") >= num(&o, "p50_rtt_us"));
+    write(&d, "/e/stop", "1");
+    let o = finish(echo, 30);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(num(&o, "echoed") >= pings);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn ping_without_an_echo_counts_the_ping_lost() {
+    let d = Daemon::start();
+    let o = run(
+        &d,
+        &[
+            "ping",
+            "--ping",
+            "/q/ping",
+            "--pong",
+            "/q/pong",
+            "--timeout-s",
+            "1",
+            "--duration-ms",
+            "100",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(num(&o, "lost"), 1);
+    assert_eq!(num(&o, "answered"), 0);
+}
+
+#[test]
+fn txn_limits_opens_accesses_and_ends_everything() {
+    // The socket acts as dom0, which has no transaction quotas: nothing is refused.
+    let d = Daemon::start();
+    let o = run(
+        &d,
+        &[
+            "txn-limits",
+            "--path",
+            "/tl",
+            "--max-transactions",
+            "12",
+            "--max-nodes",
+            "50",
+            "--result-node",
+            "/tl-result",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(
+        out.trim(),
+        "transactions=12 txn_refused=none nodes=50 nodes_refused=none aborted=11 commit=OK"
+    );
+    assert_eq!(read(&d, "/tl/committed"), (READ, b"1".to_vec()));
+    assert_eq!(
+        read(&d, "/tl-result"),
+        (READ, out.trim().as_bytes().to_vec())
+    );
+}
+
+#[test]
+fn churn_sets_watches_and_transactions_and_resets_them() {
+    let d = Daemon::start();
+    let o = run(
+        &d,
+        &[
+            "churn",
+            "--path",
+            "/ch",
+            "--watches",
+            "4",
+            "--transactions",
+            "2",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "watches=4 transactions=2");
+    let o = run(&d, &["churn", "--path", "/ch", "--reset"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).trim(),
+        "watches=5 transactions=3 reset_in_txn=EBUSY reset=OK"
+    );
+    // Nothing was committed.
+    assert_eq!(read(&d, "/ch/t0").0, ERROR);
+}
+
+#[test]
+fn write_loop_wraps_over_the_same_nodes() {
+    let d = Daemon::start();
+    let o = run(
+        &d,
+        &[
+            "write-loop",
+            "--prefix",
+            "/wr",
+            "--wrap",
+            "3",
+            "--duration-ms",
+            "300",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(num(&o, "acked") > 3, "{}", stdout(&o));
+    let mut s = d.connect();
+    let (ty, list) = raw_call(&mut s, DIRECTORY, 1, 0, b"/wr\0");
+    assert_eq!((ty, list), (DIRECTORY, b"0\x001\x002\0".to_vec()));
 }

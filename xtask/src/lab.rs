@@ -15,7 +15,7 @@ use harness::{Boot, Outcome, Status};
 
 /// Every scenario `cargo xtask lab` runs by default with the stub domain (packaged start
 /// path), in order.
-pub const ALL: [&str; 15] = [
+pub const ALL: [&str; 21] = [
     "ownconn",
     "xencommons",
     "tools",
@@ -30,6 +30,12 @@ pub const ALL: [&str; 15] = [
     "lu-cycle",
     "lu-rollback",
     "lu-load",
+    "abuse-requests",
+    "abuse-watches",
+    "abuse-transactions",
+    "abuse-malformed",
+    "abuse-churn",
+    "abuse-many-guests",
     // Last: it may leave dom0 without xenstore.
     "lu-corrupt-state",
 ];

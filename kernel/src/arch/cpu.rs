@@ -192,6 +192,7 @@ pub fn disable_interrupts() {
 /// Sleeps until the next interrupt: `sti; hlt` (atomic: the interrupt shadow of `sti` keeps
 /// a pending interrupt from slipping in before `hlt`), then `cli`. Returns with interrupts
 /// disabled after the interrupt's handler ran.
+#[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
 pub fn wait_for_interrupt() {
     // SAFETY: as for `enable_interrupts`; the handler runs between `hlt` and `cli`. Not
     // `nomem`: the handler may change memory the caller then reads.

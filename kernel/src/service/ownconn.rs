@@ -155,7 +155,7 @@ impl Stub {
             return Err(alloc::format!("no event on our server port {local}"));
         }
         let conn = self.conns.get_mut(&id).ok_or("the connection vanished")?;
-        let outcome = conn.pump(&mut self.engine, id, self.trace);
+        let outcome = conn.pump(&mut self.engine, id, self.trace, super::GUEST_BUDGET);
         if !outcome.served {
             return Err("the server took no request from the ring".into());
         }

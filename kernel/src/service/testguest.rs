@@ -1,76 +1,55 @@
-//! A misbehaving guest for the lab: the same image, booted by `xl create` with
-//! `xsstub-test-guest=garbage-ring`, reads its name, then corrupts its ring indices.
+//! Test guests for the lab, in the `fault-injection` build only (the shipped image has none):
+//! the same image, booted by `xl create` with `xsstub-test-guest=MODE`, talks to xenstore
+//! over its own ring as a misbehaving (or, for counts, benign) guest and reports on Xen's
+//! console (`XSSTUB-TESTGUEST ...` lines, seen with `xl dmesg`). Modes: `garbage-ring`
+//! (corrupts its ring indices), `watch-flood` (128 watches, then never reads again),
+//! `malformed` (malformed requests, then an oversized one), `benign` (reads its name,
+//! writes `data/result`).
 
-use alloc::vec::Vec;
+#[cfg(feature = "fault-injection")]
+mod client;
+#[cfg(feature = "fault-injection")]
+mod modes;
 
-use xsstate::ids::TxId;
-use xsstate::wire::{Message, MsgType};
+/// The command-line word that asks for a test guest.
+const PREFIX: &str = "xsstub-test-guest=";
 
-use crate::kprintln;
-use crate::xen::{events, ring::XsClientRing, time};
-
-/// Whether the command line asks for the test guest.
-pub fn wanted(cmdline: &str) -> bool {
+/// The mode the command line asks for (`None`: run as the xenstore domain).
+fn requested(cmdline: &str) -> Option<&str> {
     cmdline
         .split_ascii_whitespace()
-        .any(|t| t == "xsstub-test-guest=garbage-ring")
+        .find_map(|t| t.strip_prefix(PREFIX))
 }
 
-/// Sends one request and waits (up to `timeout_ms`) for its reply's payload.
-fn call(ring: &XsClientRing, msg: MsgType, payload: &[u8], timeout_ms: u64) -> Option<Vec<u8>> {
-    let bytes = Message::new(msg, 7, TxId::NONE, payload.to_vec()).encode();
-    if ring.send(&bytes) != bytes.len() {
-        return None;
-    }
-    let _ = events::notify(ring.port);
-    let deadline = time::now_ns() + timeout_ms * 1_000_000;
-    let mut got = Vec::new();
-    while time::now_ns() < deadline {
-        ring.receive(&mut got);
-        if got.len() >= 16 {
-            let len = got
-                .get(12..16)
-                .and_then(|b| <[u8; 4]>::try_from(b).ok())
-                .map(|b| u32::from_le_bytes(b) as usize)
-                .unwrap_or(0);
-            if got.len() >= 16 + len {
-                return got.get(16..16 + len).map(<[u8]>::to_vec);
-            }
-        }
-        core::hint::spin_loop();
-    }
-    None
-}
-
-/// Runs the test and shuts the domain down; prints `XSSTUB-TESTGUEST ...` lines on 0xE9
-/// (`xl dmesg` shows them).
-pub fn run() -> ! {
-    let Some(ring) = XsClientRing::own() else {
-        kprintln!("XSSTUB-TESTGUEST FAIL no xenstore ring");
-        crate::xen::sched::shutdown(false)
+/// Whether the command line asks for a test guest (notes the mode for [`run`]). Always
+/// false in the shipped image, which says so when asked.
+pub fn wanted(cmdline: &str) -> bool {
+    let Some(mode) = requested(cmdline) else {
+        return false;
     };
-    match call(&ring, MsgType::Read, b"name\0", 5_000) {
-        Some(name) => kprintln!(
-            "XSSTUB-TESTGUEST name {}",
-            core::str::from_utf8(name.strip_suffix(b"\0").unwrap_or(&name)).unwrap_or("?")
-        ),
-        None => {
-            kprintln!("XSSTUB-TESTGUEST FAIL no reply to READ name");
-            crate::xen::sched::shutdown(false)
-        }
+    #[cfg(feature = "fault-injection")]
+    {
+        modes::choose(mode);
+        true
     }
-    // Claim far more bytes than a ring holds (XSA-38).
-    let cons = ring.req_cons();
-    ring.corrupt_req_prod(cons.wrapping_add(5000));
-    let _ = events::notify(ring.port);
-    let deadline = time::now_ns() + 5_000_000_000;
-    while ring.error() == 0 && time::now_ns() < deadline {
-        core::hint::spin_loop();
+    #[cfg(not(feature = "fault-injection"))]
+    {
+        crate::kprintln!(
+            "xsstub: {PREFIX}{mode} ignored: test guests are in the fault-injection build only"
+        );
+        false
     }
-    kprintln!("XSSTUB-TESTGUEST ring error field {}", ring.error());
-    // Stay alive (so dom0 can check that only this connection is gone) until destroyed.
-    loop {
-        crate::arch::cpu::disable_interrupts();
-        crate::arch::cpu::wait_for_interrupt();
+}
+
+/// Runs the test guest [`wanted`] chose; never returns (shuts the domain down, or idles
+/// until it is destroyed).
+pub fn run() -> ! {
+    #[cfg(feature = "fault-injection")]
+    {
+        modes::run()
+    }
+    #[cfg(not(feature = "fault-injection"))]
+    {
+        crate::xen::sched::shutdown(false)
     }
 }

@@ -13,6 +13,7 @@ pub const HVM_PARAM_CALLBACK_IRQ: u32 = 0;
 /// `HVM_PARAM_STORE_PFN`.
 pub const HVM_PARAM_STORE_PFN: u32 = 1;
 /// `HVM_PARAM_STORE_EVTCHN`.
+#[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
 pub const HVM_PARAM_STORE_EVTCHN: u32 = 2;
 /// `HVM_PARAM_CONSOLE_PFN`.
 pub const HVM_PARAM_CONSOLE_PFN: u32 = 17;

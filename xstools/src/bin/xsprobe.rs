@@ -1,4 +1,5 @@
-//! `xsprobe`: a xenstore client that fills, loops on, holds transactions on and watches a store.
+//! `xsprobe`: a xenstore client that fills, loops on, holds transactions on, watches, pings,
+//! floods and churns a store (the lab's probe and its hostile guests' tool).
 //!
 //! It speaks the wire protocol over a Unix socket (`--socket`) or the Linux xenbus device
 //! (`--device`, default `/dev/xen/xenbus`). Results are `key=value` lines on stdout; on
@@ -28,7 +29,8 @@ const MAX_PRINTED_ERRORS: u64 = 100;
 #[derive(Parser)]
 #[command(
     name = "xsprobe",
-    about = "Probe a xenstore: fill it, loop on it, hold a transaction, watch it",
+    about = "Probe a xenstore: fill it, loop on it, hold a transaction, watch it, ping an echo, \
+             flood it, reach its limits",
     long_about = "Probe a xenstore over a Unix socket (--socket) or the Linux xenbus device \
                   (--device, default /dev/xen/xenbus). Results are key=value lines on stdout; \
                   exit status 0 on success, 1 on failure with the reason on stderr."
@@ -143,6 +145,9 @@ enum Cmd {
         /// Stop after this many acknowledged writes (0: no limit).
         #[arg(long, default_value_t = 0)]
         count: u64,
+        /// Write PREFIX/<i mod WRAP> instead (the same WRAP nodes over and over).
+        #[arg(long, value_name = "WRAP", value_parser = clap::value_parser!(u64).range(1..))]
+        wrap: Option<u64>,
     },
     /// READ PREFIX/<i> for i in 0..COUNT and check each is v<i> (padded as `write-loop
     /// --value-size` pads it); prints `ok=N missing=M wrong=W`; exits 1 unless all are there.
@@ -181,6 +186,118 @@ enum Cmd {
         /// Stop (successfully) as soon as this file exists.
         #[arg(long, value_name = "F")]
         until_file: Option<PathBuf>,
+    },
+    /// Flood xenstore from many connections at once; prints `reads=N writes=M errors=E
+    /// reads_per_s=R writes_per_s=W max_latency_us=L`.
+    ///
+    /// Writes PATH/big (VALUE_SIZE bytes) once, then for DURATION: READERS connections read
+    /// PATH/big back to back, WRITERS connections rewrite PATH/w<k> back to back (one request
+    /// in flight per connection, as the Linux device allows). Errors are counted and
+    /// described on stderr; exits 1 if E > 0. With RESULT_NODE the summary line is also
+    /// written there.
+    Flood {
+        /// Parent path of the nodes.
+        #[arg(long)]
+        path: String,
+        /// Connections reading.
+        #[arg(long, default_value_t = 24)]
+        readers: u32,
+        /// Connections writing.
+        #[arg(long, default_value_t = 4)]
+        writers: u32,
+        /// Size of the value the readers read.
+        #[arg(long, default_value_t = 1900, value_parser = clap::value_parser!(u32).range(0..=4000))]
+        value_size: u32,
+        /// How long to flood.
+        #[arg(long, default_value_t = 20_000)]
+        duration_ms: u64,
+        /// Write the summary line to this node at the end.
+        #[arg(long, value_name = "N")]
+        result_node: Option<String>,
+    },
+    /// Copy every new value of PING to PONG, on one connection (a watch on PING), until
+    /// UNTIL_NODE exists or forever; prints `echoed=N`.
+    Echo {
+        /// The node to watch.
+        #[arg(long)]
+        ping: String,
+        /// The node the value is copied to.
+        #[arg(long)]
+        pong: String,
+        /// Stop as soon as this node exists (checked every second and on every event).
+        #[arg(long, value_name = "N")]
+        until_node: Option<String>,
+    },
+    /// Ping an `echo`: write PING, wait until PONG has the value; prints `pings=N answered=A
+    /// lost=L max_rtt_us=M p50_rtt_us=P p99_rtt_us=Q`.
+    ///
+    /// One ping every INTERVAL until UNTIL_FILE exists (or DURATION passed); a ping not
+    /// answered within TIMEOUT counts as lost. Exits 1 if L > 0 or no ping was answered.
+    Ping {
+        /// The node to write.
+        #[arg(long)]
+        ping: String,
+        /// The node the echo answers in.
+        #[arg(long)]
+        pong: String,
+        /// Time between an answer and the next ping.
+        #[arg(long, default_value_t = 200)]
+        interval_ms: u64,
+        /// A ping unanswered after this long is lost.
+        #[arg(long, default_value_t = 30)]
+        timeout_s: u64,
+        /// Stop as soon as this file exists.
+        #[arg(long, value_name = "F")]
+        until_file: Option<PathBuf>,
+        /// Stop after this long.
+        #[arg(long, default_value_t = 600_000)]
+        duration_ms: u64,
+    },
+    /// Open transactions until one is refused, access nodes in the first until refused,
+    /// then end them all; prints `transactions=N txn_refused=ERR nodes=K nodes_refused=ERR
+    /// aborted=A commit=OK|ERR`.
+    ///
+    /// Transactions: TRANSACTION_START until an error (at most MAX_TRANSACTIONS). Nodes:
+    /// READ PATH/n<i> in the first transaction until an answer other than the value or
+    /// ENOENT (at most MAX_NODES); each read is an accessed node. Then every transaction
+    /// but the last is aborted and the last commits one write of PATH/committed. `none`
+    /// when nothing was refused. With RESULT_NODE the summary line is also written there.
+    /// Exits 1 if a request failed otherwise.
+    TxnLimits {
+        /// Parent path of the nodes.
+        #[arg(long)]
+        path: String,
+        /// Most transactions to open.
+        #[arg(long, default_value_t = 64)]
+        max_transactions: u32,
+        /// Most nodes to access.
+        #[arg(long, default_value_t = 4096)]
+        max_nodes: u32,
+        /// Write the summary line to this node at the end.
+        #[arg(long, value_name = "N")]
+        result_node: Option<String>,
+    },
+    /// Set watches and open transactions, then exit without ending them (the connection's
+    /// owner must clean up); prints `watches=W transactions=T` and with --reset
+    /// `reset_in_txn=ERR reset=OK|ERR`.
+    ///
+    /// WATCH PATH/w<i> (token t<i>) for i < WATCHES; TRANSACTION_START and a WRITE of
+    /// PATH/t<i> in it for i < TRANSACTIONS. With --reset: RESET_WATCHES inside the first
+    /// transaction (must be refused, XSA-484), then RESET_WATCHES outside (must be OK: the
+    /// watches and transactions are gone, XSA-330). Exits 1 on any other outcome.
+    Churn {
+        /// Parent path of the watched and written nodes.
+        #[arg(long)]
+        path: String,
+        /// Watches to set.
+        #[arg(long, default_value_t = 5)]
+        watches: u32,
+        /// Transactions to open.
+        #[arg(long, default_value_t = 3)]
+        transactions: u32,
+        /// End with RESET_WATCHES (inside a transaction, then outside).
+        #[arg(long)]
+        reset: bool,
     },
 }
 
@@ -261,6 +378,7 @@ fn main() -> ExitCode {
             value_size,
             until_refused,
             count,
+            wrap,
         } => write_loop(
             &endpoint,
             &WriteLoopOpts {
@@ -273,6 +391,7 @@ fn main() -> ExitCode {
                 value_size,
                 until_refused,
                 count,
+                wrap,
             },
         ),
         Cmd::Verify {
@@ -280,6 +399,65 @@ fn main() -> ExitCode {
             count,
             value_size,
         } => verify(&endpoint, &prefix, count, value_size),
+        Cmd::Flood {
+            path,
+            readers,
+            writers,
+            value_size,
+            duration_ms,
+            result_node,
+        } => flood(
+            &endpoint,
+            &FloodOpts {
+                path,
+                readers,
+                writers,
+                value_size: value_size as usize,
+                duration: Duration::from_millis(duration_ms),
+                result_node,
+            },
+        ),
+        Cmd::Echo {
+            ping,
+            pong,
+            until_node,
+        } => echo(&endpoint, &ping, &pong, until_node.as_deref()),
+        Cmd::Ping {
+            ping,
+            pong,
+            interval_ms,
+            timeout_s,
+            until_file,
+            duration_ms,
+        } => ping_loop(
+            &endpoint,
+            &PingOpts {
+                ping,
+                pong,
+                interval: Duration::from_millis(interval_ms),
+                timeout: Duration::from_secs(timeout_s),
+                until_file,
+                duration: Duration::from_millis(duration_ms),
+            },
+        ),
+        Cmd::TxnLimits {
+            path,
+            max_transactions,
+            max_nodes,
+            result_node,
+        } => txn_limits(
+            &endpoint,
+            &path,
+            max_transactions,
+            max_nodes,
+            result_node.as_deref(),
+        ),
+        Cmd::Churn {
+            path,
+            watches,
+            transactions,
+            reset,
+        } => churn(&endpoint, &path, watches, transactions, reset),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -583,6 +761,7 @@ struct WriteLoopOpts {
     value_size: usize,
     until_refused: bool,
     count: u64,
+    wrap: Option<u64>,
 }
 
 /// `v<i>` padded with `x` to `size` bytes.
@@ -636,7 +815,7 @@ fn write_loop(endpoint: &Endpoint, o: &WriteLoopOpts) -> Result<(), Failure> {
                 }
             }
         }
-        let path = format!("{}/{i}", o.prefix);
+        let path = format!("{}/{}", o.prefix, o.wrap.map_or(i, |w| i % w));
         let value = padded_value(i, o.value_size);
         let mut p = path.clone().into_bytes();
         p.push(0);
@@ -797,6 +976,409 @@ fn watch(
         None => Ok(()),
         Some(f) => Err(f),
     }
+}
+
+/// `flood`'s options.
+struct FloodOpts {
+    path: String,
+    readers: u32,
+    writers: u32,
+    value_size: usize,
+    duration: Duration,
+    result_node: Option<String>,
+}
+
+/// What one flooding connection did.
+#[derive(Default)]
+struct FloodCount {
+    requests: u64,
+    errors: u64,
+    max_latency: Duration,
+}
+
+/// One flooding connection: the same request back to back until `end`.
+fn flood_worker(
+    endpoint: &Endpoint,
+    ty: MsgType,
+    payload: &[u8],
+    end: Instant,
+    what: &str,
+) -> FloodCount {
+    let mut n = FloodCount::default();
+    let mut c: Option<Client> = None;
+    while Instant::now() < end {
+        let Some(client) = c.as_mut() else {
+            match Client::open(endpoint) {
+                Ok(new) => c = Some(new),
+                Err(e) => {
+                    n.errors += 1;
+                    if n.errors <= 5 {
+                        eprintln!("xsprobe: flood: {what}: cannot reach xenstore: {e}");
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+            continue;
+        };
+        let t = Instant::now();
+        match client.call(ty, 0, payload.to_vec(), REPLY_TIMEOUT) {
+            Ok(_) => {
+                n.requests += 1;
+                n.max_latency = n.max_latency.max(t.elapsed());
+            }
+            Err(e) => {
+                n.errors += 1;
+                if n.errors <= 5 {
+                    eprintln!("xsprobe: flood: {what}: {e}");
+                }
+                if matches!(e, ClientError::Io(_)) {
+                    c = None;
+                }
+            }
+        }
+    }
+    n
+}
+
+/// Writes `value` to `node` on a fresh connection.
+fn write_node(endpoint: &Endpoint, node: &str, value: &[u8]) -> Result<(), Failure> {
+    let mut c = open(endpoint)?;
+    let mut p = payload0(&[node.as_bytes()]);
+    p.extend_from_slice(value);
+    c.call(MsgType::Write, 0, p, REPLY_TIMEOUT)
+        .map(drop)
+        .map_err(|e| format!("writing {node}: {e}"))
+}
+
+fn flood(endpoint: &Endpoint, o: &FloodOpts) -> Result<(), Failure> {
+    let big = format!("{}/big", o.path);
+    write_node(endpoint, &big, &fill_value(0, o.value_size)).map_err(|e| format!("flood: {e}"))?;
+    let start = Instant::now();
+    let end = start + o.duration;
+    let read_payload = payload0(&[big.as_bytes()]);
+    let (reads, writes) = std::thread::scope(|s| {
+        let readers: Vec<_> = (0..o.readers)
+            .map(|k| {
+                let p = &read_payload;
+                s.spawn(move || {
+                    flood_worker(endpoint, MsgType::Read, p, end, &format!("reader {k}"))
+                })
+            })
+            .collect();
+        let writers: Vec<_> = (0..o.writers)
+            .map(|k| {
+                let mut p = payload0(&[format!("{}/w{k}", o.path).as_bytes()]);
+                p.push(b'x');
+                s.spawn(move || {
+                    flood_worker(endpoint, MsgType::Write, &p, end, &format!("writer {k}"))
+                })
+            })
+            .collect();
+        let join = |hs: Vec<std::thread::ScopedJoinHandle<'_, FloodCount>>| {
+            hs.into_iter().map(|h| h.join().unwrap_or_default()).fold(
+                FloodCount::default(),
+                |a, b| FloodCount {
+                    requests: a.requests + b.requests,
+                    errors: a.errors + b.errors,
+                    max_latency: a.max_latency.max(b.max_latency),
+                },
+            )
+        };
+        (join(readers), join(writers))
+    });
+    let secs = start.elapsed().as_secs_f64().max(0.001);
+    let errors = reads.errors + writes.errors;
+    let line = format!(
+        "reads={} writes={} errors={errors} reads_per_s={:.0} writes_per_s={:.0} \
+         max_latency_us={} secs={secs:.1}",
+        reads.requests,
+        writes.requests,
+        reads.requests as f64 / secs,
+        writes.requests as f64 / secs,
+        reads.max_latency.max(writes.max_latency).as_micros()
+    );
+    println!("{line}");
+    if let Some(node) = &o.result_node {
+        write_node(endpoint, node, line.as_bytes()).map_err(|e| format!("flood: {e}"))?;
+    }
+    if errors > 0 {
+        return Err(format!("flood: {errors} errors"));
+    }
+    Ok(())
+}
+
+/// READ of `path` on `c`: `Ok(None)` when it does not exist.
+fn read_opt(c: &mut Client, path: &str) -> Result<Option<Vec<u8>>, ClientError> {
+    match c.call(
+        MsgType::Read,
+        0,
+        payload0(&[path.as_bytes()]),
+        REPLY_TIMEOUT,
+    ) {
+        Ok(v) => Ok(Some(v)),
+        Err(ClientError::Reply(name)) if name == "ENOENT" => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sets a watch on `c` and waits for its acknowledgement.
+fn set_watch(c: &mut Client, path: &str, token: &str) -> Result<(), ClientError> {
+    let req = c.send(
+        MsgType::Watch,
+        0,
+        payload0(&[path.as_bytes(), token.as_bytes()]),
+    )?;
+    let msg = c.wait_reply(req, Instant::now() + REPLY_TIMEOUT)?;
+    check_reply(MsgType::Watch, &msg)
+}
+
+fn echo(
+    endpoint: &Endpoint,
+    ping: &str,
+    pong: &str,
+    until_node: Option<&str>,
+) -> Result<(), Failure> {
+    let mut c = open(endpoint)?;
+    set_watch(&mut c, ping, "echo").map_err(|e| format!("echo: WATCH {ping}: {e}"))?;
+    let mut last: Option<Vec<u8>> = None;
+    let mut echoed = 0u64;
+    loop {
+        // The current value (the watch's first event covers one written before it).
+        match read_opt(&mut c, ping).map_err(|e| format!("echo: READ {ping}: {e}"))? {
+            Some(v) if last.as_ref() != Some(&v) => {
+                let mut p = payload0(&[pong.as_bytes()]);
+                p.extend_from_slice(&v);
+                c.call(MsgType::Write, 0, p, REPLY_TIMEOUT)
+                    .map_err(|e| format!("echo: WRITE {pong}: {e}"))?;
+                last = Some(v);
+                echoed += 1;
+            }
+            _ => {}
+        }
+        if let Some(n) = until_node {
+            if read_opt(&mut c, n)
+                .map_err(|e| format!("echo: READ {n}: {e}"))?
+                .is_some()
+            {
+                break;
+            }
+        }
+        match c.next_event(Instant::now() + Duration::from_secs(1)) {
+            Ok(_) | Err(ClientError::Timeout) => {}
+            Err(e) => return Err(format!("echo: {e}")),
+        }
+    }
+    println!("echoed={echoed}");
+    Ok(())
+}
+
+/// `ping`'s options.
+struct PingOpts {
+    ping: String,
+    pong: String,
+    interval: Duration,
+    timeout: Duration,
+    until_file: Option<PathBuf>,
+    duration: Duration,
+}
+
+fn ping_loop(endpoint: &Endpoint, o: &PingOpts) -> Result<(), Failure> {
+    let start = Instant::now();
+    let mut c = open(endpoint)?;
+    set_watch(&mut c, &o.pong, "ping").map_err(|e| format!("ping: WATCH {}: {e}", o.pong))?;
+    let tag = std::process::id();
+    let mut rtts_us: Vec<u64> = Vec::new();
+    let mut lost = 0u64;
+    let mut i = 0u64;
+    while start.elapsed() < o.duration && !o.until_file.as_deref().is_some_and(Path::exists) {
+        let value = format!("p{i}-{tag}");
+        i += 1;
+        let t0 = Instant::now();
+        let mut p = payload0(&[o.ping.as_bytes()]);
+        p.extend_from_slice(value.as_bytes());
+        c.call(MsgType::Write, 0, p, REPLY_TIMEOUT)
+            .map_err(|e| format!("ping: WRITE {}: {e}", o.ping))?;
+        let deadline = t0 + o.timeout;
+        let answered = loop {
+            let now =
+                read_opt(&mut c, &o.pong).map_err(|e| format!("ping: READ {}: {e}", o.pong))?;
+            if now.as_deref() == Some(value.as_bytes()) {
+                break true;
+            }
+            if Instant::now() >= deadline {
+                break false;
+            }
+            let step = (Instant::now() + Duration::from_millis(500)).min(deadline);
+            match c.next_event(step) {
+                Ok(_) | Err(ClientError::Timeout) => {}
+                Err(e) => return Err(format!("ping: {e}")),
+            }
+        };
+        if answered {
+            rtts_us.push(u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX));
+        } else {
+            lost += 1;
+            eprintln!(
+                "xsprobe: ping: {value} unanswered after {} s",
+                o.timeout.as_secs()
+            );
+        }
+        std::thread::sleep(o.interval);
+    }
+    let answered = rtts_us.len();
+    rtts_us.sort_unstable();
+    println!(
+        "pings={i} answered={answered} lost={lost} max_rtt_us={} p50_rtt_us={} p99_rtt_us={}",
+        rtts_us.last().copied().unwrap_or(0),
+        percentile(&rtts_us, 50),
+        percentile(&rtts_us, 99)
+    );
+    if lost > 0 || answered == 0 {
+        return Err(format!("ping: {lost} of {i} pings lost"));
+    }
+    Ok(())
+}
+
+/// The transaction id of a `TRANSACTION_START` reply.
+fn tx_id(reply: &[u8]) -> Result<u32, Failure> {
+    text0(reply).parse().map_err(|_| {
+        format!(
+            "TRANSACTION_START answered {:?}, not a transaction id",
+            String::from_utf8_lossy(reply)
+        )
+    })
+}
+
+fn txn_limits(
+    endpoint: &Endpoint,
+    path: &str,
+    max_transactions: u32,
+    max_nodes: u32,
+    result_node: Option<&str>,
+) -> Result<(), Failure> {
+    let mut c = open(endpoint)?;
+    let mut p = payload0(&[path.as_bytes()]);
+    p.push(b'x');
+    c.call(MsgType::Write, 0, p, REPLY_TIMEOUT)
+        .map_err(|e| format!("txn-limits: WRITE {path}: {e}"))?;
+    let mut txs = Vec::new();
+    let mut txn_refused = String::from("none");
+    while txs.len() < max_transactions as usize {
+        match c.call(MsgType::TransactionStart, 0, b"\0".to_vec(), REPLY_TIMEOUT) {
+            Ok(r) => txs.push(tx_id(&r).map_err(|e| format!("txn-limits: {e}"))?),
+            Err(ClientError::Reply(name)) => {
+                txn_refused = name;
+                break;
+            }
+            Err(e) => return Err(format!("txn-limits: TRANSACTION_START: {e}")),
+        }
+    }
+    let first = *txs
+        .first()
+        .ok_or_else(|| format!("txn-limits: no transaction opened ({txn_refused})"))?;
+    let mut nodes = 0u32;
+    let mut nodes_refused = String::from("none");
+    for i in 0..max_nodes {
+        let node = format!("{path}/n{i}");
+        match c.call(
+            MsgType::Read,
+            first,
+            payload0(&[node.as_bytes()]),
+            REPLY_TIMEOUT,
+        ) {
+            Ok(_) => nodes += 1,
+            Err(ClientError::Reply(name)) if name == "ENOENT" => nodes += 1,
+            Err(ClientError::Reply(name)) => {
+                nodes_refused = name;
+                break;
+            }
+            Err(e) => return Err(format!("txn-limits: READ {node}: {e}")),
+        }
+    }
+    let last = txs.pop();
+    let mut aborted = 0u32;
+    for tx in txs {
+        c.call(MsgType::TransactionEnd, tx, b"F\0".to_vec(), REPLY_TIMEOUT)
+            .map_err(|e| format!("txn-limits: TRANSACTION_END F of {tx}: {e}"))?;
+        aborted += 1;
+    }
+    let commit = match last {
+        None => String::from("none"),
+        Some(tx) => {
+            let mut p = payload0(&[format!("{path}/committed").as_bytes()]);
+            p.push(b'1');
+            c.call(MsgType::Write, tx, p, REPLY_TIMEOUT)
+                .map_err(|e| format!("txn-limits: WRITE in {tx}: {e}"))?;
+            match c.call(MsgType::TransactionEnd, tx, b"T\0".to_vec(), REPLY_TIMEOUT) {
+                Ok(_) => String::from("OK"),
+                Err(ClientError::Reply(name)) => name,
+                Err(e) => return Err(format!("txn-limits: TRANSACTION_END T of {tx}: {e}")),
+            }
+        }
+    };
+    let line = format!(
+        "transactions={} txn_refused={txn_refused} nodes={nodes} nodes_refused={nodes_refused} \
+         aborted={aborted} commit={commit}",
+        aborted + u32::from(last.is_some())
+    );
+    println!("{line}");
+    if let Some(node) = result_node {
+        let mut p = payload0(&[node.as_bytes()]);
+        p.extend_from_slice(line.as_bytes());
+        c.call(MsgType::Write, 0, p, REPLY_TIMEOUT)
+            .map_err(|e| format!("txn-limits: writing {node}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn churn(
+    endpoint: &Endpoint,
+    path: &str,
+    watches: u32,
+    transactions: u32,
+    reset: bool,
+) -> Result<(), Failure> {
+    let mut c = open(endpoint)?;
+    for i in 0..watches {
+        let w = format!("{path}/w{i}");
+        set_watch(&mut c, &w, &format!("t{i}")).map_err(|e| format!("churn: WATCH {w}: {e}"))?;
+    }
+    let mut txs = Vec::new();
+    for i in 0..transactions {
+        let r = c
+            .call(MsgType::TransactionStart, 0, b"\0".to_vec(), REPLY_TIMEOUT)
+            .map_err(|e| format!("churn: TRANSACTION_START: {e}"))?;
+        let tx = tx_id(&r).map_err(|e| format!("churn: {e}"))?;
+        let node = format!("{path}/t{i}");
+        let mut p = payload0(&[node.as_bytes()]);
+        p.push(b'1');
+        c.call(MsgType::Write, tx, p, REPLY_TIMEOUT)
+            .map_err(|e| format!("churn: WRITE {node} in {tx}: {e}"))?;
+        txs.push(tx);
+    }
+    print!("watches={watches} transactions={transactions}");
+    if reset {
+        let outcome = |r: Result<Vec<u8>, ClientError>| match r {
+            Ok(_) => Ok(String::from("OK")),
+            Err(ClientError::Reply(name)) => Ok(name),
+            Err(e) => Err(format!("churn: RESET_WATCHES: {e}")),
+        };
+        let in_txn = match txs.first() {
+            Some(&tx) => outcome(c.call(MsgType::ResetWatches, tx, b"\0".to_vec(), REPLY_TIMEOUT))?,
+            None => String::from("none"),
+        };
+        let out = outcome(c.call(MsgType::ResetWatches, 0, b"\0".to_vec(), REPLY_TIMEOUT))?;
+        print!(" reset_in_txn={in_txn} reset={out}");
+        if in_txn == "OK" || out != "OK" {
+            println!();
+            return Err(format!(
+                "churn: RESET_WATCHES answered {in_txn} in a transaction and {out} outside"
+            ));
+        }
+    }
+    println!();
+    // Exit without unwatching or ending anything: the connection's owner cleans up.
+    Ok(())
 }
 
 #[cfg(test)]
