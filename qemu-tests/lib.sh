@@ -274,12 +274,6 @@ guest_stop() {
         fail "/local/domain/$DOMID still there after xl destroy"
 }
 
-# Ends the scenario without a verdict on what it is about: it does not apply here (one line
-# of reason). The harness counts it apart, not as a failure.
-skip() {
-    printf 'SKIP %s' "$*" | tr '\n\r' '  ' | head -c 400 >/tmp/xslab-verdict
-    exit 0
-}
 
 # ---- The hostile-guest scenarios (abuse-*) ----
 

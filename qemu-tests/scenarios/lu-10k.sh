@@ -2,7 +2,7 @@
 # A live update with 10,000 nodes in a plain 8 MiB xenstore domain: the store is the same
 # before and after.
 . /xslab/lib.sh
-[ "$XSLAB_STORE" = stub ] || { pass "stub domain only"; exit 0; }
+[ "$XSLAB_STORE" = stub ] || skip "stub domain only"
 P=/xslab/xsprobe
 N=10000
 JOBS=4

@@ -15,7 +15,7 @@ use harness::{Boot, Outcome, Status};
 
 /// Every scenario `cargo xtask lab` runs by default with the stub domain (packaged start
 /// path), in order.
-pub const ALL: [&str; 21] = [
+pub const ALL: [&str; 24] = [
     "ownconn",
     "xencommons",
     "tools",
@@ -36,9 +36,17 @@ pub const ALL: [&str; 21] = [
     "abuse-malformed",
     "abuse-churn",
     "abuse-many-guests",
+    "lu-10k",
+    "memattack",
+    "dom0-exhaust",
     // Last: it may leave dom0 without xenstore.
     "lu-corrupt-state",
 ];
+
+/// What the suite runs in a stub domain that may grow (`XENSTORE_MAX_DOMAIN_SIZE`).
+pub const GROWN: [&str; 1] = ["grow"];
+/// That boot's settings: 8 MiB, growing up to 64 MiB.
+const GROWN_ENV: &[(&str, &str)] = &[("XSLAB_STUB_MAXMEM", "64")];
 
 /// What the boot with the direct start path (`--start direct`) runs.
 pub const DIRECT: [&str; 1] = ["direct"];
@@ -293,6 +301,8 @@ struct Plan {
     start: Start,
     scenarios: Vec<String>,
     image: Option<PathBuf>,
+    /// Settings of this boot (e.g. the stub domain's maximum memory).
+    env: &'static [(&'static str, &'static str)],
 }
 
 /// What one version's boots gave.
@@ -339,6 +349,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             start: o.start,
             scenarios: with_session,
             image: Some(image.clone()),
+            env: &[],
         });
         plans.push(c_session_plan());
     } else {
@@ -348,6 +359,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             scenarios,
             // C mode carries the image too: the misbehaving test guest is the same image.
             image: Some(image),
+            env: &[],
         });
     }
     run_versions(&o, &o.versions, &plans, o.compare)
@@ -360,6 +372,7 @@ fn c_session_plan() -> Plan {
         start: Start::Launch,
         scenarios: vec!["session".into()],
         image: None,
+        env: &[],
     }
 }
 
@@ -374,19 +387,28 @@ pub fn run_for_test() -> Result<(), String> {
 }
 
 /// The boots of the test suite, per version.
-fn suite_plans(image: &Path) -> [Plan; 3] {
+fn suite_plans(image: &Path) -> [Plan; 4] {
     [
         Plan {
             store: Store::Stub,
             start: Start::Launch,
             scenarios: ALL.iter().map(|s| s.to_string()).collect(),
             image: Some(image.to_path_buf()),
+            env: &[],
         },
         Plan {
             store: Store::Stub,
             start: Start::Direct,
             scenarios: DIRECT.iter().map(|s| s.to_string()).collect(),
             image: Some(image.to_path_buf()),
+            env: &[],
+        },
+        Plan {
+            store: Store::Stub,
+            start: Start::Launch,
+            scenarios: GROWN.iter().map(|s| s.to_string()).collect(),
+            image: Some(image.to_path_buf()),
+            env: GROWN_ENV,
         },
         c_session_plan(),
     ]
@@ -548,6 +570,7 @@ pub fn run_one_stub(scenario: &str) -> Result<(bool, String, f64), String> {
         start: Start::Launch,
         scenarios: o.scenarios.clone(),
         image: Some(image),
+        env: &[],
     };
     let (outcome, result) = one(&o, &a, &plan);
     let verdict = outcome.as_ref().and_then(|out| {
@@ -588,6 +611,7 @@ fn demo_on(xen: Xen, image: &Path) -> Result<(), String> {
         scenario_timeout: scenario_timeout(o.timeout),
         image: Some(image),
         files: &[],
+        env: &[],
         keep: false,
         demo: true,
     };
@@ -631,6 +655,7 @@ fn one(o: &Options, a: &assets::Assets, plan: &Plan) -> (Option<Outcome>, Result
         scenario_timeout: scenario_timeout(o.timeout),
         image: plan.image.as_deref(),
         files: &o.files,
+        env: plan.env,
         keep: o.keep,
         demo: false,
     };

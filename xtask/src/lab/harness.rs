@@ -52,6 +52,9 @@ pub struct Boot<'a> {
     pub image: Option<&'a Path>,
     /// More files for dom0: `/xslab/NAME` from a host path.
     pub files: &'a [(String, PathBuf)],
+    /// Settings for dom0's scenarios beyond the caller's environment (`XSLAB_*`), which
+    /// they override.
+    pub env: &'a [(&'static str, &'static str)],
     /// Keep the serial log and the run directory even on success.
     pub keep: bool,
     /// Print `XSLAB-DEMO` lines on stdout.
@@ -296,7 +299,9 @@ fn overlay(boot: &Boot) -> Result<Vec<Item>, String> {
             "XSLAB_GROW_NODES",
         ]
         .iter()
+        .filter(|k| !boot.env.iter().any(|(name, _)| name == *k))
         .filter_map(|k| std::env::var(k).ok().map(|v| format!("export {k}={v}\n")))
+        .chain(boot.env.iter().map(|(k, v)| format!("export {k}={v}\n")))
         .collect::<String>(),
     );
     items.push(Item::Data(
