@@ -109,10 +109,8 @@ fn shutdown_or_roll_back(crashed: bool) -> ! {
 /// Brings up the hypercall page and events, then decides what this domain is.
 fn start(start_info_paddr: u64, rust_tsc: u64) -> Result<Stub, BootError> {
     xen::hypercall::init().map_err(|_| BootError::Xen("hypercall page", -1))?;
-    timeline::probe(0);
     crate::arch::exit::set_shutdown_hook(shutdown_or_roll_back);
     let info = xen::start_info::parse(start_info_paddr).ok_or(BootError::StartInfo)?;
-    timeline::probe(1);
     // A live update: keep the console quiet until the first request is served (every byte
     // to port 0xE9 is a VM exit inside the downtime).
     // (`--no-defer` keeps it talking, to see where a failing update stops.)
@@ -131,10 +129,8 @@ fn start(start_info_paddr: u64, rust_tsc: u64) -> Result<Stub, BootError> {
     }
     let si_mapped = facts.is_some_and(|f| f.shared_info_gfn == layout::SHARED_INFO_GFN);
     events::init_with(layout::SHARED_INFO_GFN, si_mapped).map_err(xen_err("shared info"))?;
-    timeline::probe(2);
     let boot_ns = time::now_ns();
     kprintln!("xsstub {}{} starting", env!("CARGO_PKG_VERSION"), FLAVOR);
-    timeline::probe(3);
     let mem_facts = facts.map(|f| f.mem).filter(|m| m.populated != 0);
     memory::init_heap(&info, start_info_paddr, mem_facts).map_err(BootError::Heap)?;
     let heap_tsc = crate::arch::cpu::rdtsc();
@@ -386,9 +382,6 @@ impl Stub {
         // Wake-ups in a row that found no event: a storm of spurious upcalls is reported once.
         let mut idle_wakeups = 0u64;
         loop {
-            if !self.update_reported {
-                timeline::probe(8);
-            }
             let pending = events::take_pending();
             if pending.iter().next().is_none() {
                 idle_wakeups += 1;
@@ -404,9 +397,6 @@ impl Stub {
             self.engine.set_time_ms(time::now_ns() / 1_000_000);
             let (used, free) = crate::arch::heap::stats();
             self.engine.set_heap_usage(used, free);
-            if !self.update_reported {
-                timeline::probe(9);
-            }
             for port in pending.iter() {
                 if port == self.dom_exc_port {
                     self.check_domains();
@@ -414,13 +404,7 @@ impl Stub {
                     self.timer_deadline_ms = None;
                 }
             }
-            if !self.update_reported {
-                timeline::probe(10);
-            }
             let more = self.pump_all();
-            if !self.update_reported {
-                timeline::probe(11);
-            }
             self.own_check_after_update();
             self.arm_timer();
             if !more && !events::any_pending() {

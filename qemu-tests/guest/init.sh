@@ -47,6 +47,18 @@ case " $(cat /proc/cmdline) " in
     done
     while :; do sleep 3600; done
     ;;
+*" xslab=writers "*)
+    # go = MS: two loops rewrite 50 nodes each, one request at a time, as fast as they can,
+    # for MS; summaries in data/writers-0 and -1 (fair-bench).
+    abuse_go
+    for k in 0 1; do
+        /usr/bin/xsprobe write-loop --prefix "data/w$k" --wrap 50 --duration-ms "$go" \
+            --result-node "data/writers-$k" >/tmp/writers-$k.out 2>&1 &
+    done
+    wait
+    cat /tmp/writers-*.out | sed 's/^/xslab-guest: writers: /'
+    while :; do sleep 3600; done
+    ;;
 *" xslab=txn "*)
     abuse_go
     /usr/bin/xsprobe txn-limits --path data/txn --result-node data/txn-result 2>&1 |

@@ -1,12 +1,14 @@
 #!/bin/sh
-# Live-update downtime benchmark (stub domain only): XSLAB_BENCH_NODES nodes (default 1000),
-# filled in directories of at most 1000 children by parallel clients; a client reading /tool
-# back to back while `xenstore-control live-update` switches A -> B; the stub's own timings
-# (prepare, restore, first request after the jump) from its console. The store must be the
-# same before and after (memreport's node count and bytes, and a checksum of
-# `xenstore-ls -fp`, in part above 20000 nodes), and the reading client must see no error.
+# Live-update downtime benchmark: XSLAB_BENCH_NODES nodes (default 1000), filled in
+# directories of at most 1000 children by parallel clients; a client reading /tool back to
+# back while `xenstore-control live-update` switches the stub domain from image A to B (or,
+# with C xenstored in dom0, the daemon to a new process of the same binary: its own daemon
+# live update; start it without -T, XSLAB_C_TRACE=0, for a fair figure). For the stub, its
+# own timings (prepare, restore, first request after the jump) from its console. The store
+# must be the same before and after (memreport's node count and bytes for the stub, and a
+# checksum of `xenstore-ls -fp`, in part above 20000 nodes), and the reading client must see
+# no error.
 . /xslab/lib.sh
-[ "$XSLAB_STORE" = stub ] || skip "stub domain only"
 P=/xslab/xsprobe
 N=${XSLAB_BENCH_NODES:-1000}
 # Children per directory, and fill clients running at once (each one request at a time:
@@ -33,10 +35,16 @@ figures() {
 }
 bad() { fail "$(figures) -- $*"; }
 
-# `NODES BYTES` from memreport (or `none`).
+# `NODES BYTES` from memreport (or `none`); C xenstored's memreport is no such report: the
+# node count from listing the store instead.
 totals() {
-    t=$(memreport_nodes)
-    echo "${t:-none}"
+    if [ "$XSLAB_STORE" = stub ]; then
+        t=$(memreport_nodes)
+        echo "${t:-none}"
+    else
+        c=$(timeout 600 xenstore-ls -f / 2>/dev/null | wc -l) || c=none
+        echo "$((c + 1)) -"
+    fi
 }
 
 # A checksum of what the store holds: the whole `xenstore-ls -fp` for a small store, else
@@ -75,11 +83,19 @@ lane() {
     done
 }
 
-runq xenstore-control version
-n=$(echo "$OUT" | sed -n 's/^live-updates \([0-9]*\)$/\1/p')
-[ -n "$n" ] || fail "version: $OUT"
-n=$((n + 1))
-echo "$OUT" | grep -q "+b build-id" && fail "image B already runs: $OUT"
+if [ "$XSLAB_STORE" = stub ]; then
+    runq xenstore-control version
+    n=$(echo "$OUT" | sed -n 's/^live-updates \([0-9]*\)$/\1/p')
+    [ -n "$n" ] || fail "version: $OUT"
+    n=$((n + 1))
+    echo "$OUT" | grep -q "+b build-id" && fail "image B already runs: $OUT"
+    NEW=/xslab/xsstub-b
+else
+    # The daemon execs the binary it is given, keeping its command line.
+    NEW=$XSLAB_XEN_BIN/xenstored
+    [ -x "$NEW" ] || fail "no $NEW"
+    pid0=$(cat /run/xenstored.pid 2>/dev/null)
+fi
 
 set -- $(totals)
 nodes0=$1
@@ -117,7 +133,7 @@ bg $P loop --path /tool --until-file /tmp/stop --duration-ms 900000 \
 LOOP=$BG
 sleep 1
 t0=$(now)
-T=240 runq xenstore-control live-update /xslab/xsstub-b
+T=600 runq xenstore-control live-update "$NEW"
 update_s=$(since "$t0")
 urc=$RC
 uout="$HOW: $(echo "$OUT" | tr '\n' ' ')"
@@ -127,20 +143,22 @@ touch /tmp/stop
 answers=yes
 xenstore_answers || answers=no
 
-# The stub's lines for update n: what was restored, and the timeline.
-timeout 30 xl dmesg >/tmp/lb-dmesg 2>&1
-rest=$(grep "xsstub: live update $n restored:" /tmp/lb-dmesg | tail -n 1)
-tl="$(grep "xsstub: live update $n timeline (us) old image:" /tmp/lb-dmesg | tail -n 1) $(grep "xsstub: live update $n timeline (us) new image:" /tmp/lb-dmesg | tail -n 1)"
-log "console: $rest | $tl"
-phase() { echo "$tl" | sed -n "s/.* $1=\([0-9]*\).*/\1/p"; }
-state_bytes=$(echo "$rest" | sed -n 's/.* from a \([0-9]*\)-byte state.*/\1/p')
-prepare_us=$(phase prepare)
-copy_us=$(($(phase jump) + $(phase copy) + $(phase entry)))
-boot_us=$(($(phase early-boot)))
-restore_us=$(phase restore)
-rings_us=$(phase rings-and-ports)
-first_reply_us=$(phase first-reply)
-downtime_us=$(phase downtime)
+if [ "$XSLAB_STORE" = stub ]; then
+    # The stub's lines for update n: what was restored, and the timeline.
+    timeout 30 xl dmesg >/tmp/lb-dmesg 2>&1
+    rest=$(grep "xsstub: live update $n restored:" /tmp/lb-dmesg | tail -n 1)
+    tl="$(grep "xsstub: live update $n timeline (us) old image:" /tmp/lb-dmesg | tail -n 1) $(grep "xsstub: live update $n timeline (us) new image:" /tmp/lb-dmesg | tail -n 1)"
+    log "console: $rest | $tl"
+    phase() { echo "$tl" | sed -n "s/.* $1=\([0-9]*\).*/\1/p"; }
+    state_bytes=$(echo "$rest" | sed -n 's/.* from a \([0-9]*\)-byte state.*/\1/p')
+    prepare_us=$(phase prepare)
+    copy_us=$(($(phase jump) + $(phase copy) + $(phase entry)))
+    boot_us=$(($(phase early-boot)))
+    restore_us=$(phase restore)
+    rings_us=$(phase rings-and-ports)
+    first_reply_us=$(phase first-reply)
+    downtime_us=$(phase downtime)
+fi
 
 # The loop ends within a reply's time limit (60 s) once /tmp/stop exists.
 lrc=143
@@ -151,8 +169,10 @@ gap=$(echo "$loop" | sed -n 's/.*max_gap_us=\([0-9]*\).*/\1/p')
 p99=$(echo "$loop" | sed -n 's/.*p99_gap_us=\([0-9]*\).*/\1/p')
 errors=$(echo "$loop" | sed -n 's/.* errors=\([0-9]*\).*/\1/p')
 
-panic=$(grep -A 1 "xsstub: PANIC\|FATAL" /tmp/lb-dmesg | tr '\n' ' ' | head -c 200)
-[ -z "$panic" ] || bad "the stub domain panicked: $panic"
+if [ "$XSLAB_STORE" = stub ]; then
+    panic=$(grep -A 1 "xsstub: PANIC\|FATAL" /tmp/lb-dmesg | tr '\n' ' ' | head -c 200)
+    [ -z "$panic" ] || bad "the stub domain panicked: $panic"
+fi
 [ "$urc" -eq 0 ] || bad "live-update $uout"
 [ "$answers" = yes ] || bad "xenstore does not answer after the update (a read of / timed out)"
 # What still lets the store be checked is collected in WHY.
@@ -162,12 +182,18 @@ why() { WHY="${WHY:+$WHY; }$*"; }
 if [ -n "$loop" ] && { [ "$lrc" -ne 0 ] || [ "$errors" != 0 ]; }; then
     why "the read loop saw $errors errors: $(head -n 1 /tmp/lb-loop.err | head -c 100)"
 fi
-[ -n "$state_bytes" ] && [ -n "$prepare_us" ] && [ -n "$restore_us" ] && [ -n "$downtime_us" ] ||
-    why "the stub's console lines for update $n are missing"
-runq xenstore-control version
-echo "$OUT" | grep -q "+b build-id" || bad "image B is not running: $OUT"
-echo "$OUT" | grep -q "live-updates $n" || bad "version after: $OUT"
-log "after: $(xenstore-control memreport | tr '\n' ' ')"
+if [ "$XSLAB_STORE" = stub ]; then
+    [ -n "$state_bytes" ] && [ -n "$prepare_us" ] && [ -n "$restore_us" ] &&
+        [ -n "$downtime_us" ] || why "the stub's console lines for update $n are missing"
+    runq xenstore-control version
+    echo "$OUT" | grep -q "+b build-id" || bad "image B is not running: $OUT"
+    echo "$OUT" | grep -q "live-updates $n" || bad "version after: $OUT"
+    log "after: $(xenstore-control memreport | tr '\n' ' ')"
+else
+    # The daemon's live update keeps its process (it execs itself): same pid, new program.
+    pid1=$(cat /run/xenstored.pid 2>/dev/null)
+    log "xenstored pid $pid0 before, $pid1 after"
+fi
 s1=$(now)
 store_sum after
 after="$(totals) $SUM"
@@ -175,8 +201,7 @@ log "store after: $after (checked in $(since "$s1") s)"
 [ "$before" = "$after" ] || why "the store differs: before $before, after $after"
 [ -z "$WHY" ] || bad "$WHY"
 
-# Removing many nodes is slow in the stub (each free walks its allocator's hole list); a
-# big store stays (the lab powers off after the benchmark anyway).
+# Removing many nodes is slow; a big store stays (the lab powers off after the benchmark).
 if [ "$N" -le 10000 ]; then
     c0=$(now)
     T=120 check cleanup xenstore-rm /bench
@@ -184,4 +209,4 @@ if [ "$N" -le 10000 ]; then
 else
     log "/bench left in place: removing $N nodes takes minutes"
 fi
-pass "$(figures)"
+pass "store=$XSLAB_STORE $(figures)"

@@ -3,13 +3,16 @@
 use std::process::Command;
 use std::time::Instant;
 
+use crate::lab::Store;
 use crate::util::{cargo, root, run as run_cmd};
 
 /// Store sizes (nodes) the lab part measures by default.
-const LAB_NODES: [u64; 2] = [1_000, 100_000];
+const LAB_NODES: [u64; 3] = [1_000, 10_000, 100_000];
 
 /// The lab scenario that measures one live update (`qemu-tests/scenarios/lu-bench.sh`).
 const SCENARIO: &str = "lu-bench";
+/// The lab scenario that measures dom0's latency under a guest's write flood.
+const FAIR_SCENARIO: &str = "fair-bench";
 
 /// The verdict's figures, in table order: (key, column heading, unit divisor, decimals).
 const COLUMNS: [(&str, &str, f64, usize); 12] = [
@@ -27,10 +30,12 @@ const COLUMNS: [(&str, &str, f64, usize); 12] = [
     ("fill_s", "fill s", 1.0, 1),
 ];
 
-/// `cargo xtask bench [--no-lab] [--nodes N] [--quick] [--skip-socket]`.
+/// `cargo xtask bench [--no-lab] [--nodes N] [--store c|stub|both] [--quick] [--skip-socket]`.
 struct Options {
     lab: bool,
     nodes: Option<u64>,
+    /// Whose live update the lab measures: the stub domain's, C xenstored's, or both.
+    stores: Vec<Store>,
     /// Passed on to `xsbench`.
     extra: Vec<String>,
 }
@@ -39,6 +44,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
         lab: true,
         nodes: None,
+        stores: vec![Store::Stub, Store::C],
         extra: Vec::new(),
     };
     let mut it = args.iter();
@@ -53,6 +59,14 @@ fn parse(args: &[String]) -> Result<Options, String> {
                     .filter(|n| (1..=1_000_000).contains(n))
                     .ok_or_else(|| format!("--nodes {v}: a number from 1 to 1000000"))?;
                 o.nodes = Some(n);
+            }
+            "--store" => {
+                o.stores = match it.next().map(String::as_str) {
+                    Some("stub") => vec![Store::Stub],
+                    Some("c") => vec![Store::C],
+                    Some("both") => vec![Store::Stub, Store::C],
+                    other => return Err(format!("--store {other:?}: c, stub or both")),
+                };
             }
             _ => o.extra.push(a.clone()),
         }
@@ -89,12 +103,24 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Some(n) => vec![n],
         None => LAB_NODES.to_vec(),
     };
-    let rows: Vec<Row> = sizes.iter().map(|&n| lab_run(n)).collect();
+    let rows: Vec<Row> = sizes
+        .iter()
+        .flat_map(|&n| o.stores.iter().map(move |&store| (n, store)))
+        .map(|(n, store)| lab_run(n, store))
+        .collect();
     print_table(&rows);
+    let fair: Vec<Row> = o.stores.iter().map(|&store| fair_run(store)).collect();
+    print_fairness(&fair);
     let failed: Vec<String> = rows
         .iter()
-        .filter(|r| !r.pass)
-        .map(|r| format!("{} nodes", r.nodes))
+        .map(|r| format!("{} nodes ({})", r.nodes, r.store.name()))
+        .zip(rows.iter().map(|r| r.pass))
+        .chain(
+            fair.iter()
+                .map(|r| (format!("fairness ({})", r.store.name()), r.pass)),
+        )
+        .filter(|(_, pass)| !pass)
+        .map(|(name, _)| name)
         .collect();
     if failed.is_empty() {
         Ok(())
@@ -106,19 +132,21 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
 }
 
-/// Stub-domain memory (MiB) for `nodes` nodes: the engine takes about 270 bytes a node, and
-/// the old image refuses an update unless six times what its nodes account for (about 60
-/// bytes a node here) plus 2 MiB are free for the dump, the image and the hand-over buffer;
-/// besides, the image and the staged one (0.7 MB each). 700 bytes a node on 8 MiB, rounded
-/// up to 16 MiB steps: 16 MiB for 1k nodes, 80 MiB for 100k (64 MiB is refused).
-fn memory_mib(nodes: u64) -> u64 {
-    let mib = 8 + (nodes * 700).div_ceil(1 << 20);
-    mib.div_ceil(16).max(1) * 16
+/// Stub-domain memory (MiB) for `nodes` nodes: (initial, maximum). The default 8 MiB holds
+/// 10,000 nodes and their live update; a bigger store grows the domain up to 64 MiB
+/// (`XENSTORE_MAX_DOMAIN_SIZE`), as a host would set it.
+fn memory_mib(nodes: u64) -> (u64, Option<u64>) {
+    if nodes <= 20_000 {
+        (8, None)
+    } else {
+        (8, Some(64))
+    }
 }
 
 /// One lab boot's result.
 struct Row {
     nodes: u64,
+    store: Store,
     memory: u64,
     pass: bool,
     /// `key=value` figures of the verdict (`?` where the scenario could not get one).
@@ -130,19 +158,48 @@ struct Row {
     qemu: Option<f64>,
 }
 
-/// Boots the lab with `nodes` nodes and the stub memory they need; never fails itself.
-fn lab_run(nodes: u64) -> Row {
-    let memory = memory_mib(nodes);
-    eprintln!("xtask: bench: live update with {nodes} nodes, stub memory {memory} MiB");
-    // The harness passes these from our environment into dom0 (`/xslab/config`).
+/// Boots the lab with `nodes` nodes (and, for the stub, the memory they need) and measures
+/// `store`'s live update; never fails itself.
+fn lab_run(nodes: u64, store: Store) -> Row {
+    let (memory, max) = memory_mib(nodes);
+    eprintln!(
+        "xtask: bench: live update of {} with {nodes} nodes, stub memory {memory} MiB (max {})",
+        store.name(),
+        max.unwrap_or(memory)
+    );
+    // The harness passes these from our environment into dom0 (`/xslab/config`). C
+    // xenstored runs without its trace file (it would write every request).
     std::env::set_var("XSLAB_BENCH_NODES", nodes.to_string());
     std::env::set_var("XSLAB_STUB_MEMORY", memory.to_string());
+    match max {
+        Some(m) => std::env::set_var("XSLAB_STUB_MAXMEM", m.to_string()),
+        None => std::env::remove_var("XSLAB_STUB_MAXMEM"),
+    }
+    std::env::set_var("XSLAB_C_TRACE", "0");
+    let mut row = scenario_row(store, SCENARIO);
+    row.nodes = nodes;
+    row.memory = max.unwrap_or(memory);
+    row
+}
+
+/// Boots the lab with `store` and runs the fairness scenario (`fair-bench`).
+fn fair_run(store: Store) -> Row {
+    eprintln!("xtask: bench: fairness with {}", store.name());
+    std::env::set_var("XSLAB_STUB_MEMORY", "8");
+    std::env::remove_var("XSLAB_STUB_MAXMEM");
+    std::env::set_var("XSLAB_C_TRACE", "0");
+    scenario_row(store, FAIR_SCENARIO)
+}
+
+/// Runs `scenario` alone with `store` and parses its verdict's `key=value` figures.
+fn scenario_row(store: Store, scenario: &str) -> Row {
     let t = Instant::now();
-    let result = crate::lab::run_one_stub(SCENARIO);
+    let result = crate::lab::run_one(store, scenario);
     let wall = t.elapsed().as_secs_f64();
     let mut row = Row {
-        nodes,
-        memory,
+        nodes: 0,
+        store,
+        memory: 0,
         pass: false,
         figures: Vec::new(),
         reason: String::new(),
@@ -202,7 +259,11 @@ fn print_table(rows: &[Row]) {
     let cpus = std::env::var("XSLAB_SMP").unwrap_or_else(|_| "1".into());
     println!(
         "live update in the Xen lab (Xen 4.17, Linux dom0, QEMU TCG with {cpus} CPU): the stub \
-         domain goes from image A to B"
+         domain goes from image A to B, C xenstored"
+    );
+    println!(
+        "(in dom0, started without -T) to a new process of its binary (its daemon live update); \
+         MiB: the stub domain's (maximum) memory"
     );
     println!(
         "by `xenstore-control live-update` while a dom0 client reads /tool back to back \
@@ -210,7 +271,7 @@ fn print_table(rows: &[Row]) {
     );
     println!();
     let width = |name: &str| name.len().max(7);
-    let mut head = format!("{:>7} {:>4}", "nodes", "MiB");
+    let mut head = format!("{:>7} {:>5} {:>4}", "nodes", "store", "MiB");
     for (_, name, _, _) in COLUMNS {
         head += &format!(" {name:>w$}", w = width(name));
     }
@@ -218,7 +279,11 @@ fn print_table(rows: &[Row]) {
     println!("{head}");
     println!("{}", "-".repeat(head.len()));
     for r in rows {
-        let mut line = format!("{:>7} {:>4}", r.nodes, r.memory);
+        let memory = match r.store {
+            Store::Stub => r.memory.to_string(),
+            Store::C => "-".into(),
+        };
+        let mut line = format!("{:>7} {:>5} {memory:>4}", r.nodes, r.store.name());
         for (key, name, div, decimals) in COLUMNS {
             line += &format!(" {:>w$}", cell(r, key, div, decimals), w = width(name));
         }
@@ -252,8 +317,9 @@ fn print_table(rows: &[Row]) {
             .map(|q| format!(", QEMU {q:.0} s"))
             .unwrap_or_default();
         println!(
-            "{} nodes: wall {:.0} s{qemu}{}",
+            "{} nodes ({}): wall {:.0} s{qemu}{}",
             r.nodes,
+            r.store.name(),
             r.wall,
             if r.pass {
                 String::new()
@@ -261,5 +327,46 @@ fn print_table(rows: &[Row]) {
                 format!("; FAIL: {}", r.reason)
             }
         );
+    }
+}
+
+/// The fairness table: dom0's read latency idle and under one guest's write flood.
+fn print_fairness(rows: &[Row]) {
+    println!();
+    println!(
+        "fairness in the Xen lab (Xen 4.17, QEMU TCG): dom0 reads a node back to back, idle, \
+         then while a PVH Linux guest"
+    );
+    println!(
+        "writes as fast as it can (two loops, one request at a time each) \
+         (qemu-tests/scenarios/fair-bench.sh); goal: flood p99 <= 1.5x idle"
+    );
+    println!();
+    let cols: [(&str, &str, f64, usize); 7] = [
+        ("idle_p99_us", "idle p99 us", 1.0, 0),
+        ("flood_p99_us", "flood p99 us", 1.0, 0),
+        ("p99_ratio", "ratio", 1.0, 2),
+        ("idle_max_us", "idle max us", 1.0, 0),
+        ("flood_max_us", "flood max us", 1.0, 0),
+        ("flood_reads", "dom0 reads", 1.0, 0),
+        ("guest_writes", "guest writes", 1.0, 0),
+    ];
+    let mut head = format!("{:>5}", "store");
+    for (_, name, _, _) in cols {
+        head += &format!(" {name:>12}");
+    }
+    head += &format!(" {:>6}", "result");
+    println!("{head}");
+    println!("{}", "-".repeat(head.len()));
+    for r in rows {
+        let mut line = format!("{:>5}", r.store.name());
+        for (key, _, div, decimals) in cols {
+            line += &format!(" {:>12}", cell(r, key, div, decimals));
+        }
+        line += &format!(" {:>6}", if r.pass { "PASS" } else { "FAIL" });
+        println!("{line}");
+        if !r.pass {
+            println!("      FAIL: {}", r.reason);
+        }
     }
 }

@@ -103,7 +103,8 @@ const USAGE: &str = "usage: cargo xtask lab [--xen 4.17|4.20|all] [--store c|stu
   --image PATH     the stub-domain image (default: what `cargo xtask build` builds)
   --file NAME=PATH also put PATH into dom0 as /xslab/NAME (repeatable)
   SCENARIO         names from qemu-tests/scenarios (default: every one but demo,
-                   lu-bench and direct; `direct` needs --start direct)
+                   lu-bench, fair-bench, grow (own boot) and direct; `direct` needs
+                   --start direct)
 
 environment: XSLAB_EXTRA_XEN_ARGS, XSLAB_EXTRA_DOM0_ARGS, XSLAB_SMP (default 1),
 XSLAB_CYCLES (default 10), XSLAB_SCENARIO_TIMEOUT (seconds, default 600), XSLAB_STUB_MEMORY
@@ -556,17 +557,17 @@ fn describe(store: Store) -> &'static str {
     }
 }
 
-/// One boot with the stub domain running only `scenario` on Xen 4.17 (`cargo xtask bench`),
-/// with the usual summary on stderr and the log kept on failure: returns whether its verdict
-/// was PASS, the verdict's detail and the seconds QEMU ran. A boot without that verdict
-/// (set-up failure, hang, time limit) is an error with the reasons and the log's tail.
-pub fn run_one_stub(scenario: &str) -> Result<(bool, String, f64), String> {
+/// One boot with `store` running only `scenario` on Xen 4.17 (`cargo xtask bench`), with the
+/// usual summary on stderr and the log kept on failure: returns whether its verdict was PASS,
+/// the verdict's detail and the seconds QEMU ran. A boot without that verdict (set-up
+/// failure, hang, time limit) is an error with the reasons and the log's tail.
+pub fn run_one(store: Store, scenario: &str) -> Result<(bool, String, f64), String> {
     prepare()?;
     let o = parse(&[scenario.to_string()])?;
     let image = stub_image(None)?;
     let a = assets::prepare(Xen::V417)?;
     let plan = Plan {
-        store: Store::Stub,
+        store,
         start: Start::Launch,
         scenarios: o.scenarios.clone(),
         image: Some(image),

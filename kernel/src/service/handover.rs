@@ -228,7 +228,6 @@ impl super::Stub {
         let own_end = crate::arch::layout::image_end();
         let opts = DumpOptions::default();
         let image_len = self.engine.dump_len(&opts);
-        super::timeline::probe_old(0);
         let ids: Vec<ConnId> = self.engine.connections().map(|c| c.id).collect();
         let pending_input: Vec<(ConnId, Vec<u8>)> = ids
             .into_iter()
@@ -271,7 +270,6 @@ impl super::Stub {
         if !self.no_defer {
             crate::console::defer(true);
         }
-        super::timeline::probe_old(1);
         let state_len = handover::encoded_len(&extras, image_len, staged.version);
         self.check_room(
             staged.blob.capacity() + staged.rollback.capacity(),
@@ -280,7 +278,6 @@ impl super::Stub {
             staged.load_hi,
             own_end,
         )?;
-        super::timeline::probe_old(2);
         let Staged {
             blob,
             zero_len,
@@ -295,7 +292,6 @@ impl super::Stub {
             format!("live-update: no room for {state_len} bytes of state above {floor:#x}")
         })?;
         let at = state.as_ptr();
-        super::timeline::probe_old(3);
         if let Some(t) = extras.tsc.get_mut(1) {
             *t = t_staged;
         }
@@ -308,7 +304,6 @@ impl super::Stub {
             .map_err(|e| format!("live-update: state image: {e}"))?;
         w.set_tsc(&mut state, 3, crate::arch::cpu::rdtsc());
         w.finish(&mut state);
-        super::timeline::probe_old(4);
         super::fault::after_state_written(&mut state);
         if state.as_ptr() != at {
             return Err(String::from(
@@ -317,10 +312,8 @@ impl super::Stub {
         }
         let paddr = state.as_ptr() as u64;
         let domid = own_domid(&self.engine);
-        super::timeline::probe_old(5);
         let pages = grant_state(paddr, state.len(), domid)
             .map_err(|e| format!("live-update: granting the state: {e}"))?;
-        super::timeline::probe_old(6);
         let sum = state
             .get(state.len() - 8..)
             .and_then(|b| <[u8; 8]>::try_from(b).ok())
@@ -332,7 +325,6 @@ impl super::Stub {
             pages,
             domid,
             jump_tsc: 0,
-            probes: Vec::new(),
             facts: Some(early_facts()),
             rollback: None,
         };
@@ -362,7 +354,6 @@ impl super::Stub {
         // Check everything the jump needs before tearing anything down.
         let (state_tag, rollback_text) = (p.tag.render(), p.rollback_tag.render());
         let modules = p.modules(&state_tag, &rollback_text);
-        super::timeline::probe_old(7);
         if let Err(e) = crate::arch::handover::check(&p.plan(&modules)) {
             revoke(STATE_GREF_BASE, pages);
             return Err(format!("live-update: hand-over refused: {e}"));
@@ -433,9 +424,6 @@ impl super::Stub {
                 let _ = events::close(x.local_port);
             }
         }
-        super::timeline::probe_old(8);
-        super::timeline::probe_old(9);
-        p.tag.probes = super::timeline::old_probes();
         p.tag.jump_tsc = crate::arch::cpu::rdtsc();
         let (state_tag, rollback_text) = (p.tag.render(), p.rollback_tag.render());
         let modules = p.modules(&state_tag, &rollback_text);

@@ -151,17 +151,13 @@ impl super::Stub {
     /// to roll back (or to stop).
     pub(super) fn inherit(&mut self, found: Found) -> Result<(), String> {
         self.timeline.restore_start = crate::arch::cpu::rdtsc();
-        super::timeline::probe(12);
         check_grants(&found.state, &found.tag)?;
-        super::timeline::probe(13);
         let d = handover::decode(found.state.bytes()).map_err(|e| format!("state buffer: {e}"))?;
         // A version-1 buffer (the previous release) has no stamps.
         for (slot, t) in self.timeline.old.iter_mut().zip(d.extras.tsc.iter()) {
             *slot = *t;
         }
         self.timeline.jump = found.tag.jump_tsc;
-        self.timeline.old_probes = found.tag.probes.clone();
-        super::timeline::probe(14);
         super::fault::before_restore()?;
         let mut engine =
             Engine::restore_bytes(d.image, Layout::Seed, super::engine_config(&self.queries))

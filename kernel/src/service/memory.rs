@@ -302,7 +302,6 @@ pub fn init_heap(
         }
         None => ask_xen(info)?,
     };
-    super::timeline::probe(6);
     kprintln!(
         "xsstub: image {:#x}..{image_end:#x}, start info at {start_info_paddr:#x}, loader \
          data to {:#x}",

@@ -100,8 +100,6 @@ pub struct StateTag {
     pub domid: u16,
     /// TSC just before the jump.
     pub jump_tsc: u64,
-    /// The old image's probe stamps (investigation aid).
-    pub probes: alloc::vec::Vec<u64>,
     /// What the new image need not ask Xen again (absent after a rollback).
     pub facts: Option<EarlyFacts>,
     /// Set when the new image jumped back: why the update failed.
@@ -128,7 +126,6 @@ impl StateTag {
                 "pages" => t.pages = v.parse().ok()?,
                 "domid" => t.domid = v.parse().ok()?,
                 "jump_tsc" => t.jump_tsc = v.parse().ok()?,
-                "probes" => t.probes = v.split(',').filter_map(|x| x.parse().ok()).collect(),
                 "rollback" => rolled = v == "1",
                 _ => {}
             }
@@ -147,15 +144,6 @@ impl StateTag {
         );
         if let Some(f) = &self.facts {
             f.render(&mut s);
-        }
-        if !self.probes.is_empty() {
-            s.push_str(" probes=");
-            for (i, p) in self.probes.iter().enumerate() {
-                if i > 0 {
-                    s.push(',');
-                }
-                s.push_str(&format!("{p}"));
-            }
         }
         if let Some(r) = &self.rollback {
             // One line, printable, bounded.

@@ -8,42 +8,6 @@ use core::fmt::Write;
 use crate::arch::handover::Stamps;
 use crate::xen::time;
 
-/// Probe stamps inside early boot (investigation aid; reported when set).
-pub static PROBES: [core::sync::atomic::AtomicU64; 16] =
-    [const { core::sync::atomic::AtomicU64::new(0) }; 16];
-
-/// Records probe `i` (ignored when out of range).
-pub fn probe(i: usize) {
-    if let Some(p) = PROBES.get(i) {
-        p.store(
-            crate::arch::cpu::rdtsc(),
-            core::sync::atomic::Ordering::Relaxed,
-        );
-    }
-}
-
-/// The old image's probe stamps (carried in the state tag).
-pub static OLD_PROBES: [core::sync::atomic::AtomicU64; 12] =
-    [const { core::sync::atomic::AtomicU64::new(0) }; 12];
-
-/// Records old-image probe `i`.
-pub fn probe_old(i: usize) {
-    if let Some(p) = OLD_PROBES.get(i) {
-        p.store(
-            crate::arch::cpu::rdtsc(),
-            core::sync::atomic::Ordering::Relaxed,
-        );
-    }
-}
-
-/// The old image's probes so far.
-pub fn old_probes() -> alloc::vec::Vec<u64> {
-    OLD_PROBES
-        .iter()
-        .map(|p| p.load(core::sync::atomic::Ordering::Relaxed))
-        .collect()
-}
-
 /// The stamps (0: not taken).
 #[derive(Clone, Debug, Default)]
 pub struct Timeline {
@@ -68,14 +32,12 @@ pub struct Timeline {
     pub first_reply: u64,
     /// First request served.
     pub first_request: u64,
-    /// The old image's probes.
-    pub old_probes: alloc::vec::Vec<u64>,
 }
 
 impl Timeline {
     /// Two lines (Xen's console cuts long ones): the old image's phases, then the new one's
     /// and the whole downtime, in microseconds.
-    pub fn report(&self, update: u64) -> [String; 3] {
+    pub fn report(&self, update: u64) -> [String; 2] {
         let us = |a: u64, b: u64| -> Option<u64> {
             (a != 0 && b >= a).then(|| time::tsc_to_ns(b - a) / 1000)
         };
@@ -126,23 +88,6 @@ impl Timeline {
             " downtime={}",
             total.map_or(String::from("?"), |t| alloc::format!("{t}"))
         );
-        let mut third = String::from("probes old");
-        let mut prevo = start;
-        for &t in &self.old_probes {
-            if let Some(v) = us(prevo, t) {
-                let _ = write!(third, " {v}");
-                prevo = t;
-            } else {
-                let _ = write!(third, " -");
-            }
-        }
-        let _ = write!(third, " jump {:?} new", us(prevo, self.jump));
-        for (i, p) in PROBES.iter().enumerate() {
-            let t = p.load(core::sync::atomic::Ordering::Relaxed);
-            if let Some(v) = us(self.rust, t) {
-                let _ = write!(third, " {i}:{v}");
-            }
-        }
-        [first, second, third]
+        [first, second]
     }
 }

@@ -1,0 +1,42 @@
+#!/bin/sh
+# Fairness benchmark (`cargo xtask bench`, with the stub domain and with C xenstored): dom0
+# reads a node back to back (xsprobe loop, one request at a time) for XSLAB_FAIR_MS (default
+# 10000) with nothing else running, then again while a PVH Linux guest writes as fast as it
+# can (two write loops, one request at a time each, in its home). The figures: dom0's p99
+# and largest gap between replies, idle and under the flood, and what the guest wrote.
+# Checked: no error in dom0's loops or the guest's, and both loops made requests (the ratio
+# to reach, p99 under flood at most 1.5x idle, is the benchmark's, not a verdict).
+. /xslab/lib.sh
+MS=${XSLAB_FAIR_MS:-10000}
+check probe-node xenstore-write /fair-probe x
+kv() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+# dom0_loop NAME: one measured loop; sets NAME_p99, NAME_max, NAME_req.
+dom0_loop() {
+    out=$(timeout $((MS / 1000 + 120)) /xslab/xsprobe loop --path /fair-probe --duration-ms "$MS" 2>&1) ||
+        fail "dom0's $1 loop: $out"
+    log "dom0 $1: $out"
+    [ "$(kv "$out" errors)" = 0 ] || fail "dom0's $1 loop saw errors: $out"
+    [ "$(kv "$out" requests)" -gt 0 ] || fail "dom0's $1 loop made no request: $out"
+    eval "${1}_p99=$(kv "$out" p99_gap_us) ${1}_max=$(kv "$out" max_gap_us) ${1}_req=$(kv "$out" requests)"
+}
+dom0_loop idle
+ag_create linux xslab-writers writers
+W=$(ag_ready linux xslab-writers writers) || exit 1
+# The writers run for the measurement plus their ramp-up and some slack.
+check go xenstore-write "/local/domain/$W/data/go" $((MS + 8000))
+wait_until 60 xenstore-exists "/local/domain/$W/data/w0/0" || fail "the guest does not write"
+sleep 2
+dom0_loop flood
+wait_until 120 xenstore-exists "/local/domain/$W/data/writers-1" ||
+    fail "the guest left no data/writers-1"
+a=$(xenstore-read "/local/domain/$W/data/writers-0") b=$(xenstore-read "/local/domain/$W/data/writers-1")
+log "guest writers: $a | $b"
+for r in "$a" "$b"; do
+    [ "$(kv "$r" errors)" = 0 ] || fail "a guest writer saw errors: $r"
+done
+acked=$(($(kv "$a" acked) + $(kv "$b" acked)))
+T=60 check xl-destroy xl destroy xslab-writers
+ratio=$(awk -v a="$idle_p99" -v b="$flood_p99" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "?" }')
+pass "store=$XSLAB_STORE idle_p99_us=$idle_p99 flood_p99_us=$flood_p99 p99_ratio=$ratio" \
+    "idle_max_us=$idle_max flood_max_us=$flood_max idle_reads=$idle_req flood_reads=$flood_req" \
+    "guest_writes=$acked"
