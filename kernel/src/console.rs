@@ -103,6 +103,27 @@ pub fn write_bytes(bytes: &[u8]) {
     }
 }
 
+/// The kernel console as an `embedded-io` byte stream: port 0xE9, the extra sink (the PV
+/// console) and the deferred buffer during a live update. Never blocks and never fails:
+/// what an output cannot take is dropped (counted while deferring).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Console;
+
+impl embedded_io::ErrorType for Console {
+    type Error = core::convert::Infallible;
+}
+
+impl embedded_io::Write for Console {
+    fn write(&mut self, bytes: &[u8]) -> Result<usize, Self::Error> {
+        write_bytes(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
 /// A fixed-size buffer that flushes to `out` when full and on `flush`.
 pub struct ChunkWriter<F: FnMut(&[u8])> {
     buf: [u8; CHUNK],
@@ -152,7 +173,9 @@ impl<F: FnMut(&[u8])> Write for ChunkWriter<F> {
 
 /// Formats `args` to every output (used by the macros).
 pub fn print(args: fmt::Arguments<'_>) {
-    let mut w = ChunkWriter::new(write_bytes);
+    let mut w = ChunkWriter::new(|b: &[u8]| {
+        let _ = embedded_io::Write::write_all(&mut Console, b);
+    });
     let _ = w.write_fmt(args);
     w.flush();
 }

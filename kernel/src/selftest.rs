@@ -45,7 +45,7 @@ impl fmt::Display for Failed {
 
 /// Runs every test, printing one line each; returns how many ran, or the failures.
 pub fn run(start_info_paddr: u64) -> Result<usize, Failed> {
-    let tests: [(&'static str, &dyn Fn() -> Outcome); 18] = [
+    let tests: [(&'static str, &dyn Fn() -> Outcome); 19] = [
         ("boot-state", &boot_state),
         ("startinfo-parse", &startinfo_parse),
         ("startinfo-live", &|| startinfo_live(start_info_paddr)),
@@ -62,6 +62,7 @@ pub fn run(start_info_paddr: u64) -> Result<usize, Failed> {
         ("interrupt-upcall", &interrupt_upcall),
         ("interrupt-unhandled", &interrupt_unhandled),
         ("console-chunks", &console_chunks),
+        ("ring-streams", &crate::xen::ring_stream::self_test),
         ("engine-wire", &engine_wire),
         ("engine-snapshot", &engine_snapshot),
     ];

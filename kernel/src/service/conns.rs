@@ -9,6 +9,8 @@ use xsstate::ids::{ConnId, DomId};
 use crate::kprintln;
 use crate::xen::events::{self, XenError};
 use crate::xen::gnttab::{self, Mapping};
+use embedded_io::{BufRead, ReadReady, Write, WriteReady};
+
 use crate::xen::ring::{OwnStore, XsRing};
 
 /// Frames of the hole that hold foreign mappings, handed out and taken back.
@@ -298,28 +300,25 @@ impl XenConn {
         if self.broken {
             return outcome;
         }
-        let mut buf = [0u8; xsstate::ring::RING_SIZE as usize];
         let mut notify = false;
+        // Requests: at most `budget` messages, as far as the engine takes them.
+        let mut rx = self.ring.requests();
         let mut left = budget;
-        loop {
-            if !engine.can_receive(id) {
-                break;
-            }
+        let mut fault = None;
+        while engine.can_receive(id) {
             if left == 0 {
-                outcome.more = self.ring.peek_requests(&mut buf).is_ok_and(|(_, n)| n > 0);
+                outcome.more = rx.read_ready().unwrap_or(false);
                 break;
             }
-            let (cons, n) = match self.ring.peek_requests(&mut buf) {
-                Ok(v) => v,
+            let bytes = match rx.fill_buf() {
+                Ok([]) => break,
+                Ok(b) => b,
                 Err(_) => {
-                    self.fail(engine, id, Fault::RingIndex, false);
-                    return outcome;
+                    fault = Some((Fault::RingIndex, false));
+                    break;
                 }
             };
-            if n == 0 {
-                break;
-            }
-            let bytes = buf.get(..n).unwrap_or(&[]);
+            let n = bytes.len();
             match engine.receive_at_most(id, bytes, left) {
                 Ok((0, _)) => break,
                 Ok((used, messages)) => {
@@ -327,7 +326,7 @@ impl XenConn {
                     if trace {
                         kprintln!("xsstub: domain {}: {used} request bytes", self.domid.0);
                     }
-                    self.ring.consume_requests(cons, used);
+                    rx.consume(used);
                     outcome.moved = true;
                     outcome.served = true;
                     notify = true;
@@ -335,18 +334,23 @@ impl XenConn {
                         break;
                     }
                 }
-                Err(fault) => {
-                    self.fail(engine, id, fault, true);
-                    return outcome;
+                Err(f) => {
+                    fault = Some((f, true));
+                    break;
                 }
             }
         }
-        loop {
+        // Replies: as much as the ring takes.
+        let mut tx = self.ring.responses();
+        while fault.is_none() {
             let out = engine.pending_output(id);
             if out.is_empty() {
                 break;
             }
-            match self.ring.write_responses(out) {
+            match tx
+                .write_ready()
+                .and_then(|ready| if ready { tx.write(out) } else { Ok(0) })
+            {
                 Ok(0) => break,
                 Ok(n) => {
                     engine.consume_output(id, n);
@@ -354,11 +358,12 @@ impl XenConn {
                     outcome.replied = true;
                     notify = true;
                 }
-                Err(_) => {
-                    self.fail(engine, id, Fault::RingIndex, false);
-                    return outcome;
-                }
+                Err(_) => fault = Some((Fault::RingIndex, false)),
             }
+        }
+        if let Some((f, already_faulted)) = fault {
+            self.fail(engine, id, f, already_faulted);
+            return outcome;
         }
         if notify {
             self.notify();

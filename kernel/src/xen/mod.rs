@@ -15,6 +15,7 @@ pub mod page;
 pub mod pvconsole;
 pub mod ring;
 pub mod ring_intro;
+pub mod ring_stream;
 pub mod sched;
 pub mod start_info;
 pub mod time;

@@ -2,6 +2,7 @@
 //! own ring, replies matched by request id, watch events counted and set aside.
 
 use alloc::vec::Vec;
+use embedded_io::{BufRead, Write, WriteReady};
 
 use crate::xen::{events, ring::XsClientRing, time};
 
@@ -100,7 +101,7 @@ impl Client {
         let deadline = time::now_ns().saturating_add(timeout_ms.saturating_mul(1_000_000));
         let mut rest = bytes;
         loop {
-            let n = self.ring.send(rest);
+            let n = self.push(rest);
             if n > 0 {
                 let _ = events::notify(self.ring.port);
             }
@@ -119,11 +120,34 @@ impl Client {
     /// Writes as much of `bytes` as the request ring has room for (notifying xenstore);
     /// returns how much.
     pub fn try_send(&mut self, bytes: &[u8]) -> usize {
-        let n = self.ring.send(bytes);
+        let n = self.push(bytes);
         if n > 0 {
             let _ = events::notify(self.ring.port);
         }
         n
+    }
+
+    /// Writes as much of `bytes` as the request ring takes now (the same `embedded-io`
+    /// stream the server reads its requests from); 0 when it is full or broken.
+    fn push(&self, bytes: &[u8]) -> usize {
+        let mut tx = self.ring.requests();
+        match tx.write_ready() {
+            Ok(true) => tx.write(bytes).unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// Appends the response bytes that arrived to the input buffer.
+    fn pull(&mut self) {
+        let mut rx = self.ring.responses();
+        while let Ok(bytes) = rx.fill_buf() {
+            if bytes.is_empty() {
+                break;
+            }
+            let n = bytes.len();
+            self.input.extend_from_slice(bytes);
+            rx.consume(n);
+        }
     }
 
     /// A whole message if one has arrived (without waiting).
@@ -132,7 +156,7 @@ impl Client {
             return Some(m);
         }
         let _ = events::take_pending();
-        self.ring.receive(&mut self.input);
+        self.pull();
         self.pop()
     }
 
@@ -180,7 +204,7 @@ impl Client {
                 return Some(m);
             }
             let _ = events::take_pending();
-            self.ring.receive(&mut self.input);
+            self.pull();
             if let Some(m) = self.pop() {
                 return Some(m);
             }
