@@ -115,8 +115,8 @@ pub struct XsClientRing {
     pub port: u32,
 }
 
-#[cfg(feature = "fault-injection")]
 impl XsClientRing {
+    #[cfg(feature = "fault-injection")]
     /// This domain's own xenstore ring, from `HVM_PARAM_STORE_PFN`/`_EVTCHN`; `None` when the
     /// toolstack gave us none.
     pub fn own() -> Option<XsClientRing> {
