@@ -19,11 +19,14 @@ if grep -q "xslab=memattack" /proc/cmdline; then
     timeout 30 xenstore-write data/attack-result "$r"
     while :; do sleep 3600; done
 fi
-# The load mode (lu-load): write distinct nodes one at a time until dom0 writes data/stop,
-# then leave the summary in data/load-result.
+# The load mode (lu-load): write distinct nodes one at a time (100 per directory, one every
+# 100 ms: a domain's directory holds about 450 names under the node-size quota, and its
+# quota is 1000 nodes) until dom0 writes data/stop, at most 800; then leave the summary in
+# data/load-result.
 if grep -q "xslab=load" /proc/cmdline; then
-    /usr/bin/xsprobe write-loop --prefix data/load --until-node data/stop \
-        --result-node data/load-result 2>&1 | sed 's/^/xslab-guest: /'
+    /usr/bin/xsprobe write-loop --prefix data/load --per-dir 100 --interval-ms 100 \
+        --count 800 --until-node data/stop --result-node data/load-result 2>&1 |
+        sed 's/^/xslab-guest: /'
     while :; do sleep 3600; done
 fi
 # The hostile-guest scenarios (abuse-*): the attackers write data/ready, wait for data/go

@@ -14,7 +14,8 @@ grep -q "xslab=load" "$GUEST_CFG" || fail "cannot make the load guest's config"
 T=60 check xl-create xl create "$GUEST_CFG"
 DOMID=$(timeout "$T" xl domid xslab-guest) || fail "xl domid: $DOMID"
 G=/local/domain/$DOMID/data
-wait_until 300 xenstore-exists "$G/load/0" || fail "the guest does not write (no $G/load/0)"
+# The guest writes node i at $G/load/<i / 100>/<i> (guest/init.sh's load mode).
+wait_until 300 xenstore-exists "$G/load/0/0" || fail "the guest does not write (no $G/load/0/0)"
 rm -f /tmp/ll-stop /tmp/ll-dom0.log /tmp/ll-w0 /tmp/ll-wg
 bg $P watch --path /load --token l0 --count 100000000 --out /tmp/ll-w0 --timeout-s 900 \
     --until-file /tmp/ll-stop
@@ -25,7 +26,9 @@ WG=$BG
 wait_lines 20 /tmp/ll-w0 1 || fail "dom0 watch: no initial event"
 wait_lines 20 /tmp/ll-wg 1 || fail "guest watch: no initial event"
 # Writes made from here on must all be seen by the watchers.
-gfirst=$(($(timeout 10 xenstore-list "$G/load" | wc -l) + 1))
+gall=$(timeout 10 xenstore-ls -f "$G/load" | wc -l)
+gdirs=$(timeout 10 xenstore-list "$G/load" | wc -l)
+gfirst=$((gall - gdirs + 1))
 bg $P write-loop --prefix /load/d --until-file /tmp/ll-stop --log /tmp/ll-dom0.log \
     >/tmp/ll-dom0.out 2>/tmp/ll-dom0.err
 LOOP=$BG
@@ -51,13 +54,13 @@ dn=$(echo "$dom0" | sed -n 's/.*acked=\([0-9]*\).*/\1/p')
 gn=$(echo "$gres" | sed -n 's/.*acked=\([0-9]*\).*/\1/p')
 [ "$(wc -l < /tmp/ll-dom0.log)" -eq "$dn" ] || fail "the dom0 log has $(wc -l < /tmp/ll-dom0.log) lines, acked=$dn"
 T=300 check verify-dom0 $P verify --prefix /load/d --count "$dn"
-T=300 check verify-guest $P verify --prefix "$G/load" --count "$gn"
+T=300 check verify-guest $P verify --prefix "$G/load" --count "$gn" --per-dir 100
 wait "$W0"; wait "$WG"
 # Every acknowledged write after the watch was registered has its event.
 for i in $(seq 0 $((dn - 1))); do echo "/load/d/$i l0"; done | sort > /tmp/ll-want0
 sort -u /tmp/ll-w0 > /tmp/ll-got0
 missing0=$(comm -23 /tmp/ll-want0 /tmp/ll-got0 | wc -l)
-for i in $(seq "$gfirst" $((gn - 1))); do echo "$G/load/$i lg"; done | sort > /tmp/ll-wantg
+for i in $(seq "$gfirst" $((gn - 1))); do echo "$G/load/$((i / 100))/$i lg"; done | sort > /tmp/ll-wantg
 sort -u /tmp/ll-wg > /tmp/ll-gotg
 missingg=$(comm -23 /tmp/ll-wantg /tmp/ll-gotg | wc -l)
 [ "$missing0" -eq 0 ] || fail "$missing0 dom0 writes without an event: $(comm -23 /tmp/ll-want0 /tmp/ll-got0 | head -n 3)"

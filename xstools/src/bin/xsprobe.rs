@@ -123,7 +123,7 @@ enum Cmd {
         /// Stop as soon as this file exists.
         #[arg(long, value_name = "F")]
         until_file: Option<PathBuf>,
-        /// Stop as soon as this node exists (checked every 20 writes).
+        /// Stop as soon as this node exists (checked every 20 attempts).
         #[arg(long, value_name = "N")]
         until_node: Option<String>,
         /// Stop after this long.
@@ -148,6 +148,13 @@ enum Cmd {
         /// Write PREFIX/<i mod WRAP> instead (the same WRAP nodes over and over).
         #[arg(long, value_name = "WRAP", value_parser = clap::value_parser!(u64).range(1..))]
         wrap: Option<u64>,
+        /// Node i is PREFIX/<i / PER_DIR>/<i> (a domain's directory holds about 450 such
+        /// names under the 2048-byte node-size quota).
+        #[arg(long, value_name = "PER_DIR", value_parser = clap::value_parser!(u64).range(1..))]
+        per_dir: Option<u64>,
+        /// Pause this long between writes.
+        #[arg(long, default_value_t = 0)]
+        interval_ms: u64,
     },
     /// READ PREFIX/<i> for i in 0..COUNT and check each is v<i> (padded as `write-loop
     /// --value-size` pads it); prints `ok=N missing=M wrong=W`; exits 1 unless all are there.
@@ -161,6 +168,9 @@ enum Cmd {
         /// The values' padded size.
         #[arg(long, default_value_t = 0)]
         value_size: usize,
+        /// The nodes were written with `write-loop --per-dir PER_DIR`.
+        #[arg(long, value_name = "PER_DIR", value_parser = clap::value_parser!(u64).range(1..))]
+        per_dir: Option<u64>,
     },
     /// Watch PATH and append each event to a file; prints `events=N`.
     ///
@@ -379,6 +389,8 @@ fn main() -> ExitCode {
             until_refused,
             count,
             wrap,
+            per_dir,
+            interval_ms,
         } => write_loop(
             &endpoint,
             &WriteLoopOpts {
@@ -392,13 +404,16 @@ fn main() -> ExitCode {
                 until_refused,
                 count,
                 wrap,
+                per_dir,
+                interval: Duration::from_millis(interval_ms),
             },
         ),
         Cmd::Verify {
             prefix,
             count,
             value_size,
-        } => verify(&endpoint, &prefix, count, value_size),
+            per_dir,
+        } => verify(&endpoint, &prefix, count, value_size, per_dir),
         Cmd::Flood {
             path,
             readers,
@@ -762,6 +777,16 @@ struct WriteLoopOpts {
     until_refused: bool,
     count: u64,
     wrap: Option<u64>,
+    per_dir: Option<u64>,
+    interval: Duration,
+}
+
+/// Where write-loop puts node `idx`: `PREFIX/<idx>`, or `PREFIX/<idx / per_dir>/<idx>`.
+fn node_path(prefix: &str, idx: u64, per_dir: Option<u64>) -> String {
+    match per_dir {
+        Some(n) => format!("{prefix}/{}/{idx}", idx / n),
+        None => format!("{prefix}/{idx}"),
+    }
 }
 
 /// `v<i>` padded with `x` to `size` bytes.
@@ -792,6 +817,7 @@ fn write_loop(endpoint: &Endpoint, o: &WriteLoopOpts) -> Result<(), Failure> {
     let mut max_gap = Duration::ZERO;
     let mut last_ok = Instant::now();
     let mut i = 0u64;
+    let mut attempts = 0u64;
     let mut refused: Option<String> = None;
     loop {
         if Instant::now() >= end
@@ -807,15 +833,19 @@ fn write_loop(endpoint: &Endpoint, o: &WriteLoopOpts) -> Result<(), Failure> {
             }
             continue;
         };
+        attempts += 1;
         if let Some(stop) = &o.until_node {
-            if i.is_multiple_of(20) {
+            if attempts % 20 == 1 {
                 let p = payload0(&[stop.as_bytes()]);
                 if client.call(MsgType::Read, 0, p, REPLY_TIMEOUT).is_ok() {
                     break;
                 }
             }
         }
-        let path = format!("{}/{}", o.prefix, o.wrap.map_or(i, |w| i % w));
+        if !o.interval.is_zero() && attempts > 1 {
+            std::thread::sleep(o.interval);
+        }
+        let path = node_path(&o.prefix, o.wrap.map_or(i, |w| i % w), o.per_dir);
         let value = padded_value(i, o.value_size);
         let mut p = path.clone().into_bytes();
         p.push(0);
@@ -841,6 +871,7 @@ fn write_loop(endpoint: &Endpoint, o: &WriteLoopOpts) -> Result<(), Failure> {
                     c = None;
                 }
                 // The same index again: an unacknowledged write may or may not have landed.
+                std::thread::sleep(Duration::from_millis(10));
             }
         }
     }
@@ -869,11 +900,17 @@ fn write_loop(endpoint: &Endpoint, o: &WriteLoopOpts) -> Result<(), Failure> {
     Ok(())
 }
 
-fn verify(endpoint: &Endpoint, prefix: &str, count: u32, value_size: usize) -> Result<(), Failure> {
+fn verify(
+    endpoint: &Endpoint,
+    prefix: &str,
+    count: u32,
+    value_size: usize,
+    per_dir: Option<u64>,
+) -> Result<(), Failure> {
     let mut c = open(endpoint)?;
     let (mut ok, mut missing, mut wrong) = (0u32, 0u32, 0u32);
     for i in 0..count {
-        let path = format!("{prefix}/{i}");
+        let path = node_path(prefix, u64::from(i), per_dir);
         match c.call(
             MsgType::Read,
             0,
