@@ -56,6 +56,9 @@ const GROWN_ENV: &[(&str, &str)] = &[("XSLAB_STUB_MAXMEM", "64")];
 /// What the boot with the direct start path (`--start direct`) runs.
 pub const DIRECT: [&str; 1] = ["direct"];
 
+/// New boots after the emulated machine froze, per plan (each goes on where it stopped).
+const FREEZE_RETRIES: usize = 3;
+
 /// Default limit for one boot, in seconds.
 const DEFAULT_TIMEOUT: u64 = 2400;
 /// Default limit for one scenario, in seconds (`XSLAB_SCENARIO_TIMEOUT` overrides it).
@@ -505,30 +508,57 @@ fn run_version(o: &Options, a: &assets::Assets, plans: &[Plan], compare: bool) -
     };
     let mut sessions: Vec<(Store, Outcome)> = Vec::new();
     for plan in plans {
-        let (mut outcome, mut result) = one(o, a, plan);
-        if outcome.as_ref().is_some_and(|out| out.froze) {
-            // A QEMU TCG fault, not the store's: the boot is run once more, and said so.
-            let what = format!("{} ({} start)", describe(plan.store), plan.start.name());
-            eprintln!(
-                "xtask: lab {}: the emulated machine froze {what}; booting it again once",
-                a.xen.name()
-            );
-            run.retried.push(what);
-            (outcome, result) = one(o, a, plan);
-        }
-        if let Err(e) = result {
-            run.errors.push(format!(
-                "{} ({} start): {e}",
-                describe(plan.store),
-                plan.start.name()
-            ));
-        }
-        if let Some(out) = outcome {
-            let (p, f, s) = out.counts();
-            run.counts = (run.counts.0 + p, run.counts.1 + f, run.counts.2 + s);
-            if !out.session.is_empty() {
-                sessions.push((plan.store, out));
+        // A boot whose emulated machine froze (a QEMU TCG fault, not the store's) goes on in
+        // a new boot with the scenarios that have no verdict yet, at most FREEZE_RETRIES times.
+        let mut left = plan.scenarios.clone();
+        let mut retries = 0;
+        loop {
+            let part = Plan {
+                scenarios: left.clone(),
+                ..plan.clone()
+            };
+            let (outcome, result) = one(o, a, &part);
+            let froze = outcome.as_ref().is_some_and(|out| out.froze);
+            if let Some(out) = &outcome {
+                let (p, f, s) = out.counts();
+                run.counts = (run.counts.0 + p, run.counts.1 + f, run.counts.2 + s);
+                left.retain(|name| !out.verdicts.iter().any(|v| &v.name == name));
             }
+            if froze && retries < FREEZE_RETRIES && !left.is_empty() {
+                let what = format!(
+                    "{} ({} start) in {}",
+                    describe(plan.store),
+                    plan.start.name(),
+                    left.first().map_or("?", String::as_str)
+                );
+                eprintln!(
+                    "xtask: lab {}: the emulated machine froze {what}; a new boot goes on \
+                     with the {} scenarios left",
+                    a.xen.name(),
+                    left.len()
+                );
+                run.retried.push(what);
+                retries += 1;
+                if let Some(out) = outcome {
+                    if !out.session.is_empty() {
+                        sessions.push((plan.store, out));
+                    }
+                }
+                continue;
+            }
+            if let Err(e) = result {
+                run.errors.push(format!(
+                    "{} ({} start): {e}",
+                    describe(plan.store),
+                    plan.start.name()
+                ));
+            }
+            if let Some(out) = outcome {
+                if !out.session.is_empty() {
+                    sessions.push((plan.store, out));
+                }
+            }
+            break;
         }
     }
     if compare {
