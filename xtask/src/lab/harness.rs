@@ -297,6 +297,7 @@ fn overlay(boot: &Boot) -> Result<Vec<Item>, String> {
             "XSLAB_STUB_PARAM",
             "XSLAB_BENCH_NODES",
             "XSLAB_GROW_NODES",
+            "XSLAB_GROW_VALUE",
             "XSLAB_C_TRACE",
         ]
         .iter()
