@@ -78,7 +78,7 @@ pub const DIRECT: [&str; 1] = ["direct"];
 const FREEZE_RETRIES: usize = 3;
 
 /// Default limit for one boot, in seconds.
-const DEFAULT_TIMEOUT: u64 = 2400;
+const DEFAULT_TIMEOUT: u64 = 5400;
 /// Default limit for one scenario, in seconds (`XSLAB_SCENARIO_TIMEOUT` overrides it).
 const SCENARIO_TIMEOUT: u64 = 600;
 
@@ -124,7 +124,7 @@ const USAGE: &str = "usage: cargo xtask lab [--xen 4.17|4.20|all] [--store c|stu
   --suite          what `cargo xtask test` runs (default --xen all): every scenario with
                    the packaged start, `direct` with the direct start, the C comparison
   --demo           the demo scenario with the stub domain, its output on stdout
-  --timeout SECS   limit for one boot (default 2400)
+  --timeout SECS   limit for one boot (default 5400)
   --keep           keep the serial log and the initramfs even on success
   --image PATH     the stub-domain image (default: what `cargo xtask build` builds)
   --file NAME=PATH also put PATH into dom0 as /xslab/NAME (repeatable)
