@@ -30,10 +30,10 @@ const COLUMNS: [(&str, &str, f64, usize); 12] = [
     ("fill_s", "fill s", 1.0, 1),
 ];
 
-/// `cargo xtask bench [--no-lab] [--nodes N] [--store c|stub|both] [--quick] [--skip-socket]`.
+/// `cargo xtask bench [--no-lab] [--nodes N]... [--store c|stub|both] [--quick] [--skip-socket]`.
 struct Options {
     lab: bool,
-    nodes: Option<u64>,
+    nodes: Vec<u64>,
     /// Whose live update the lab measures: the stub domain's, C xenstored's, or both.
     stores: Vec<Store>,
     /// Passed on to `xsbench`.
@@ -43,7 +43,7 @@ struct Options {
 fn parse(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
         lab: true,
-        nodes: None,
+        nodes: Vec::new(),
         stores: vec![Store::Stub, Store::C],
         extra: Vec::new(),
     };
@@ -58,7 +58,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
                     .ok()
                     .filter(|n| (1..=1_000_000).contains(n))
                     .ok_or_else(|| format!("--nodes {v}: a number from 1 to 1000000"))?;
-                o.nodes = Some(n);
+                o.nodes.push(n);
             }
             "--store" => {
                 o.stores = match it.next().map(String::as_str) {
@@ -99,9 +99,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         println!("live update in the Xen lab: skipped: xstools (xsprobe) did not build");
         return Ok(());
     }
-    let sizes: Vec<u64> = match o.nodes {
-        Some(n) => vec![n],
-        None => LAB_NODES.to_vec(),
+    let sizes: Vec<u64> = if o.nodes.is_empty() {
+        LAB_NODES.to_vec()
+    } else {
+        o.nodes.clone()
     };
     let rows: Vec<Row> = sizes
         .iter()
