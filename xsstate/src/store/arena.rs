@@ -1,5 +1,7 @@
 //! The node arena: fixed-size chunks of node slots addressed by a `u32` index, with a free
 //! list; chunks are allocated fallibly, so running out of memory is an error, not a panic.
+//! Trailing chunks that empty are given back (all but one spare), so that a store that grew
+//! and shrank again (a guest's nodes removed at its death) returns its memory.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -73,6 +75,8 @@ impl Slot {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Arena {
     chunks: Vec<Box<[Slot]>>,
+    /// Live slots per chunk.
+    live: Vec<u16>,
     /// Head of the free list.
     free: u32,
     /// Free slots.
@@ -88,6 +92,7 @@ impl Arena {
     pub(crate) fn new() -> Arena {
         Arena {
             chunks: Vec::new(),
+            live: Vec::new(),
             free: NIL,
             free_count: 0,
         }
@@ -97,6 +102,7 @@ impl Arena {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.chunks.len() * CHUNK_SLOTS * core::mem::size_of::<Slot>()
             + self.chunks.capacity() * core::mem::size_of::<Box<[Slot]>>()
+            + self.live.capacity() * core::mem::size_of::<u16>()
     }
 
     /// Every slot index ever handed out is below this.
@@ -127,7 +133,7 @@ impl Arena {
         let chunks = missing.div_ceil(CHUNK_SLOTS);
         chunks * (CHUNK_SLOTS * core::mem::size_of::<Slot>() + 64)
             + if chunks > 0 {
-                (self.chunks.len() + chunks) * 16
+                (self.chunks.len() + chunks) * 18
             } else {
                 0
             }
@@ -141,6 +147,7 @@ impl Arena {
                 return Err(OutOfMemory);
             }
             self.chunks.try_reserve(1).map_err(|_| OutOfMemory)?;
+            self.live.try_reserve(1).map_err(|_| OutOfMemory)?;
             let mut chunk: Vec<Slot> = Vec::new();
             chunk
                 .try_reserve_exact(CHUNK_SLOTS)
@@ -155,6 +162,7 @@ impl Arena {
                 chunk.push(Slot::free(next));
             }
             self.chunks.push(chunk.into_boxed_slice());
+            self.live.push(0);
             self.free = base;
             self.free_count += CHUNK_SLOTS;
         }
@@ -169,6 +177,9 @@ impl Arena {
         *s = slot;
         self.free = next;
         self.free_count -= 1;
+        if let Some(n) = self.live.get_mut((id >> CHUNK_SHIFT) as usize) {
+            *n += 1;
+        }
         Some(id)
     }
 
@@ -180,8 +191,54 @@ impl Arena {
                 *s = Slot::free(head);
                 self.free = id;
                 self.free_count += 1;
+                if let Some(n) = self.live.get_mut((id >> CHUNK_SHIFT) as usize) {
+                    *n = n.saturating_sub(1);
+                }
+                self.trim();
             }
         }
+    }
+
+    /// Gives back trailing chunks without a live slot, keeping one spare: when the last two
+    /// chunks are empty, the free list is walked once to drop the last chunk's slots from it
+    /// (a chunk's worth of creates and removals lies between two walks).
+    fn trim(&mut self) {
+        let empty_tail = self
+            .live
+            .iter()
+            .rev()
+            .take_while(|&&n| n == 0)
+            .count();
+        if empty_tail < 2 {
+            return;
+        }
+        // Every chunk of the empty tail but the first goes.
+        let keep = self.chunks.len() - (empty_tail - 1);
+        let bound = (keep << CHUNK_SHIFT) as u32;
+        let (mut head, mut last) = (NIL, NIL);
+        let mut id = self.free;
+        let mut kept = 0usize;
+        while id != NIL {
+            let Some(next) = self.get(id).map(|s| s.next) else {
+                break;
+            };
+            if id < bound {
+                match self.get_mut(last) {
+                    Some(l) => l.next = id,
+                    None => head = id,
+                }
+                last = id;
+                kept += 1;
+            }
+            id = next;
+        }
+        if let Some(l) = self.get_mut(last) {
+            l.next = NIL;
+        }
+        self.free = head;
+        self.free_count = kept;
+        self.chunks.truncate(keep);
+        self.live.truncate(keep);
     }
 
     /// Every slot index with a live node, in index order.
@@ -222,5 +279,56 @@ mod tests {
         assert_eq!(a.take(node(b"z")).unwrap(), x);
         assert_eq!(a.live_ids().collect::<Vec<_>>(), vec![0, 1]);
         assert_eq!(core::mem::size_of::<Slot>(), 56);
+    }
+
+    #[test]
+    fn emptied_tail_chunks_are_given_back() {
+        let mut a = Arena::new();
+        let n = 5 * CHUNK_SLOTS;
+        a.reserve(n).unwrap();
+        let ids: Vec<u32> = (0..n).map(|_| a.take(node(b"n")).unwrap()).collect();
+        let full = a.heap_bytes();
+        // Free the last three chunks: two go, one stays as a spare.
+        let high = (2 * CHUNK_SLOTS) as u32;
+        for &id in ids.iter().filter(|&&id| id >= high) {
+            a.release(id);
+        }
+        assert_eq!(a.bound() as usize, 3 * CHUNK_SLOTS);
+        assert!(a.heap_bytes() < full);
+        assert_eq!(a.free_count, CHUNK_SLOTS);
+        // The free list holds exactly the spare chunk's slots, all below the bound.
+        let mut seen = 0;
+        let mut id = a.free;
+        while id != NIL {
+            assert!(id < a.bound());
+            seen += 1;
+            id = a.get(id).unwrap().next;
+        }
+        assert_eq!(seen, CHUNK_SLOTS);
+        // Slots still work: the first two chunks are live, new nodes reuse the spare.
+        assert_eq!(a.live(0).unwrap().name(), b"n");
+        a.reserve(1).unwrap();
+        let again = a.take(node(b"m")).unwrap();
+        assert!(again < a.bound());
+        // Freeing everything leaves one spare chunk.
+        for &id in ids.iter().filter(|&&id| id < high) {
+            a.release(id);
+        }
+        a.release(again);
+        assert_eq!(a.bound() as usize, CHUNK_SLOTS);
+        assert_eq!(a.live_ids().count(), 0);
+    }
+
+    #[test]
+    fn a_live_slot_in_the_last_chunk_keeps_the_chunks() {
+        let mut a = Arena::new();
+        a.reserve(3 * CHUNK_SLOTS).unwrap();
+        let ids: Vec<u32> = (0..3 * CHUNK_SLOTS).map(|_| a.take(node(b"n")).unwrap()).collect();
+        let last = (3 * CHUNK_SLOTS - 1) as u32;
+        for &id in ids.iter().filter(|&&id| id != last) {
+            a.release(id);
+        }
+        assert_eq!(a.bound() as usize, 3 * CHUNK_SLOTS);
+        assert_eq!(a.live_ids().collect::<Vec<_>>(), vec![last]);
     }
 }
