@@ -203,12 +203,7 @@ impl Arena {
     /// chunks are empty, the free list is walked once to drop the last chunk's slots from it
     /// (a chunk's worth of creates and removals lies between two walks).
     fn trim(&mut self) {
-        let empty_tail = self
-            .live
-            .iter()
-            .rev()
-            .take_while(|&&n| n == 0)
-            .count();
+        let empty_tail = self.live.iter().rev().take_while(|&&n| n == 0).count();
         if empty_tail < 2 {
             return;
         }
@@ -323,7 +318,9 @@ mod tests {
     fn a_live_slot_in_the_last_chunk_keeps_the_chunks() {
         let mut a = Arena::new();
         a.reserve(3 * CHUNK_SLOTS).unwrap();
-        let ids: Vec<u32> = (0..3 * CHUNK_SLOTS).map(|_| a.take(node(b"n")).unwrap()).collect();
+        let ids: Vec<u32> = (0..3 * CHUNK_SLOTS)
+            .map(|_| a.take(node(b"n")).unwrap())
+            .collect();
         let last = (3 * CHUNK_SLOTS - 1) as u32;
         for &id in ids.iter().filter(|&&id| id != last) {
             a.release(id);
