@@ -53,7 +53,7 @@ totals() {
 store_sum() {
     : >/tmp/lb-ls
     if [ "$N" -le "$LS_MAX" ]; then
-        timeout 180 xenstore-ls -fp / >>/tmp/lb-ls 2>&1 || bad "xenstore-ls -fp / failed ($1)"
+        timeout 900 xenstore-ls -fp / >>/tmp/lb-ls 2>&1 || bad "xenstore-ls -fp / failed ($1)"
     else
         last=$(((N - 1) / CHUNK))
         tops=$(timeout 10 xenstore-list /) || bad "xenstore-list / failed ($1)"
