@@ -177,6 +177,8 @@ fn lab_run(nodes: u64, store: Store) -> Row {
         None => std::env::remove_var("XSLAB_STUB_MAXMEM"),
     }
     std::env::set_var("XSLAB_C_TRACE", "0");
+    // 100,000 nodes take many minutes to fill and to list under TCG.
+    std::env::set_var("XSLAB_SCENARIO_TIMEOUT", "3600");
     let mut row = scenario_row(store, SCENARIO);
     row.nodes = nodes;
     row.memory = max.unwrap_or(memory);
