@@ -268,61 +268,63 @@ pub fn self_test() -> Result<(), alloc::string::String> {
     if mem.is_null() {
         return Err("no memory for the test page".into());
     }
-    // SAFETY: see above; the page is owned by this test and outlives `page`.
-    let page = unsafe { SharedPage::new(mem as u64) };
-    let result = (|| -> Result<(), alloc::string::String> {
-        let mut sent = alloc::vec::Vec::new();
-        let mut got = alloc::vec::Vec::new();
-        // 3 rounds of 700 bytes cross the 1024-byte ring's end twice.
-        for round in 0..3u8 {
-            let msg: alloc::vec::Vec<u8> = (0..700u32).map(|i| (i as u8) ^ round).collect();
-            let mut client = RingOut::new(&page, Side::Requests);
+    let result = {
+        // SAFETY: see above; the page is owned by this test and outlives `page`, which
+        // ends with this block.
+        let page = unsafe { SharedPage::new(mem as u64) };
+        (|| -> Result<(), alloc::string::String> {
+            let mut sent = alloc::vec::Vec::new();
+            let mut got = alloc::vec::Vec::new();
+            // 3 rounds of 700 bytes cross the 1024-byte ring's end twice.
+            for round in 0..3u8 {
+                let msg: alloc::vec::Vec<u8> = (0..700u32).map(|i| (i as u8) ^ round).collect();
+                let mut client = RingOut::new(&page, Side::Requests);
+                let mut server = RingIn::new(&page, Side::Requests);
+                if !client.write_ready().map_err(|e| format!("{e:?}"))? {
+                    return Err(format!("round {round}: an empty ring is not writable"));
+                }
+                let n = client.write(&msg).map_err(|e| format!("{e:?}"))?;
+                sent.extend_from_slice(msg.get(..n).unwrap_or(&[]));
+                let mut buf = [0u8; 1024];
+                let r = server.read(&mut buf).map_err(|e| format!("{e:?}"))?;
+                got.extend_from_slice(buf.get(..r).unwrap_or(&[]));
+                if server.read_ready().map_err(|e| format!("{e:?}"))? {
+                    return Err(format!("round {round}: bytes left after reading all"));
+                }
+            }
+            if sent != got || sent.len() != 2100 {
+                return Err(format!(
+                    "{} bytes sent, {} read back differ",
+                    sent.len(),
+                    got.len()
+                ));
+            }
+            // A full ring refuses a write; the reader frees it.
+            let mut client = RingOut::new(&page, Side::Responses);
+            let mut reader = RingIn::new(&page, Side::Responses);
+            let full = client.write(&[7u8; 1024]).map_err(|e| format!("{e:?}"))?;
+            if full != 1024 || client.write(&[1]) != Err(RingError::Full) {
+                return Err(format!("a full ring took {full} bytes and then more"));
+            }
+            let first = reader.fill_buf().map_err(|e| format!("{e:?}"))?.len();
+            reader.consume(10);
+            if first != 1024 || client.write(&[1; 20]) != Ok(10) {
+                return Err("consuming 10 bytes did not free 10".into());
+            }
+            // A producer index more than a ring ahead of the consumer is a violation.
+            let (_, cons_off, prod_off) = Side::Requests.offsets();
+            let cons = page.read_u32(cons_off);
+            page.write_u32(prod_off, cons.wrapping_add(2000));
             let mut server = RingIn::new(&page, Side::Requests);
-            if !client.write_ready().map_err(|e| format!("{e:?}"))? {
-                return Err(format!("round {round}: an empty ring is not writable"));
+            match server.fill_buf() {
+                Err(RingError::Index { .. }) => Ok(()),
+                other => Err(format!(
+                    "a bad producer index gave {:?}",
+                    other.map(|b| b.len())
+                )),
             }
-            let n = client.write(&msg).map_err(|e| format!("{e:?}"))?;
-            sent.extend_from_slice(msg.get(..n).unwrap_or(&[]));
-            let mut buf = [0u8; 1024];
-            let r = server.read(&mut buf).map_err(|e| format!("{e:?}"))?;
-            got.extend_from_slice(buf.get(..r).unwrap_or(&[]));
-            if server.read_ready().map_err(|e| format!("{e:?}"))? {
-                return Err(format!("round {round}: bytes left after reading all"));
-            }
-        }
-        if sent != got || sent.len() != 2100 {
-            return Err(format!(
-                "{} bytes sent, {} read back differ",
-                sent.len(),
-                got.len()
-            ));
-        }
-        // A full ring refuses a write; the reader frees it.
-        let mut client = RingOut::new(&page, Side::Responses);
-        let mut reader = RingIn::new(&page, Side::Responses);
-        let full = client.write(&[7u8; 1024]).map_err(|e| format!("{e:?}"))?;
-        if full != 1024 || client.write(&[1]) != Err(RingError::Full) {
-            return Err(format!("a full ring took {full} bytes and then more"));
-        }
-        let first = reader.fill_buf().map_err(|e| format!("{e:?}"))?.len();
-        reader.consume(10);
-        if first != 1024 || client.write(&[1; 20]) != Ok(10) {
-            return Err("consuming 10 bytes did not free 10".into());
-        }
-        // A producer index more than a ring ahead of the consumer is a violation.
-        let (_, cons_off, prod_off) = Side::Requests.offsets();
-        let cons = page.read_u32(cons_off);
-        page.write_u32(prod_off, cons.wrapping_add(2000));
-        let mut server = RingIn::new(&page, Side::Requests);
-        match server.fill_buf() {
-            Err(RingError::Index { .. }) => Ok(()),
-            other => Err(format!(
-                "a bad producer index gave {:?}",
-                other.map(|b| b.len())
-            )),
-        }
-    })();
-    drop(page);
+        })()
+    };
     // SAFETY: allocated above with the same layout; `page` is gone.
     unsafe { alloc::alloc::dealloc(mem, layout) };
     result
