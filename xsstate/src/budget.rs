@@ -200,16 +200,19 @@ impl Engine {
                     + self.event_bytes(bytes)
             }
             Rm => {
-                // In a transaction: an overlay entry per node removed.
+                // In a transaction: per node removed, its path in the list of the subtree,
+                // in the accessed, seen and changed maps and in a queued event, and a copy
+                // of the node (its value) as first seen; the event list is reserved whole.
                 let root_len = payload + 24;
-                let nodes = self
+                let (nodes, bytes) = self
                     .conns
                     .get(&id)
                     .and_then(|_| crate::util::one_arg(&msg.payload))
                     .and_then(|raw| core::str::from_utf8(raw).ok())
                     .and_then(|p| self.store.lookup(p))
-                    .map_or(1, |n| self.store.subtree_len(n));
-                base + nodes.saturating_mul(root_len + crate::txn::ENTRY_OVERHEAD + 64)
+                    .map_or((1, 0), |n| self.store.subtree_size(n));
+                let per_node = 5 * (root_len + 16) + 3 * crate::txn::ENTRY_OVERHEAD + 2 * 64;
+                base + nodes.saturating_mul(per_node) + 2 * bytes
             }
             Watch => base + payload * 2,
             Introduce => base + 8192,

@@ -269,6 +269,10 @@ impl<'a> View<'a> {
         match self.txn.as_deref_mut() {
             None => {
                 let id = self.store.lookup(root).ok_or(XsError::Eio)?;
+                // An event per node at most: reserved up front, fallibly (a failure changes
+                // nothing).
+                let n = self.store.subtree_size(id).0;
+                self.events.try_reserve(n).map_err(|_| XsError::Enomem)?;
                 let watched = self.watched.as_ref();
                 let events = &mut self.events;
                 self.store.remove(id, |p, perms| {
@@ -284,7 +288,15 @@ impl<'a> View<'a> {
                 Ok(())
             }
             Some(_) => {
-                for p in self.subtree_postorder(root) {
+                // The big allocations up front, fallibly: a failure leaves the transaction
+                // as it was (the budget estimated the rest, which comes in small pieces).
+                let all = self.subtree_postorder(root)?;
+                if let Some(t) = self.txn.as_deref_mut() {
+                    t.events
+                        .try_reserve_exact(all.len())
+                        .map_err(|_| XsError::Enomem)?;
+                }
+                for p in all {
                     let Some(t) = self.txn.as_deref_mut() else {
                         return Err(XsError::Eio);
                     };
@@ -317,20 +329,26 @@ impl<'a> View<'a> {
     }
 
     /// Every path at or below `root` as this view sees it, children before parents
-    /// (the order nodes are deleted in), found without recursion.
-    pub(crate) fn subtree_postorder(&self, root: &str) -> Vec<String> {
-        let mut pre = Vec::new();
+    /// (the order nodes are deleted in), found without recursion; `ENOMEM` when the list
+    /// cannot grow.
+    pub(crate) fn subtree_postorder(&self, root: &str) -> Result<Vec<String>, XsError> {
+        let mut pre: Vec<String> = Vec::new();
         let mut stack = alloc::vec![String::from(root)];
         while let Some(p) = stack.pop() {
             if self.exists(&p) {
                 // Children pushed in order, so the reversed pre-order lists them in order.
-                for c in self.children_names(&p) {
+                let children = self.children_names(&p);
+                stack
+                    .try_reserve(children.len())
+                    .map_err(|_| XsError::Enomem)?;
+                for c in children {
                     stack.push(path::join(&p, &c));
                 }
+                pre.try_reserve(1).map_err(|_| XsError::Enomem)?;
                 pre.push(p);
             }
         }
         pre.reverse();
-        pre
+        Ok(pre)
     }
 }

@@ -615,6 +615,16 @@ impl Store {
         n
     }
 
+    /// Nodes at and below `id`, and the bytes of their names and values.
+    pub fn subtree_size(&self, id: NodeId) -> (usize, usize) {
+        let (mut n, mut bytes) = (0usize, 0usize);
+        self.walk_ids(id.0, |i| {
+            n += 1;
+            bytes += self.arena.get(i).map_or(0, |s| s.data.len());
+        });
+        (n, bytes)
+    }
+
     /// Calls `f` for `root` and every node below it, parents first, without recursion.
     fn walk_ids(&self, root: u32, mut f: impl FnMut(u32)) {
         if self.arena.live(root).is_none() {
