@@ -79,6 +79,10 @@ fn engine_config(queries: &DomainQueries) -> EngineConfig {
     }
 }
 
+/// Bytes the heap holds back for when its free memory is too fragmented (see
+/// `arch::heap::arm_reserve`): eight slab chunks.
+const EMERGENCY_RESERVE: usize = 128 * 1024;
+
 /// Runs the xenstore service (or, when asked, the misbehaving test guest); never returns.
 /// `rust_tsc` is the TSC when Rust code started (for a live update's timeline).
 pub fn run(start_info_paddr: u64, rust_tsc: u64) -> ! {
@@ -332,6 +336,21 @@ impl Stub {
         Ok(stub)
     }
 
+    /// Holds the heap's emergency reserve ([`EMERGENCY_RESERVE`]) whenever the heap has
+    /// room for it four times over, and logs when it was used.
+    fn keep_reserve(&mut self, free: usize) {
+        if crate::arch::heap::take_reserve_used() {
+            kprintln!(
+                "xsstub: heap: the emergency reserve ({} KiB) was used: the free memory lies \
+                 in holes too small for new blocks",
+                EMERGENCY_RESERVE / 1024
+            );
+        }
+        if free > 4 * EMERGENCY_RESERVE && !crate::arch::heap::reserve_armed() {
+            crate::arch::heap::arm_reserve(EMERGENCY_RESERVE);
+        }
+    }
+
     /// The engine clock: Xen system time in milliseconds.
     fn engine_time_ms(&self) -> u64 {
         time::now_ns() / 1_000_000
@@ -397,6 +416,7 @@ impl Stub {
             self.engine.set_time_ms(time::now_ns() / 1_000_000);
             let (used, free) = crate::arch::heap::stats();
             self.engine.set_heap_usage(used, free);
+            self.keep_reserve(free);
             for port in pending.iter() {
                 if port == self.dom_exc_port {
                     self.check_domains();

@@ -542,10 +542,15 @@ unsafe impl GlobalAlloc for KernelHeap {
             return p.as_ptr();
         }
         let hook = GROW_HOOK.try_read().and_then(|g| *g);
-        let Some(grow) = hook else {
-            return core::ptr::null_mut();
-        };
-        if grow(growth_for(layout)) == 0 {
+        if let Some(grow) = hook {
+            if grow(growth_for(layout)) > 0 {
+                if let Some(p) = self.0.lock().allocate(layout) {
+                    return p.as_ptr();
+                }
+            }
+        }
+        // The bytes may be there but in holes too small: the emergency reserve goes back.
+        if !release_reserve() {
             return core::ptr::null_mut();
         }
         self.0
@@ -564,6 +569,66 @@ unsafe impl GlobalAlloc for KernelHeap {
             crate::kprintln!("xsstub: heap: free of {ptr:p} ({layout:?}) not ours; ignored");
         }
     }
+}
+
+/// The emergency reserve: one block, `(address, length)`, held back from the heap. The
+/// engine's memory floors count free bytes, not holes: after many blocks of one size come
+/// and go, the free bytes can lie in holes smaller than a slab chunk, and a small reply would
+/// find no room. When an allocation finds none even after growth, the reserve goes back to
+/// the heap and the allocation is tried again; the service takes it again once there is
+/// room ([`arm_reserve`]) and logs its use ([`take_reserve_used`]).
+static RESERVE: Spinlock<Option<(usize, usize)>> = Spinlock::new(None);
+/// Set when the reserve went back to the heap; cleared by [`take_reserve_used`].
+static RESERVE_USED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Takes `len` bytes (CHUNK-aligned) from the heap as the emergency reserve, unless one is
+/// held; returns whether one is held now. Never grows the heap.
+pub fn arm_reserve(len: usize) -> bool {
+    let Some(mut reserve) = RESERVE.try_lock() else {
+        return false;
+    };
+    if reserve.is_some() {
+        return true;
+    }
+    let Ok(layout) = Layout::from_size_align(len, CHUNK) else {
+        return false;
+    };
+    let Some(p) = HEAP.0.lock().allocate(layout) else {
+        return false;
+    };
+    *reserve = Some((p.as_ptr() as usize, len));
+    true
+}
+
+/// Gives the reserve back to the heap; whether there was one.
+fn release_reserve() -> bool {
+    let Some(mut reserve) = RESERVE.try_lock() else {
+        return false;
+    };
+    let Some((addr, len)) = reserve.take() else {
+        return false;
+    };
+    let (Ok(layout), Some(ptr)) = (
+        Layout::from_size_align(len, CHUNK),
+        NonNull::new(addr as *mut u8),
+    ) else {
+        return false;
+    };
+    // SAFETY: the block came from `allocate` with this very layout in `arm_reserve` and is
+    // freed once: it was taken out of `RESERVE` above, under its lock.
+    let freed = unsafe { HEAP.0.lock().deallocate(ptr, layout) };
+    RESERVE_USED.store(true, core::sync::atomic::Ordering::Relaxed);
+    freed
+}
+
+/// Whether the reserve went back to the heap since the last call.
+pub fn take_reserve_used() -> bool {
+    RESERVE_USED.swap(false, core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Whether the reserve is held.
+pub fn reserve_armed() -> bool {
+    RESERVE.try_lock().is_some_and(|r| r.is_some())
 }
 
 /// Checks what the global heap accepts: above the image, inside the identity map.
