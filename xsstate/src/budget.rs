@@ -201,18 +201,18 @@ impl Engine {
             }
             Rm => {
                 // In a transaction: per node removed, its path in the list of the subtree,
-                // in the accessed, seen and changed maps and in a queued event, and a copy
-                // of the node (its value) as first seen; the event list is reserved whole.
+                // in the accessed and changed maps and in a queued event (nothing of the
+                // node is copied); the event list is reserved whole.
                 let root_len = payload + 24;
-                let (nodes, bytes) = self
+                let nodes = self
                     .conns
                     .get(&id)
                     .and_then(|_| crate::util::one_arg(&msg.payload))
                     .and_then(|raw| core::str::from_utf8(raw).ok())
                     .and_then(|p| self.store.lookup(p))
-                    .map_or((1, 0), |n| self.store.subtree_size(n));
-                let per_node = 5 * (root_len + 16) + 3 * crate::txn::ENTRY_OVERHEAD + 2 * 64;
-                base + nodes.saturating_mul(per_node) + 2 * bytes
+                    .map_or(1, |n| self.store.subtree_size(n).0);
+                let per_node = 4 * (root_len + 16) + 2 * crate::txn::ENTRY_OVERHEAD + 2 * 64;
+                base + nodes.saturating_mul(per_node)
             }
             Watch => base + payload * 2,
             Introduce => base + 8192,

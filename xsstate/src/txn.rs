@@ -227,6 +227,35 @@ impl Transaction {
         Ok(())
     }
 
+    /// Records the access of a node this transaction is about to remove (see
+    /// [`Transaction::note`]): nothing of the node is copied, since the removal's change hides
+    /// it from every later read in the transaction.
+    pub fn note_removed(
+        &mut self,
+        store: &Store,
+        path: &str,
+        max_nodes: u32,
+    ) -> Result<(), XsError> {
+        if let Some(a) = self.accessed.get_mut(path) {
+            a.written = true;
+            return Ok(());
+        }
+        if max_nodes != 0 && self.accessed.len() >= max_nodes as usize {
+            return Err(XsError::Enospc);
+        }
+        let generation = store.get(path).map_or(0, |n| n.generation());
+        self.accessed.insert(
+            String::from(path),
+            NodeAccess {
+                base_generation: generation,
+                read: false,
+                written: true,
+            },
+        );
+        self.bytes += path.len() + 48;
+        Ok(())
+    }
+
     /// Stores a pending change of `path`.
     pub fn change(&mut self, path: String, node: Option<TxNode>) {
         self.bytes += node

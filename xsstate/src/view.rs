@@ -52,6 +52,27 @@ fn note(
     })
 }
 
+/// [`Transaction::note_removed`], recording the `transaction-nodes` limit when it refuses.
+fn note_removal(
+    t: &mut Transaction,
+    store: &Store,
+    path: &str,
+    max: u32,
+    hit: &mut Option<(Limit, String)>,
+) -> Result<(), XsError> {
+    t.note_removed(store, path, max).inspect_err(|_| {
+        *hit = Some((
+            Limit::Quota(crate::quota::QuotaKind::TransactionNodes),
+            alloc::format!(
+                "transaction {} accessed {} nodes: a request touching another was refused \
+                 with ENOSPC (quota {max})",
+                t.id.0,
+                t.accessed.len()
+            ),
+        ));
+    })
+}
+
 impl<'a> View<'a> {
     /// Builds a view.
     pub(crate) fn new(
@@ -269,22 +290,46 @@ impl<'a> View<'a> {
         match self.txn.as_deref_mut() {
             None => {
                 let id = self.store.lookup(root).ok_or(XsError::Eio)?;
-                // An event per node at most: reserved up front, fallibly (a failure changes
-                // nothing).
-                let n = self.store.subtree_size(id).0;
-                self.events.try_reserve(n).map_err(|_| XsError::Enomem)?;
+                // Removing frees memory and must work when it is short: an event that finds
+                // no room is dropped (counted, logged) rather than failing the removal; the
+                // removed root's own event is queued once the memory is back.
                 let watched = self.watched.as_ref();
                 let events = &mut self.events;
+                let mut dropped = 0usize;
+                let mut root_event = None;
                 self.store.remove(id, |p, perms| {
                     let is_root = p == root;
-                    if is_root || watched.is_none_or(|w| w.contains(p)) {
-                        events.push(PendingEvent {
-                            path: String::from(p),
-                            exact: !is_root,
-                            old_perms: Some(perms.clone()),
-                        });
+                    if !(is_root || watched.is_none_or(|w| w.contains(p))) {
+                        return;
+                    }
+                    let ev = PendingEvent {
+                        path: String::from(p),
+                        exact: !is_root,
+                        old_perms: Some(perms.clone()),
+                    };
+                    if is_root {
+                        root_event = Some(ev);
+                    } else if events.try_reserve(1).is_ok() {
+                        events.push(ev);
+                    } else {
+                        dropped += 1;
                     }
                 });
+                if let Some(ev) = root_event {
+                    if self.events.try_reserve(1).is_ok() {
+                        self.events.push(ev);
+                    } else {
+                        dropped += 1;
+                    }
+                }
+                if dropped > 0 {
+                    self.hit = Some((
+                        Limit::Heap,
+                        alloc::format!(
+                            "removing {root}: {dropped} watch events dropped for want of memory"
+                        ),
+                    ));
+                }
                 Ok(())
             }
             Some(_) => {
@@ -301,7 +346,7 @@ impl<'a> View<'a> {
                         return Err(XsError::Eio);
                     };
                     let old = t.view(self.store, &p).map(|n| n.perms().clone());
-                    note(t, self.store, &p, true, self.max_txn_nodes, &mut self.hit)?;
+                    note_removal(t, self.store, &p, self.max_txn_nodes, &mut self.hit)?;
                     let exact = p != root;
                     t.change(p.clone(), None);
                     t.queue_event(PendingEvent {

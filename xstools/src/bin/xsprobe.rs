@@ -225,6 +225,12 @@ enum Cmd {
         #[arg(long, value_name = "N")]
         result_node: Option<String>,
     },
+    /// RM PATH outside a transaction (the stock `xenstore-rm` always uses one, which
+    /// holds a copy of every node it removes); prints `removed`.
+    Rm {
+        /// The node to remove with everything below it.
+        path: String,
+    },
     /// Copy every new value of PING to PONG, on one connection (a watch on PING), until
     /// UNTIL_NODE exists or forever; prints `echoed=N`.
     Echo {
@@ -432,6 +438,7 @@ fn main() -> ExitCode {
                 result_node,
             },
         ),
+        Cmd::Rm { path } => rm(&endpoint, &path),
         Cmd::Echo {
             ping,
             pong,
@@ -897,6 +904,14 @@ fn write_loop(endpoint: &Endpoint, o: &WriteLoopOpts) -> Result<(), Failure> {
     if errors > 0 {
         return Err(format!("write-loop: {errors} errors, {acked} acknowledged"));
     }
+    Ok(())
+}
+
+fn rm(endpoint: &Endpoint, path: &str) -> Result<(), Failure> {
+    let mut c = open(endpoint)?;
+    c.call(MsgType::Rm, 0, payload0(&[path.as_bytes()]), REPLY_TIMEOUT)
+        .map_err(|e| format!("rm: RM {path}: {e}"))?;
+    println!("removed");
     Ok(())
 }
 
