@@ -23,7 +23,8 @@ while [ $i -le $N ]; do
     i=$((i + 1))
 done
 for d in $doms; do
-    wait_until 180 xenstore-exists "/local/domain/$d/data/attack-ready" ||
+    # Four Linux guests boot at once on one emulated CPU: minutes under TCG.
+    wait_until 600 xenstore-exists "/local/domain/$d/data/attack-ready" ||
         fail "attacker $d did not come up"
 done
 rm -f /tmp/ma-stop
