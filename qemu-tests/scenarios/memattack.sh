@@ -10,7 +10,7 @@ N=4
 heap_used() { xenstore-control memreport | sed -n 's/^heap: \([0-9]*\) bytes used.*/\1/p'; }
 nodes0=$(node_count)
 used0=$(heap_used)
-sed 's/^cmdline = "\(.*\)"/cmdline = "\1 xslab=memattack"/; s/^name = .*/name = "xslab-attack-NN"/; s/^memory = .*/memory = 96/' \
+sed 's/^cmdline = "\(.*\)"/cmdline = "\1 xslab=memattack"/; s/^name = .*/name = "xslab-attack-NN"/' \
     /xslab/guest.cfg > /tmp/ma-template.cfg
 grep -q "xslab=memattack" /tmp/ma-template.cfg || fail "cannot make the attackers' config"
 # One after the other: Linux guests booting at the same time under TCG crashed (three of
