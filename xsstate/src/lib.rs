@@ -30,6 +30,7 @@ pub mod conn;
 pub mod control;
 pub mod engine;
 pub mod error;
+mod events;
 pub mod handover;
 pub mod ids;
 pub mod image;
