@@ -84,10 +84,7 @@ impl Compat {
 
     /// Parses a note descriptor; `None` when malformed or without both kinds.
     pub fn parse(desc: &[u8]) -> Option<Compat> {
-        let word = |i: usize| -> Option<u32> {
-            let b = desc.get(i.checked_mul(4)?..i.checked_mul(4)?.checked_add(4)?)?;
-            Some(u32::from_le_bytes(b.try_into().ok()?))
-        };
+        let word = |i: usize| crate::le::u32_at(desc, i.checked_mul(4)?);
         let count = word(0)?;
         if count > MAX_ENTRIES || desc.len() != 4 + 12 * count as usize {
             return None;

@@ -34,6 +34,7 @@ mod events;
 pub mod handover;
 pub mod ids;
 pub mod image;
+pub mod le;
 pub mod memory;
 mod ops_domain;
 mod ops_node;

@@ -9,6 +9,7 @@
 //! address. Every length is checked before anything is allocated, with checked arithmetic.
 //! Addresses are physical (`p_paddr`), as the PVH loaders use them.
 
+use crate::le;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -209,30 +210,6 @@ fn slice_at<'a>(
     bytes.get(start..end).ok_or(truncated)
 }
 
-fn u16_at(b: &[u8], at: usize) -> u16 {
-    let mut v = [0u8; 2];
-    if let Some(s) = b.get(at..at.saturating_add(2)) {
-        v.copy_from_slice(s);
-    }
-    u16::from_le_bytes(v)
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    let mut v = [0u8; 4];
-    if let Some(s) = b.get(at..at.saturating_add(4)) {
-        v.copy_from_slice(s);
-    }
-    u32::from_le_bytes(v)
-}
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    let mut v = [0u8; 8];
-    if let Some(s) = b.get(at..at.saturating_add(8)) {
-        v.copy_from_slice(s);
-    }
-    u64::from_le_bytes(v)
-}
-
 /// One program header's fields that matter here.
 #[derive(Clone, Copy)]
 struct Phdr {
@@ -257,7 +234,7 @@ fn header(bytes: &[u8]) -> Result<(u64, usize), PvhError> {
     };
     let ident = ehdr.get(..4).unwrap_or(&[]);
     if ident != b"\x7fELF" {
-        return Err(bad("magic", 0, u64::from(u32_at(ehdr, 0))));
+        return Err(bad("magic", 0, u64::from(le::u32_at(ehdr, 0).unwrap_or(0))));
     }
     let byte = |at: usize| u64::from(ehdr.get(at).copied().unwrap_or(0));
     if byte(4) != 2 {
@@ -269,23 +246,23 @@ fn header(bytes: &[u8]) -> Result<(u64, usize), PvhError> {
     if byte(6) != 1 {
         return Err(bad("ident version", 6, byte(6)));
     }
-    if u16_at(ehdr, 16) != ET_EXEC {
+    if le::u16_at(ehdr, 16).unwrap_or(0) != ET_EXEC {
         return Err(bad(
             "type (ET_EXEC wanted)",
             16,
-            u64::from(u16_at(ehdr, 16)),
+            u64::from(le::u16_at(ehdr, 16).unwrap_or(0)),
         ));
     }
-    if u16_at(ehdr, 18) != EM_X86_64 {
+    if le::u16_at(ehdr, 18).unwrap_or(0) != EM_X86_64 {
         return Err(bad(
             "machine (x86-64 wanted)",
             18,
-            u64::from(u16_at(ehdr, 18)),
+            u64::from(le::u16_at(ehdr, 18).unwrap_or(0)),
         ));
     }
-    let phoff = u64_at(ehdr, 32);
-    let phentsize = u16_at(ehdr, 54);
-    let phnum = usize::from(u16_at(ehdr, 56));
+    let phoff = le::u64_at(ehdr, 32).unwrap_or(0);
+    let phentsize = le::u16_at(ehdr, 54).unwrap_or(0);
+    let phnum = usize::from(le::u16_at(ehdr, 56).unwrap_or(0));
     if usize::from(phentsize) != PHDR_LEN {
         return Err(bad("program header size", 54, u64::from(phentsize)));
     }
@@ -308,13 +285,13 @@ fn phdr(bytes: &[u8], phoff: u64, i: usize) -> Result<Phdr, PvhError> {
     let p = slice_at(bytes, "program header", at, PHDR_LEN as u64)?;
     Ok(Phdr {
         at,
-        kind: u32_at(p, 0),
-        flags: u32_at(p, 4),
-        offset: u64_at(p, 8),
-        paddr: u64_at(p, 24),
-        filesz: u64_at(p, 32),
-        memsz: u64_at(p, 40),
-        align: u64_at(p, 48),
+        kind: le::u32_at(p, 0).unwrap_or(0),
+        flags: le::u32_at(p, 4).unwrap_or(0),
+        offset: le::u64_at(p, 8).unwrap_or(0),
+        paddr: le::u64_at(p, 24).unwrap_or(0),
+        filesz: le::u64_at(p, 32).unwrap_or(0),
+        memsz: le::u64_at(p, 40).unwrap_or(0),
+        align: le::u64_at(p, 48).unwrap_or(0),
     })
 }
 
@@ -381,9 +358,11 @@ fn entry_note(bytes: &[u8], p: &Phdr) -> Result<Notes, PvhError> {
         let head = notes
             .get(pos..pos.saturating_add(NOTE_HEADER_LEN))
             .ok_or(bad("note header runs past the segment"))?;
-        let namesz = usize::try_from(u32_at(head, 0)).map_err(|_| bad("name size"))?;
-        let descsz = usize::try_from(u32_at(head, 4)).map_err(|_| bad("descriptor size"))?;
-        let kind = u32_at(head, 8);
+        let namesz =
+            usize::try_from(le::u32_at(head, 0).unwrap_or(0)).map_err(|_| bad("name size"))?;
+        let descsz = usize::try_from(le::u32_at(head, 4).unwrap_or(0))
+            .map_err(|_| bad("descriptor size"))?;
+        let kind = le::u32_at(head, 8).unwrap_or(0);
         let name_at = pos + NOTE_HEADER_LEN;
         let desc_at = name_at
             .checked_add(namesz)
@@ -403,8 +382,8 @@ fn entry_note(bytes: &[u8], p: &Phdr) -> Result<Notes, PvhError> {
             && name.iter().skip(3).all(|&b| b == 0);
         if is_xen && kind == XEN_ELFNOTE_PHYS32_ENTRY {
             let value = match desc.len() {
-                4 => u64::from(u32_at(desc, 0)),
-                8 => u64_at(desc, 0),
+                4 => u64::from(le::u32_at(desc, 0).unwrap_or(0)),
+                8 => le::u64_at(desc, 0).unwrap_or(0),
                 _ => return Err(bad("PHYS32_ENTRY descriptor is neither 4 nor 8 bytes")),
             };
             let entry = u32::try_from(value).map_err(|_| bad("PHYS32_ENTRY is above 4 GiB"))?;

@@ -93,10 +93,7 @@ pub fn build_id() -> &'static [u8] {
     // the loaded, read-only `.note` output section, start <= end: the bytes between them
     // are part of the image and never written.
     let notes: &'static [u8] = unsafe { core::slice::from_raw_parts(start, len) };
-    let u32_at = |at: usize| -> Option<u32> {
-        let b = notes.get(at..at.checked_add(4)?)?;
-        Some(u32::from_le_bytes(b.try_into().ok()?))
-    };
+    let u32_at = |at: usize| xsstate::le::u32_at(notes, at);
     let mut at = 0usize;
     while let (Some(namesz), Some(descsz), Some(kind)) =
         (u32_at(at), u32_at(at + 4), u32_at(at + 8))

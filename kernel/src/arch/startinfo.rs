@@ -3,6 +3,7 @@
 #![deny(unsafe_code)]
 
 use super::mem::read_phys;
+use xsstate::le::{u32_at, u64_at};
 
 /// `hvm_start_info.magic`.
 pub const MAGIC: u32 = 0x336e_c578;
@@ -46,16 +47,6 @@ impl core::fmt::Display for StartInfoError {
             StartInfoError::NoRam => f.write_str("no RAM for the heap"),
         }
     }
-}
-
-fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
-    let b = bytes.get(at..at.checked_add(4)?)?;
-    Some(u32::from_le_bytes(b.try_into().ok()?))
-}
-
-fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
-    let b = bytes.get(at..at.checked_add(8)?)?;
-    Some(u64::from_le_bytes(b.try_into().ok()?))
 }
 
 /// The fields of `struct hvm_start_info`.

@@ -567,11 +567,7 @@ fn extract_vmlinux(bzimage: &Path, to: &Path) -> Result<(), String> {
 /// The compressed kernel inside a bzImage (boot protocol 2.08+: `payload_offset` and
 /// `payload_length` in the setup header).
 pub fn bzimage_payload(b: &[u8]) -> Option<&[u8]> {
-    let u32_at = |o: usize| {
-        b.get(o..o + 4)
-            .and_then(|x| <[u8; 4]>::try_from(x).ok())
-            .map(|x| u32::from_le_bytes(x) as usize)
-    };
+    let u32_at = |o: usize| xsstate::le::u32_at(b, o).map(|x| x as usize);
     if b.get(0x202..0x206) != Some(b"HdrS") {
         return None;
     }
@@ -924,25 +920,8 @@ pub fn prepare(xen: Xen) -> Result<Assets, String> {
 /// `PT_INTERP` program header, which runs without a loader in both initramfs images.
 pub fn check_busybox_static() -> Result<(), String> {
     let bytes = std::fs::read("/bin/busybox").map_err(|e| format!("/bin/busybox: {e}"))?;
-    let u16_at = |o: usize| {
-        bytes
-            .get(o..o + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
-    };
-    let u64_at = |o: usize| {
-        bytes
-            .get(o..o + 8)
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map(|b| u64::from_le_bytes(b) as usize)
-    };
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
-    else {
-        return Err("/bin/busybox is not a 64-bit ELF".into());
-    };
-    let interp = (0..phnum).any(|i| {
-        bytes.get(phoff + i * phentsize..phoff + i * phentsize + 4) == Some(&3u32.to_le_bytes())
-    });
-    if interp || bytes.get(..4) != Some(b"\x7fELF") {
+    let needs = super::elf::needs(&bytes).map_err(|e| format!("/bin/busybox: {e}"))?;
+    if needs.interp.is_some() || !needs.needed.is_empty() {
         return Err("/bin/busybox is not a static ELF: install busybox-static".into());
     }
     Ok(())

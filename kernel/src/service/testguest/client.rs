@@ -3,6 +3,7 @@
 
 use alloc::vec::Vec;
 use embedded_io::{BufRead, Write, WriteReady};
+use xsstate::le;
 
 use crate::xen::{events, ring::XsClientRing, time};
 
@@ -58,13 +59,6 @@ pub struct Client {
     pub events: u64,
     /// The largest watch event payload received.
     pub largest_event: usize,
-}
-
-/// A little-endian u32 at `at` of `b` (0 when out of range).
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4)
-        .and_then(|s| <[u8; 4]>::try_from(s).ok())
-        .map_or(0, u32::from_le_bytes)
 }
 
 impl Client {
@@ -184,13 +178,13 @@ impl Client {
         if self.input.len() < HEADER {
             return None;
         }
-        let len = u32_at(&self.input, 12) as usize;
+        let len = le::u32_at(&self.input, 12).unwrap_or(0) as usize;
         if self.input.len() < HEADER + len {
             return None;
         }
         let msg = Reply {
-            ty: u32_at(&self.input, 0),
-            req_id: u32_at(&self.input, 4),
+            ty: le::u32_at(&self.input, 0).unwrap_or(0),
+            req_id: le::u32_at(&self.input, 4).unwrap_or(0),
             payload: self.input.get(HEADER..HEADER + len)?.to_vec(),
         };
         self.input.drain(..HEADER + len);
