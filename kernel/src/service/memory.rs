@@ -511,9 +511,11 @@ fn grow_once(need: u64) -> u64 {
 pub struct KernelMemory;
 
 impl MemorySource for KernelMemory {
+    /// The figures, with `free` as requests may spend it ([`heap::free_for_requests`]).
     fn stats(&self) -> MemoryStats {
-        let (used, free) = heap::stats();
-        let size = used.saturating_add(free);
+        let (used, raw_free) = heap::stats();
+        let size = used.saturating_add(raw_free);
+        let free = heap::free_for_requests();
         let room = usize::try_from(growable_bytes()).unwrap_or(usize::MAX);
         MemoryStats {
             used,
@@ -525,7 +527,7 @@ impl MemorySource for KernelMemory {
 
     fn ensure_free(&self, bytes: usize) -> bool {
         for _ in 0..2 {
-            let free = heap::stats().1;
+            let free = heap::free_for_requests();
             if free >= bytes {
                 return true;
             }
@@ -533,6 +535,6 @@ impl MemorySource for KernelMemory {
                 break;
             }
         }
-        heap::stats().1 >= bytes
+        heap::free_for_requests() >= bytes
     }
 }

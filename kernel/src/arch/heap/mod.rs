@@ -108,12 +108,15 @@ unsafe impl GlobalAlloc for KernelHeap {
 /// the heap and the allocation is tried again; the service takes it again once there is
 /// room ([`arm_reserve`]) and logs its use ([`take_reserve_used`]).
 static RESERVE: Spinlock<Option<(usize, usize)>> = Spinlock::new(None);
+/// Bytes the reserve holds when it is held (the last length [`arm_reserve`] was given).
+static RESERVE_WANTED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 /// Set when the reserve went back to the heap; cleared by [`take_reserve_used`].
 static RESERVE_USED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// Takes `len` bytes (CHUNK-aligned) from the heap as the emergency reserve, unless one is
 /// held; returns whether one is held now. Never grows the heap.
 pub fn arm_reserve(len: usize) -> bool {
+    RESERVE_WANTED.store(len, core::sync::atomic::Ordering::Relaxed);
     let Some(mut reserve) = RESERVE.try_lock() else {
         return false;
     };
@@ -154,6 +157,18 @@ fn release_reserve() -> bool {
 /// Whether the reserve went back to the heap since the last call.
 pub fn take_reserve_used() -> bool {
     RESERVE_USED.swap(false, core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Bytes requests may spend: [`stats`]' free bytes, less the emergency reserve while it is
+/// back in the heap (those bytes are for allocations of last resort until the reserve is
+/// taken again, not for the requests the memory floors admit).
+pub fn free_for_requests() -> usize {
+    let free = stats().1;
+    if reserve_armed() {
+        free
+    } else {
+        free.saturating_sub(RESERVE_WANTED.load(core::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 /// Whether the reserve is held.
