@@ -14,7 +14,9 @@
 //! free list; when a chunk's last block is freed the chunk goes back to its region, so
 //! memory one class freed serves any size again and a workload that frees everything leaves
 //! the figures where they were. Small allocations and frees are O(1); a new chunk costs one
-//! first-fit search.
+//! first-fit search. When no chunk can be carved (the free bytes lie in holes smaller than a
+//! chunk), a small block comes first fit from the regions and is listed (a loose block, up
+//! to [`regions::MAX_LOOSE`]) so that its free finds it.
 //!
 //! [`stats`]: `used` is every byte that cannot be allocated: blocks handed out (small ones
 //! at their class size), chunk headers, chunk tails too short for a block, and the regions'
