@@ -1,8 +1,8 @@
 //! The live-update hand-over, old image's side: the state written in place into granted pages
 //! above the new image, the old image kept beside it for a rollback, teardown, jump.
 //!
-//! One walk: [`Stub::hand_over`] sizes everything and checks memory, grants and the jump
-//! before anything is torn down ([`Stub::prepare`]); a failure there leaves this image
+//! One walk: [`super::Stub::hand_over`] sizes everything and checks memory, grants and the jump
+//! before anything is torn down ([`super::Stub::prepare`]); a failure there leaves this image
 //! serving as if nothing happened. Then the rings and ports go and the trampoline enters
 //! the new image with two modules: the state (`xsstub-state v2 ...`) and this image as it
 //! lies in memory (`xsstub-rollback v1 ...`), which the new image jumps back into if it

@@ -7,7 +7,7 @@
 //! regions, in the order they were added; a block is freed into the region holding it.
 //!
 //! Small blocks come from slabs: [`CHUNK`]-byte chunks aligned to their size, taken from
-//! the regions, each serving one size class of [`CLASSES`]. A chunk starts with a 64-byte
+//! the regions, each serving one size class of [`regions::CLASSES`]. A chunk starts with a 64-byte
 //! header (magic, class, free count, its free list, its links in the class's list of chunks
 //! with a free block); a block finds its chunk by masking its address, and its class from
 //! the layout `dealloc` is given. Blocks are carved lazily; a freed block goes to its chunk's

@@ -15,7 +15,7 @@ pub const MIN_REGION: usize = 4096;
 /// Why a range was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HeapError {
-    /// [`try_init`] was called when the heap already had a region.
+    /// [`super::try_init`] was called when the heap already had a region.
     AlreadyInitialized,
     /// The range overlaps the image or leaves the identity map, or is too small.
     BadRange,
