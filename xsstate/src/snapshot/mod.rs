@@ -19,7 +19,7 @@
 //!   order, so `DIRECTORY` answers in the same order after a restore; `@introduceDomain` and
 //!   `@releaseDomain` with their permissions, as C xenstored writes them.
 //!
-//! [`Engine::restore`] also imports what C xenstored writes (Xen's layout, read with
+//! [`Engine::restore`](crate::engine::Engine::restore) also imports what C xenstored writes (Xen's layout, read with
 //! [`crate::image::Layout::Xen`]): its connections bring their partly received request
 //! (`in-data`) and unsent output, and `WATCH_DATA_EXTENDED` watches keep their depth.
 //!
@@ -30,8 +30,8 @@
 //! a watch with a depth is dumped as `WATCH_DATA_EXTENDED` only in Xen's layout).
 
 //!
-//! Two forms: [`Engine::dump`] / [`Engine::restore`] work on parsed [`Image`]s (tools, tests,
-//! Xen's layout); [`Engine::dump_into`] / [`Engine::restore_bytes`] stream the seed layout
+//! Two forms: [`Engine::dump`](crate::engine::Engine::dump) / [`Engine::restore`](crate::engine::Engine::restore) work on parsed [`Image`]s (tools, tests,
+//! Xen's layout); [`Engine::dump_into`](crate::engine::Engine::dump_into) / [`Engine::restore_bytes`](crate::engine::Engine::restore_bytes) stream the seed layout
 //! straight between the tree and a byte buffer, with no record per node in between (the
 //! live update). Both share the record sequence below and give the same bytes.
 

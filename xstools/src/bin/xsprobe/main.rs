@@ -54,7 +54,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Create COUNT nodes PREFIX/<i> = v<i> (padded to --value-size), pipelined; prints
+    /// Create COUNT nodes PREFIX/{i} = v{i} (padded to --value-size), pipelined; prints
     /// `created=N ms=T`.
     ///
     /// Nodes with i % 3 == 0 get the permissions `n0 r1`, the others with i % 5 == 0 get
@@ -71,7 +71,7 @@ enum Cmd {
         /// Most requests in flight at once.
         #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
         window: u32,
-        /// Pad every value to this many bytes (`v<i>` then `.`s; 0: just `v<i>`).
+        /// Pad every value to this many bytes (`v{i}` then `.`s; 0: just `v{i}`).
         #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=2048))]
         value_size: u32,
     },
@@ -114,7 +114,7 @@ enum Cmd {
         #[arg(long, default_value_t = 120)]
         timeout_s: u64,
     },
-    /// WRITE PREFIX/<i> = v<i>, one request at a time, until told to stop; prints
+    /// WRITE PREFIX/{i} = v{i}, one request at a time, until told to stop; prints
     /// `acked=N errors=E max_gap_us=G`.
     ///
     /// Every acknowledged write's index is appended to LOG (when given). Stops when
@@ -141,7 +141,7 @@ enum Cmd {
         /// Write the summary line to this node at the end.
         #[arg(long, value_name = "N")]
         result_node: Option<String>,
-        /// Pad each value to this many bytes (`v<i>` then `x`s).
+        /// Pad each value to this many bytes (`v{i}` then `x`s).
         #[arg(long, default_value_t = 0)]
         value_size: usize,
         /// Stop at the first error reply (an expected refusal, reported as `refused=NAME`)
@@ -151,10 +151,10 @@ enum Cmd {
         /// Stop after this many acknowledged writes (0: no limit).
         #[arg(long, default_value_t = 0)]
         count: u64,
-        /// Write PREFIX/<i mod WRAP> instead (the same WRAP nodes over and over).
+        /// Write PREFIX/{i mod WRAP} instead (the same WRAP nodes over and over).
         #[arg(long, value_name = "WRAP", value_parser = clap::value_parser!(u64).range(1..))]
         wrap: Option<u64>,
-        /// Node i is PREFIX/<i / PER_DIR>/<i> (a domain's directory holds about 450 such
+        /// Node i is PREFIX/{i / PER_DIR}/{i} (a domain's directory holds about 450 such
         /// names under the 2048-byte node-size quota).
         #[arg(long, value_name = "PER_DIR", value_parser = clap::value_parser!(u64).range(1..))]
         per_dir: Option<u64>,
@@ -162,7 +162,7 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         interval_ms: u64,
     },
-    /// READ PREFIX/<i> for i in 0..COUNT and check each is v<i> (padded as `write-loop
+    /// READ PREFIX/{i} for i in 0..COUNT and check each is v{i} (padded as `write-loop
     /// --value-size` pads it); prints `ok=N missing=M wrong=W`; exits 1 unless all are there.
     Verify {
         /// Parent path of the nodes.
@@ -207,7 +207,7 @@ enum Cmd {
     /// reads_per_s=R writes_per_s=W max_latency_us=L`.
     ///
     /// Writes PATH/big (VALUE_SIZE bytes) once, then for DURATION: READERS connections read
-    /// PATH/big back to back, WRITERS connections rewrite PATH/w<k> back to back (one request
+    /// PATH/big back to back, WRITERS connections rewrite PATH/w{k} back to back (one request
     /// in flight per connection, as the Linux device allows). Errors are counted and
     /// described on stderr; exits 1 if E > 0. With RESULT_NODE the summary line is also
     /// written there.
@@ -280,7 +280,7 @@ enum Cmd {
     /// aborted=A commit=OK|ERR`.
     ///
     /// Transactions: TRANSACTION_START until an error (at most MAX_TRANSACTIONS). Nodes:
-    /// READ PATH/n<i> in the first transaction until an answer other than the value or
+    /// READ PATH/n{i} in the first transaction until an answer other than the value or
     /// ENOENT (at most MAX_NODES); each read is an accessed node. Then every transaction
     /// but the last is aborted and the last commits one write of PATH/committed. `none`
     /// when nothing was refused. With RESULT_NODE the summary line is also written there.
@@ -303,8 +303,8 @@ enum Cmd {
     /// owner must clean up); prints `watches=W transactions=T` and with --reset
     /// `reset_in_txn=ERR reset=OK|ERR`.
     ///
-    /// WATCH PATH/w<i> (token t<i>) for i < WATCHES; TRANSACTION_START and a WRITE of
-    /// PATH/t<i> in it for i < TRANSACTIONS. With --reset: RESET_WATCHES inside the first
+    /// WATCH PATH/w{i} (token t{i}) for i < WATCHES; TRANSACTION_START and a WRITE of
+    /// PATH/t{i} in it for i < TRANSACTIONS. With --reset: RESET_WATCHES inside the first
     /// transaction (must be refused, XSA-484), then RESET_WATCHES outside (must be OK: the
     /// watches and transactions are gone, XSA-330). Exits 1 on any other outcome.
     Churn {
