@@ -52,7 +52,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         match a.as_str() {
             "--no-lab" => o.lab = false,
             "--nodes" => {
-                let v = it.next().ok_or("--nodes needs a number of nodes")?;
+                let v = crate::util::flag_value(&mut it, "--nodes", "a number of nodes")?;
                 let n = v
                     .parse::<u64>()
                     .ok()
@@ -61,11 +61,13 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 o.nodes.push(n);
             }
             "--store" => {
-                o.stores = match it.next().map(String::as_str) {
-                    Some("stub") => vec![Store::Stub],
-                    Some("c") => vec![Store::C],
-                    Some("both") => vec![Store::Stub, Store::C],
-                    other => return Err(format!("--store {other:?}: c, stub or both")),
+                o.stores = match crate::util::flag_value(&mut it, "--store", "c, stub or both")?
+                    .as_str()
+                {
+                    "stub" => vec![Store::Stub],
+                    "c" => vec![Store::C],
+                    "both" => vec![Store::Stub, Store::C],
+                    other => return Err(format!("--store {other}: c, stub or both")),
                 };
             }
             _ => o.extra.push(a.clone()),

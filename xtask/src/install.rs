@@ -134,11 +134,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut image: Option<PathBuf> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut value = |flag: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"))
-        };
+        let mut value = |flag: &str| crate::util::flag_value(&mut it, flag, USAGE);
         match a.as_str() {
             "--destdir" => destdir = PathBuf::from(value("--destdir")?),
             "--xen" => versions.push(value("--xen")?),

@@ -240,11 +240,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut value = |flag: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"))
-        };
+        let mut value = |flag: &str| crate::util::flag_value(&mut it, flag, USAGE);
         match a.as_str() {
             "--xen" => {
                 let v = value("--xen")?;

@@ -4,6 +4,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The workspace root.
+/// The value after `flag` on a command line (`--flag VALUE`), or an error naming the flag
+/// with `usage` after it.
+pub fn flag_value<'a>(
+    it: &mut impl Iterator<Item = &'a String>,
+    flag: &str,
+    usage: &str,
+) -> Result<String, String> {
+    it.next()
+        .cloned()
+        .ok_or_else(|| format!("{flag} needs a value\n\n{usage}"))
+}
+
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
