@@ -19,7 +19,11 @@ const TAIL_LINES: usize = 200;
 /// QEMU using no CPU time for this long means the emulated machine froze: even an idle Xen
 /// wakes every second. (Seen a few times under QEMU 7.2's TCG with nested SVM: the vCPU
 /// thread sleeps forever while a guest boots; nothing in the machine runs again.)
-const FROZEN: Duration = Duration::from_secs(90);
+const FROZEN: Duration = Duration::from_secs(60);
+/// After a stall of [`FROZEN`] the harness injects an NMI (over QMP), which wakes a vCPU
+/// waiting for an interrupt that never comes; if QEMU still uses no CPU this long after it,
+/// the machine froze for good.
+const FROZEN_AFTER_NMI: Duration = Duration::from_secs(40);
 /// How often QEMU's CPU time is sampled.
 const CPU_SAMPLE: Duration = Duration::from_secs(10);
 
@@ -373,9 +377,10 @@ pub fn boot(boot: &Boot) -> Result<Outcome, String> {
         log_path.display()
     );
 
+    // `nmi=ignore`: the NMI a stall gets (see `FROZEN_AFTER_NMI`) only wakes Xen.
     let xen_args = format!(
         "console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=1024M,max:1024M \
-         dom0_max_vcpus=1 bootscrub=0 {}",
+         dom0_max_vcpus=1 bootscrub=0 nmi=ignore {}",
         env_or("XSLAB_EXTRA_XEN_ARGS", "")
     );
     let dom0_args = format!(
@@ -390,6 +395,11 @@ pub fn boot(boot: &Boot) -> Result<Outcome, String> {
     );
     if modules.matches(',').count() != 1 {
         return Err("XSLAB_EXTRA_DOM0_ARGS must not contain a comma".into());
+    }
+    // QEMU's control socket (a Unix socket path has at most 107 bytes).
+    let mut qmp = run_dir.join("qmp.sock");
+    if qmp.as_os_str().len() > 100 {
+        qmp = std::env::temp_dir().join(format!("xslab-qmp-{tag}.sock"));
     }
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args([
@@ -409,6 +419,8 @@ pub fn boot(boot: &Boot) -> Result<Outcome, String> {
         "-serial",
         "stdio",
     ])
+    .arg("-qmp")
+    .arg(format!("unix:{},server=on,wait=off", qmp.display()))
     .arg("-kernel")
     .arg(&a.xen_elf)
     .args(["-append", xen_args.trim()])
@@ -425,9 +437,10 @@ pub fn boot(boot: &Boot) -> Result<Outcome, String> {
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("qemu-system-x86_64: {e}"))?;
-    let outcome = watch(boot, &mut child, &mut log, &log_path);
+    let outcome = watch(boot, &mut child, &mut log, &log_path, &qmp);
     let _ = child.kill();
     let _ = child.wait();
+    let _ = std::fs::remove_file(&qmp);
     if !boot.keep {
         let _ = std::fs::remove_dir_all(&run_dir);
     }
@@ -443,12 +456,35 @@ fn concat(parts: &[&Path], to: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Asks QEMU over its QMP socket to inject an NMI; returns QEMU's answer, or why it could
+/// not be asked.
+fn inject_nmi(qmp: &Path) -> String {
+    let ask = || -> std::io::Result<String> {
+        let s = std::os::unix::net::UnixStream::connect(qmp)?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut w = s.try_clone()?;
+        let mut r = BufReader::new(s);
+        let mut line = String::new();
+        // The greeting, then the capabilities' answer, then the NMI's.
+        r.read_line(&mut line)?;
+        w.write_all(b"{\"execute\":\"qmp_capabilities\"}\n")?;
+        line.clear();
+        r.read_line(&mut line)?;
+        w.write_all(b"{\"execute\":\"inject-nmi\"}\n")?;
+        line.clear();
+        r.read_line(&mut line)?;
+        Ok(line.trim().to_string())
+    };
+    ask().unwrap_or_else(|e| format!("QMP {}: {e}", qmp.display()))
+}
+
 /// Reads the console until the end, a time limit or EOF.
 fn watch(
     boot: &Boot,
     child: &mut Child,
     log: &mut std::fs::File,
     log_path: &Path,
+    qmp: &Path,
 ) -> Result<Outcome, String> {
     let (tx, rx) = mpsc::channel();
     let stdout = child.stdout.take().ok_or("qemu: no stdout")?;
@@ -475,6 +511,8 @@ fn watch(
     let mut ended: Option<Instant> = None;
     let pid = child.id();
     let mut cpu = (cpu_ticks(pid), start, start);
+    // When an NMI was injected into a stalled machine.
+    let mut nmi_at: Option<Instant> = None;
     loop {
         let now = Instant::now();
         if now.duration_since(cpu.2) >= CPU_SAMPLE {
@@ -482,12 +520,34 @@ fn watch(
             if ticks != cpu.0 {
                 cpu.0 = ticks;
                 cpu.1 = now;
+                if let Some(at) = nmi_at.take() {
+                    let note = format!(
+                        "the emulated machine runs again {:.0} s after the NMI",
+                        now.duration_since(at).as_secs_f64()
+                    );
+                    eprintln!("xtask: lab {label}: {note}");
+                    let _ = writeln!(log, "# xtask: {note}");
+                }
             }
             cpu.2 = now;
-            if ended.is_none() && ticks.is_some() && now.duration_since(cpu.1) >= FROZEN {
+            let stalled = now.duration_since(cpu.1);
+            if ended.is_none() && ticks.is_some() && nmi_at.is_none() && stalled >= FROZEN {
+                let answer = inject_nmi(qmp);
+                let note = format!(
+                    "QEMU used no CPU for {} s (after {:.0} s): NMI injected ({answer})",
+                    stalled.as_secs(),
+                    start.elapsed().as_secs_f64()
+                );
+                eprintln!("xtask: lab {label}: {note}");
+                let _ = writeln!(log, "# xtask: {note}");
+                nmi_at = Some(now);
+            }
+            let after_nmi = nmi_at.is_some_and(|at| now.duration_since(at) >= FROZEN_AFTER_NMI);
+            if ended.is_none() && ticks.is_some() && after_nmi {
                 let what = current.as_ref().map(|(s, _)| format!(" in scenario {s}"));
                 out.problems.push(format!(
-                    "the emulated machine froze{}: QEMU used no CPU for {} s (after {:.0} s)",
+                    "the emulated machine froze{}: QEMU used no CPU for {} s, nor after an \
+                     NMI (after {:.0} s)",
                     what.unwrap_or_default(),
                     FROZEN.as_secs(),
                     start.elapsed().as_secs_f64()
