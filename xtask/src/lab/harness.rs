@@ -20,10 +20,14 @@ const TAIL_LINES: usize = 200;
 /// wakes every second. (Seen a few times under QEMU 7.2's TCG with nested SVM: the vCPU
 /// thread sleeps forever while a guest boots; nothing in the machine runs again.)
 const FROZEN: Duration = Duration::from_secs(60);
-/// After a stall of [`FROZEN`] the harness injects an NMI (over QMP), which wakes a vCPU
-/// waiting for an interrupt that never comes; if QEMU still uses no CPU this long after it,
-/// the machine froze for good.
+/// After a stall of [`FROZEN`] the harness injects an NMI (over QMP): in the stalls seen,
+/// the vCPU sat in Xen's idle `hlt` with interrupts enabled and the LAPIC timer's vector
+/// pending, never delivered. If neither a console line nor [`ALIVE_TICKS`] of CPU follow
+/// within this long, the machine froze for good.
 const FROZEN_AFTER_NMI: Duration = Duration::from_secs(40);
+/// CPU ticks in one sample that show a machine runs (answering QMP alone costs a tick or
+/// two).
+const ALIVE_TICKS: u64 = 20;
 /// How often QEMU's CPU time is sampled.
 const CPU_SAMPLE: Duration = Duration::from_secs(10);
 
@@ -377,10 +381,11 @@ pub fn boot(boot: &Boot) -> Result<Outcome, String> {
         log_path.display()
     );
 
-    // `nmi=ignore`: the NMI a stall gets (see `FROZEN_AFTER_NMI`) only wakes Xen.
+    // `nmi=dom0` (Xen's default for release builds, said explicitly): the NMI a stall gets
+    // (see `FROZEN_AFTER_NMI`) is passed on to dom0, so Xen does not just go back to sleep.
     let xen_args = format!(
         "console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=1024M,max:1024M \
-         dom0_max_vcpus=1 bootscrub=0 nmi=ignore {}",
+         dom0_max_vcpus=1 bootscrub=0 nmi=dom0 {}",
         env_or("XSLAB_EXTRA_XEN_ARGS", "")
     );
     let dom0_args = format!(
@@ -511,16 +516,21 @@ fn watch(
     let mut ended: Option<Instant> = None;
     let pid = child.id();
     let mut cpu = (cpu_ticks(pid), start, start);
-    // When an NMI was injected into a stalled machine.
+    // When an NMI was injected into a stalled machine, and when the last console line came.
     let mut nmi_at: Option<Instant> = None;
+    let mut last_line = start;
     loop {
         let now = Instant::now();
         if now.duration_since(cpu.2) >= CPU_SAMPLE {
             let ticks = cpu_ticks(pid);
+            let used = ticks.zip(cpu.0).map_or(0, |(t, c)| t.saturating_sub(c));
             if ticks != cpu.0 {
                 cpu.0 = ticks;
                 cpu.1 = now;
-                if let Some(at) = nmi_at.take() {
+            }
+            if let Some(at) = nmi_at {
+                if used >= ALIVE_TICKS || last_line > at {
+                    nmi_at = None;
                     let note = format!(
                         "the emulated machine runs again {:.0} s after the NMI",
                         now.duration_since(at).as_secs_f64()
@@ -585,6 +595,7 @@ fn watch(
             Err(mpsc::RecvTimeoutError::Disconnected) => Msg::Eof,
         };
         let t = start.elapsed().as_secs_f64();
+        last_line = Instant::now();
         let line = match msg {
             Msg::Eof => break,
             Msg::Err(l) => format!("qemu: {l}"),
