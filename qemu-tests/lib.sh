@@ -120,6 +120,9 @@ cleanup_bg() {
     for p in $XSLAB_PIDS; do
         kill "$p" 2>/dev/null
     done
+    # A scenario's own cleanup (XSLAB_ON_EXIT), run however it ends: a failed one must not
+    # leave the store full for the next.
+    [ -z "$XSLAB_ON_EXIT" ] || eval "$XSLAB_ON_EXIT"
 }
 
 # The number of nodes in the whole store (a leak check that works with both daemons).
