@@ -134,34 +134,11 @@ fn loose_test() -> Result<(), &'static str> {
     }
     // The list is bounded: at most MAX_LOOSE loose blocks at once.
     let tiny = Layout::from_size_align(16, 8).map_err(|_| "layout")?;
-    let mut n = 0usize;
-    let mut first: Option<NonNull<u8>> = None;
-    while let Some(p) = r.allocate(tiny) {
-        // SAFETY: `p` is a fresh 16-byte block, ours until freed; its first word links to
-        // the previous one.
-        unsafe {
-            core::ptr::write(
-                p.as_ptr() as *mut usize,
-                first.map_or(0, |f| f.as_ptr() as usize),
-            )
-        };
-        first = Some(p);
-        n += 1;
-    }
+    let (first, n) = fill_chain(&mut r, tiny);
     if n != MAX_LOOSE || r.loose_blocks() != MAX_LOOSE {
         return Err("the loose blocks were not bounded by MAX_LOOSE");
     }
-    let mut at = first;
-    while let Some(p) = at {
-        // SAFETY: the chain links blocks allocated above, each freed once after its link is
-        // read.
-        let next = unsafe { core::ptr::read(p.as_ptr() as *const usize) };
-        // SAFETY: as above.
-        if !unsafe { r.deallocate(p, tiny) } {
-            return Err("a 16-byte loose block was refused");
-        }
-        at = NonNull::new(next as *mut u8);
-    }
+    free_chain(&mut r, first, tiny, "a 16-byte loose block was refused")?;
     for &p in &kept {
         // SAFETY: each piece came from `r.allocate(piece)` and is freed once.
         if !unsafe { r.deallocate(p, piece) } {
@@ -300,35 +277,11 @@ fn slab_test() -> Result<(), &'static str> {
     }
     // Fill the region with 40-byte blocks, free them all: the memory serves one big block.
     let node = Layout::from_size_align(40, 8).map_err(|_| "layout")?;
-    let mut first: Option<NonNull<u8>> = None;
-    let mut n = 0usize;
-    // Too many blocks for a list: chain them through their first words.
-    while let Some(p) = r.allocate(node) {
-        // SAFETY: `p` is a fresh 48-byte block, ours until freed; its first word links to
-        // the previous one.
-        unsafe {
-            core::ptr::write(
-                p.as_ptr() as *mut usize,
-                first.map_or(0, |f| f.as_ptr() as usize),
-            )
-        };
-        first = Some(p);
-        n += 1;
-    }
+    let (first, n) = fill_chain(&mut r, node);
     if n < LEN / 2 / 48 {
         return Err("40-byte blocks did not fill the region");
     }
-    let mut at = first;
-    while let Some(p) = at {
-        // SAFETY: the chain links blocks allocated above, each freed once after its link is
-        // read.
-        let next = unsafe { core::ptr::read(p.as_ptr() as *const usize) };
-        // SAFETY: as above.
-        if !unsafe { r.deallocate(p, node) } {
-            return Err("a 40-byte block was refused");
-        }
-        at = NonNull::new(next as *mut u8);
-    }
+    free_chain(&mut r, first, node, "a 40-byte block was refused")?;
     if r.chunks() != 0 || r.stats() != start {
         return Err("figures not back after the 40-byte fill");
     }
@@ -339,6 +292,49 @@ fn slab_test() -> Result<(), &'static str> {
     // SAFETY: `p` came from `r.allocate(whole)` and is freed once.
     if !unsafe { r.deallocate(p, whole) } || r.stats() != start {
         return Err("figures after the big block");
+    }
+    Ok(())
+}
+
+/// Allocates `layout` blocks from `r` until it refuses, chaining them through their first
+/// words (too many for a list); returns the last block allocated (the chain's head) and the
+/// count.
+fn fill_chain(r: &mut Regions, layout: Layout) -> (Option<NonNull<u8>>, usize) {
+    let mut first: Option<NonNull<u8>> = None;
+    let mut n = 0usize;
+    while let Some(p) = r.allocate(layout) {
+        // SAFETY: `p` is a fresh block of at least 16 bytes (the smallest class), ours until
+        // freed; its first word links to the previous one.
+        unsafe {
+            core::ptr::write(
+                p.as_ptr() as *mut usize,
+                first.map_or(0, |f| f.as_ptr() as usize),
+            )
+        };
+        first = Some(p);
+        n += 1;
+    }
+    (first, n)
+}
+
+/// Frees a chain built by [`fill_chain`] with the same `layout`; `refused` when a block is
+/// not taken back.
+fn free_chain(
+    r: &mut Regions,
+    first: Option<NonNull<u8>>,
+    layout: Layout,
+    refused: &'static str,
+) -> Result<(), &'static str> {
+    let mut at = first;
+    while let Some(p) = at {
+        // SAFETY: the chain links blocks `fill_chain` allocated, each freed once after its
+        // link is read.
+        let next = unsafe { core::ptr::read(p.as_ptr() as *const usize) };
+        // SAFETY: as above.
+        if !unsafe { r.deallocate(p, layout) } {
+            return Err(refused);
+        }
+        at = NonNull::new(next as *mut u8);
     }
     Ok(())
 }
