@@ -496,6 +496,7 @@ fn run_versions(
             .collect()
     };
     let mut errors = Vec::new();
+    let mut status = Vec::new();
     for r in &runs {
         let (p, f, s) = r.counts;
         let retried = if r.retried.is_empty() {
@@ -503,12 +504,14 @@ fn run_versions(
         } else {
             format!("; booted again after QEMU froze: {}", r.retried.join(", "))
         };
-        eprintln!(
+        let line = format!(
             "xtask: lab Xen {}: {} in {:.0} s wall: {p} passed, {f} failed, {s} skipped{retried}",
             r.xen.name(),
             if r.errors.is_empty() { "PASS" } else { "FAIL" },
             r.wall
         );
+        eprintln!("{line}");
+        status.push(line);
         for e in &r.errors {
             errors.push(format!("Xen {}: {e}", r.xen.name()));
         }
@@ -516,7 +519,8 @@ fn run_versions(
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(errors.join("\n\n"))
+        // The versions' one-line results again, last, where a truncated CI log keeps them.
+        Err(format!("{}\n\n{}", errors.join("\n\n"), status.join("\n")))
     }
 }
 
@@ -774,12 +778,16 @@ fn settle(boot: &Boot, outcome: &Outcome) -> Result<(), String> {
     if failures.is_empty() {
         return Ok(());
     }
+    // The reasons come last: a CI log that keeps only the end of the output still shows them.
     Err(format!(
-        "lab failed:\n  {}\n--- last lines of {}:\n{}\n--- end of the tail; full log: {}",
-        failures.join("\n  "),
+        "--- last lines of {}:\n{}\n--- end of the tail; full log: {}\n{}{}\nlab failed ({}):\n  {}",
         outcome.log.display(),
         outcome.tail(),
-        outcome.log.display()
+        outcome.log.display(),
+        outcome.failed_lines(),
+        text,
+        boot.label(),
+        failures.join("\n  "),
     ))
 }
 

@@ -16,6 +16,8 @@ const END_GRACE: Duration = Duration::from_secs(60);
 const SCENARIO_GRACE: u64 = 60;
 /// Lines of serial log an error shows.
 const TAIL_LINES: usize = 200;
+/// How many of a failed scenario's own lines a failure report repeats.
+const FAILED_LINES: usize = 25;
 /// QEMU using no CPU time for this long means the emulated machine froze: even an idle Xen
 /// wakes every second. (QEMU 7.2's TCG with nested SVM, right after a Linux guest set its
 /// upcall vector: the vCPU sits in Xen's idle `hlt` with interrupts enabled and the LAPIC
@@ -155,6 +157,24 @@ impl Outcome {
     pub fn counts(&self) -> (usize, usize, usize) {
         let n = |s: Status| self.verdicts.iter().filter(|v| v.status == s).count();
         (n(Status::Pass), n(Status::Fail), n(Status::Skip))
+    }
+
+    /// The last lines the failed scenarios printed (their lines carry `[name]`), each
+    /// scenario's under a heading.
+    pub fn failed_lines(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut out = String::new();
+        for v in self.verdicts.iter().filter(|v| v.status == Status::Fail) {
+            let tag = format!("[{}]", v.name);
+            let lines: Vec<&str> = text.lines().filter(|l| l.contains(&tag)).collect();
+            let from = lines.len().saturating_sub(FAILED_LINES);
+            out.push_str(&format!("--- what {} printed last:\n", v.name));
+            for l in lines.get(from..).unwrap_or_default() {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
     }
 
     /// The last lines of the serial log.
