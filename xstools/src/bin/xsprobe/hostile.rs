@@ -73,12 +73,25 @@ pub(crate) fn watch(
 }
 
 /// `flood`'s options.
+#[derive(clap::Args)]
 pub(crate) struct FloodOpts {
+    /// Parent path of the nodes.
+    #[arg(long)]
     pub(crate) path: String,
+    /// Connections reading.
+    #[arg(long, default_value_t = 24)]
     pub(crate) readers: u32,
+    /// Connections writing.
+    #[arg(long, default_value_t = 4)]
     pub(crate) writers: u32,
-    pub(crate) value_size: usize,
-    pub(crate) duration: Duration,
+    /// Size of the value the readers read.
+    #[arg(long, default_value_t = 1900, value_parser = clap::value_parser!(u32).range(0..=4000))]
+    pub(crate) value_size: u32,
+    /// How long to flood.
+    #[arg(long, default_value_t = 20_000)]
+    pub(crate) duration_ms: u64,
+    /// Write the summary line to this node at the end.
+    #[arg(long, value_name = "N")]
     pub(crate) result_node: Option<String>,
 }
 
@@ -136,9 +149,10 @@ pub(crate) fn flood_worker(
 
 pub(crate) fn flood(endpoint: &Endpoint, o: &FloodOpts) -> Result<(), Failure> {
     let big = format!("{}/big", o.path);
-    write_node(endpoint, &big, &fill_value(0, o.value_size)).map_err(|e| format!("flood: {e}"))?;
+    write_node(endpoint, &big, &fill_value(0, o.value_size as usize))
+        .map_err(|e| format!("flood: {e}"))?;
     let start = Instant::now();
-    let end = start + o.duration;
+    let end = start + Duration::from_millis(o.duration_ms);
     let read_payload = payload0(&[big.as_bytes()]);
     let (reads, writes) = std::thread::scope(|s| {
         let readers: Vec<_> = (0..o.readers)
@@ -232,13 +246,26 @@ pub(crate) fn echo(
 }
 
 /// `ping`'s options.
+#[derive(clap::Args)]
 pub(crate) struct PingOpts {
+    /// The node to write.
+    #[arg(long)]
     pub(crate) ping: String,
+    /// The node the echo answers in.
+    #[arg(long)]
     pub(crate) pong: String,
-    pub(crate) interval: Duration,
-    pub(crate) timeout: Duration,
+    /// Time between an answer and the next ping.
+    #[arg(long, default_value_t = 200)]
+    pub(crate) interval_ms: u64,
+    /// A ping unanswered after this long is lost.
+    #[arg(long, default_value_t = 30)]
+    pub(crate) timeout_s: u64,
+    /// Stop as soon as this file exists.
+    #[arg(long, value_name = "F")]
     pub(crate) until_file: Option<PathBuf>,
-    pub(crate) duration: Duration,
+    /// Stop after this long.
+    #[arg(long, default_value_t = 600_000)]
+    pub(crate) duration_ms: u64,
 }
 
 pub(crate) fn ping_loop(endpoint: &Endpoint, o: &PingOpts) -> Result<(), Failure> {
@@ -249,7 +276,9 @@ pub(crate) fn ping_loop(endpoint: &Endpoint, o: &PingOpts) -> Result<(), Failure
     let mut rtts_us: Vec<u64> = Vec::new();
     let mut lost = 0u64;
     let mut i = 0u64;
-    while start.elapsed() < o.duration && !o.until_file.as_deref().is_some_and(Path::exists) {
+    while start.elapsed() < Duration::from_millis(o.duration_ms)
+        && !o.until_file.as_deref().is_some_and(Path::exists)
+    {
         let value = format!("p{i}-{tag}");
         i += 1;
         let t0 = Instant::now();
@@ -257,7 +286,7 @@ pub(crate) fn ping_loop(endpoint: &Endpoint, o: &PingOpts) -> Result<(), Failure
         p.extend_from_slice(value.as_bytes());
         c.call(MsgType::Write, 0, p, REPLY_TIMEOUT)
             .map_err(|e| format!("ping: WRITE {}: {e}", o.ping))?;
-        let deadline = t0 + o.timeout;
+        let deadline = t0 + Duration::from_secs(o.timeout_s);
         let answered = loop {
             let now =
                 read_opt(&mut c, &o.pong).map_err(|e| format!("ping: READ {}: {e}", o.pong))?;
@@ -277,12 +306,9 @@ pub(crate) fn ping_loop(endpoint: &Endpoint, o: &PingOpts) -> Result<(), Failure
             rtts_us.push(u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX));
         } else {
             lost += 1;
-            eprintln!(
-                "xsprobe: ping: {value} unanswered after {} s",
-                o.timeout.as_secs()
-            );
+            eprintln!("xsprobe: ping: {value} unanswered after {} s", o.timeout_s);
         }
-        std::thread::sleep(o.interval);
+        std::thread::sleep(Duration::from_millis(o.interval_ms));
     }
     let answered = rtts_us.len();
     rtts_us.sort_unstable();

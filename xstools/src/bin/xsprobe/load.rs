@@ -251,19 +251,46 @@ pub(crate) fn txn_hold(
 }
 
 /// `write-loop`'s options.
+#[derive(clap::Args)]
 pub(crate) struct WriteLoopOpts {
+    /// Parent path of the nodes.
+    #[arg(long)]
     pub(crate) prefix: String,
+    /// Stop as soon as this file exists.
+    #[arg(long, value_name = "F")]
     pub(crate) until_file: Option<PathBuf>,
+    /// Stop as soon as this node exists (checked every 20 attempts).
+    #[arg(long, value_name = "N")]
     pub(crate) until_node: Option<String>,
-    pub(crate) duration: Duration,
+    /// Stop after this long.
+    #[arg(long, default_value_t = 600_000)]
+    pub(crate) duration_ms: u64,
+    /// Append each acknowledged index to this file.
+    #[arg(long, value_name = "FILE")]
     pub(crate) log: Option<PathBuf>,
+    /// Write the summary line to this node at the end.
+    #[arg(long, value_name = "N")]
     pub(crate) result_node: Option<String>,
+    /// Pad each value to this many bytes (`v{i}` then `x`s).
+    #[arg(long, default_value_t = 0)]
     pub(crate) value_size: usize,
+    /// Stop at the first error reply (an expected refusal, reported as `refused=NAME`)
+    /// instead of counting it as an error.
+    #[arg(long)]
     pub(crate) until_refused: bool,
+    /// Stop after this many acknowledged writes (0: no limit).
+    #[arg(long, default_value_t = 0)]
     pub(crate) count: u64,
+    /// Write PREFIX/{i mod WRAP} instead (the same WRAP nodes over and over).
+    #[arg(long, value_name = "WRAP", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) wrap: Option<u64>,
+    /// Node i is PREFIX/{i / PER_DIR}/{i} (a domain's directory holds about 450 such
+    /// names under the 2048-byte node-size quota).
+    #[arg(long, value_name = "PER_DIR", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) per_dir: Option<u64>,
-    pub(crate) interval: Duration,
+    /// Pause this long between writes.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) interval_ms: u64,
 }
 
 /// Where write-loop puts node `idx`: `PREFIX/<idx>`, or `PREFIX/<idx / per_dir>/<idx>`.
@@ -285,7 +312,7 @@ pub(crate) fn padded_value(i: u64, size: usize) -> Vec<u8> {
 
 pub(crate) fn write_loop(endpoint: &Endpoint, o: &WriteLoopOpts) -> Result<(), Failure> {
     let start = Instant::now();
-    let end = start + o.duration;
+    let end = start + Duration::from_millis(o.duration_ms);
     let mut log = match &o.log {
         Some(p) => Some(
             OpenOptions::new()
@@ -327,8 +354,8 @@ pub(crate) fn write_loop(endpoint: &Endpoint, o: &WriteLoopOpts) -> Result<(), F
                 }
             }
         }
-        if !o.interval.is_zero() && attempts > 1 {
-            std::thread::sleep(o.interval);
+        if o.interval_ms > 0 && attempts > 1 {
+            std::thread::sleep(Duration::from_millis(o.interval_ms));
         }
         let path = node_path(&o.prefix, o.wrap.map_or(i, |w| i % w), o.per_dir);
         let value = padded_value(i, o.value_size);

@@ -122,46 +122,7 @@ enum Cmd {
     /// (error replies, I/O errors: the connection is opened again, lost replies) are counted
     /// and described on stderr; exits 1 if E > 0. With RESULT_NODE the summary line is also
     /// written there.
-    WriteLoop {
-        /// Parent path of the nodes.
-        #[arg(long)]
-        prefix: String,
-        /// Stop as soon as this file exists.
-        #[arg(long, value_name = "F")]
-        until_file: Option<PathBuf>,
-        /// Stop as soon as this node exists (checked every 20 attempts).
-        #[arg(long, value_name = "N")]
-        until_node: Option<String>,
-        /// Stop after this long.
-        #[arg(long, default_value_t = 600_000)]
-        duration_ms: u64,
-        /// Append each acknowledged index to this file.
-        #[arg(long, value_name = "FILE")]
-        log: Option<PathBuf>,
-        /// Write the summary line to this node at the end.
-        #[arg(long, value_name = "N")]
-        result_node: Option<String>,
-        /// Pad each value to this many bytes (`v{i}` then `x`s).
-        #[arg(long, default_value_t = 0)]
-        value_size: usize,
-        /// Stop at the first error reply (an expected refusal, reported as `refused=NAME`)
-        /// instead of counting it as an error.
-        #[arg(long)]
-        until_refused: bool,
-        /// Stop after this many acknowledged writes (0: no limit).
-        #[arg(long, default_value_t = 0)]
-        count: u64,
-        /// Write PREFIX/{i mod WRAP} instead (the same WRAP nodes over and over).
-        #[arg(long, value_name = "WRAP", value_parser = clap::value_parser!(u64).range(1..))]
-        wrap: Option<u64>,
-        /// Node i is PREFIX/{i / PER_DIR}/{i} (a domain's directory holds about 450 such
-        /// names under the 2048-byte node-size quota).
-        #[arg(long, value_name = "PER_DIR", value_parser = clap::value_parser!(u64).range(1..))]
-        per_dir: Option<u64>,
-        /// Pause this long between writes.
-        #[arg(long, default_value_t = 0)]
-        interval_ms: u64,
-    },
+    WriteLoop(WriteLoopOpts),
     /// READ PREFIX/{i} for i in 0..COUNT and check each is v{i} (padded as `write-loop
     /// --value-size` pads it); prints `ok=N missing=M wrong=W`; exits 1 unless all are there.
     Verify {
@@ -211,26 +172,7 @@ enum Cmd {
     /// in flight per connection, as the Linux device allows). Errors are counted and
     /// described on stderr; exits 1 if E > 0. With RESULT_NODE the summary line is also
     /// written there.
-    Flood {
-        /// Parent path of the nodes.
-        #[arg(long)]
-        path: String,
-        /// Connections reading.
-        #[arg(long, default_value_t = 24)]
-        readers: u32,
-        /// Connections writing.
-        #[arg(long, default_value_t = 4)]
-        writers: u32,
-        /// Size of the value the readers read.
-        #[arg(long, default_value_t = 1900, value_parser = clap::value_parser!(u32).range(0..=4000))]
-        value_size: u32,
-        /// How long to flood.
-        #[arg(long, default_value_t = 20_000)]
-        duration_ms: u64,
-        /// Write the summary line to this node at the end.
-        #[arg(long, value_name = "N")]
-        result_node: Option<String>,
-    },
+    Flood(FloodOpts),
     /// RM PATH outside a transaction (the stock `xenstore-rm` always uses one, which
     /// holds a copy of every node it removes); prints `removed`.
     Rm {
@@ -255,26 +197,7 @@ enum Cmd {
     ///
     /// One ping every INTERVAL until UNTIL_FILE exists (or DURATION passed); a ping not
     /// answered within TIMEOUT counts as lost. Exits 1 if L > 0 or no ping was answered.
-    Ping {
-        /// The node to write.
-        #[arg(long)]
-        ping: String,
-        /// The node the echo answers in.
-        #[arg(long)]
-        pong: String,
-        /// Time between an answer and the next ping.
-        #[arg(long, default_value_t = 200)]
-        interval_ms: u64,
-        /// A ping unanswered after this long is lost.
-        #[arg(long, default_value_t = 30)]
-        timeout_s: u64,
-        /// Stop as soon as this file exists.
-        #[arg(long, value_name = "F")]
-        until_file: Option<PathBuf>,
-        /// Stop after this long.
-        #[arg(long, default_value_t = 600_000)]
-        duration_ms: u64,
-    },
+    Ping(PingOpts),
     /// Open transactions until one is refused, access nodes in the first until refused,
     /// then end them all; prints `transactions=N txn_refused=ERR nodes=K nodes_refused=ERR
     /// aborted=A commit=OK|ERR`.
@@ -390,84 +313,21 @@ fn main() -> ExitCode {
             Duration::from_secs(timeout_s),
             until_file.as_deref(),
         ),
-        Cmd::WriteLoop {
-            prefix,
-            until_file,
-            until_node,
-            duration_ms,
-            log,
-            result_node,
-            value_size,
-            until_refused,
-            count,
-            wrap,
-            per_dir,
-            interval_ms,
-        } => write_loop(
-            &endpoint,
-            &WriteLoopOpts {
-                prefix,
-                until_file,
-                until_node,
-                duration: Duration::from_millis(duration_ms),
-                log,
-                result_node,
-                value_size,
-                until_refused,
-                count,
-                wrap,
-                per_dir,
-                interval: Duration::from_millis(interval_ms),
-            },
-        ),
+        Cmd::WriteLoop(o) => write_loop(&endpoint, &o),
         Cmd::Verify {
             prefix,
             count,
             value_size,
             per_dir,
         } => verify(&endpoint, &prefix, count, value_size, per_dir),
-        Cmd::Flood {
-            path,
-            readers,
-            writers,
-            value_size,
-            duration_ms,
-            result_node,
-        } => flood(
-            &endpoint,
-            &FloodOpts {
-                path,
-                readers,
-                writers,
-                value_size: value_size as usize,
-                duration: Duration::from_millis(duration_ms),
-                result_node,
-            },
-        ),
+        Cmd::Flood(o) => flood(&endpoint, &o),
         Cmd::Rm { path } => rm(&endpoint, &path),
         Cmd::Echo {
             ping,
             pong,
             until_node,
         } => echo(&endpoint, &ping, &pong, until_node.as_deref()),
-        Cmd::Ping {
-            ping,
-            pong,
-            interval_ms,
-            timeout_s,
-            until_file,
-            duration_ms,
-        } => ping_loop(
-            &endpoint,
-            &PingOpts {
-                ping,
-                pong,
-                interval: Duration::from_millis(interval_ms),
-                timeout: Duration::from_secs(timeout_s),
-                until_file,
-                duration: Duration::from_millis(duration_ms),
-            },
-        ),
+        Cmd::Ping(o) => ping_loop(&endpoint, &o),
         Cmd::TxnLimits {
             path,
             max_transactions,
