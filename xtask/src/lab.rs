@@ -6,6 +6,7 @@ mod cpio;
 mod debian;
 mod elf;
 mod harness;
+mod qemu;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -462,9 +463,10 @@ fn run_versions(
         let t = Instant::now();
         let a = assets::prepare(xen)?;
         eprintln!(
-            "xtask: lab {}: images ready in {:.1} s",
+            "xtask: lab {}: images ready in {:.1} s; {}",
             xen.name(),
-            t.elapsed().as_secs_f64()
+            t.elapsed().as_secs_f64(),
+            a.qemu.version
         );
         prepared.push(a);
     }

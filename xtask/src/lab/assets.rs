@@ -247,7 +247,7 @@ fn trixie_tree() -> Result<Tree, String> {
 /// The links a merged-/usr Debian root has at its top (trixie's `base-files` makes them; the
 /// lab does not unpack it): `lib -> usr/lib`, `lib64 -> usr/lib64`, `bin`, `sbin`. The tools'
 /// loader is `/lib64/ld-linux-x86-64.so.2`.
-fn merged_usr_links(root: &Path) -> Result<(), String> {
+pub(super) fn merged_usr_links(root: &Path) -> Result<(), String> {
     for name in ["lib", "lib64", "bin", "sbin"] {
         let link = root.join(name);
         if std::fs::symlink_metadata(&link).is_err() && root.join("usr").join(name).is_dir() {
@@ -898,6 +898,8 @@ pub struct Assets {
     pub dom0_base: PathBuf,
     /// The guest's initramfs.
     pub guest: PathBuf,
+    /// The QEMU that boots it.
+    pub qemu: super::qemu::Qemu,
 }
 
 /// Fetches, unpacks and builds (or reuses) what boots of `xen` need.
@@ -907,12 +909,14 @@ pub fn prepare(xen: Xen) -> Result<Assets, String> {
     let kernel = kernel(&tree)?;
     let dom0_base = dom0_base(&tree, &kernel)?;
     let guest = guest_initrd(&tree)?;
+    let qemu = super::qemu::prepare(super::qemu::Source::from_env()?)?;
     Ok(Assets {
         xen,
         xen_elf,
         kernel,
         dom0_base,
         guest,
+        qemu,
     })
 }
 

@@ -118,6 +118,35 @@ impl Apt {
         c
     }
 
+    /// `packages` with everything they depend on (no recommends), as apt would install them
+    /// on a machine that has nothing yet (the private status file is empty): the names only.
+    pub fn closure(&self, packages: &[&str]) -> Result<Vec<String>, String> {
+        let plan = || {
+            output(
+                self.cmd("apt-get")
+                    .args(["install", "-s", "-qq", "--no-install-recommends"])
+                    .args(packages),
+            )
+        };
+        let text = plan().or_else(|_| {
+            self.update()?;
+            plan()
+        })?;
+        let names: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("Inst "))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_string)
+            .collect();
+        if names.len() < packages.len() {
+            return Err(format!(
+                "apt plans {} packages for {packages:?}",
+                names.len()
+            ));
+        }
+        Ok(names)
+    }
+
     /// `apt-get update`.
     pub fn update(&self) -> Result<(), String> {
         output(self.cmd("apt-get").args(["update", "-qq"])).map(drop)

@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -413,7 +413,7 @@ pub fn boot(boot: &Boot) -> Result<Outcome, String> {
     if modules.matches(',').count() != 1 {
         return Err("XSLAB_EXTRA_DOM0_ARGS must not contain a comma".into());
     }
-    let mut cmd = Command::new("qemu-system-x86_64");
+    let mut cmd = a.qemu.command();
     cmd.args([
         "-accel",
         "tcg,thread=multi",
@@ -446,7 +446,7 @@ pub fn boot(boot: &Boot) -> Result<Outcome, String> {
     let _ = writeln!(log, "# {cmd:?}");
     let mut child = cmd
         .spawn()
-        .map_err(|e| format!("qemu-system-x86_64: {e}"))?;
+        .map_err(|e| format!("{}: {e}", a.qemu.version))?;
     let outcome = watch(boot, &mut child, &mut log, &log_path);
     let _ = child.kill();
     let _ = child.wait();
