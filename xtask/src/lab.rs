@@ -6,6 +6,7 @@ mod cpio;
 mod debian;
 mod elf;
 mod harness;
+mod kernel;
 mod qemu;
 
 use std::path::{Path, PathBuf};
