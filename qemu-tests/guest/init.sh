@@ -7,12 +7,14 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 [ -e /dev/xen/xenbus ] || mount -t xenfs xenfs /proc/xen
 echo "xslab-guest: up after $(cut -d' ' -f1 /proc/uptime) s"
-# Waits until NODE exists, asleep in a watch (its first event comes at once, the next when
-# the node is written), looking again every 10 s. Polling instead (a process or two every
-# half second) slowed the next guest's boot several times over under TCG.
+# Waits until NODE exists: one process asleep in a watch (xsprobe wait reads the node after
+# setting the watch and after each event, so nothing is missed). Anything that starts
+# processes periodically costs the emulated machine's only CPU: idle attackers that ran
+# `xenstore-watch` every 10 s each took a fifth of it under TCG and starved the next guest's
+# boot. If the connection breaks (a live update), it looks again after a second.
 wait_node() {
-    until timeout 30 xenstore-exists "$1" 2>/dev/null; do
-        timeout 10 xenstore-watch -n 2 "$1" >/dev/null 2>&1 || sleep 1
+    until /usr/bin/xsprobe wait --path "$1" --timeout-s 3600 >/dev/null 2>&1; do
+        sleep 1
     done
 }
 # The memory attack (memattack): 2000-byte values until xenstore refuses; the summary goes

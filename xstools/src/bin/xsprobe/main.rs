@@ -173,6 +173,20 @@ enum Cmd {
     /// described on stderr; exits 1 if E > 0. With RESULT_NODE the summary line is also
     /// written there.
     Flood(FloodOpts),
+    /// Wait, asleep in a watch on one connection, until PATH exists; prints `waited_ms=T`;
+    /// exits 1 at the timeout.
+    ///
+    /// The node is read after the watch is set and after every event, so a node created
+    /// before or while the watch is set is seen (unlike a `xenstore-exists` check followed by
+    /// `xenstore-watch`, which can miss it).
+    Wait {
+        /// The node to wait for.
+        #[arg(long)]
+        path: String,
+        /// Give up after this long.
+        #[arg(long, default_value_t = 600)]
+        timeout_s: u64,
+    },
     /// RM PATH outside a transaction (the stock `xenstore-rm` always uses one, which
     /// holds a copy of every node it removes); prints `removed`.
     Rm {
@@ -321,6 +335,7 @@ fn main() -> ExitCode {
             per_dir,
         } => verify(&endpoint, &prefix, count, value_size, per_dir),
         Cmd::Flood(o) => flood(&endpoint, &o),
+        Cmd::Wait { path, timeout_s } => wait(&endpoint, &path, timeout_s),
         Cmd::Rm { path } => rm(&endpoint, &path),
         Cmd::Echo {
             ping,
@@ -402,6 +417,30 @@ pub(crate) fn write_node(endpoint: &Endpoint, node: &str, value: &[u8]) -> Resul
 }
 
 /// READ of `path` on `c`: `Ok(None)` when it does not exist.
+/// `wait`: until `path` exists, or `timeout_s` passed.
+fn wait(endpoint: &Endpoint, path: &str, timeout_s: u64) -> Result<(), Failure> {
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(timeout_s);
+    let mut c = open(endpoint)?;
+    set_watch(&mut c, path, "wait").map_err(|e| format!("wait: WATCH {path}: {e}"))?;
+    loop {
+        if read_opt(&mut c, path)
+            .map_err(|e| format!("wait: READ {path}: {e}"))?
+            .is_some()
+        {
+            println!("waited_ms={}", start.elapsed().as_millis());
+            return Ok(());
+        }
+        match c.next_event(deadline) {
+            Ok(_) => {}
+            Err(ClientError::Timeout) => {
+                return Err(format!("wait: {path} did not appear within {timeout_s} s"))
+            }
+            Err(e) => return Err(format!("wait: {e}")),
+        }
+    }
+}
+
 pub(crate) fn read_opt(c: &mut Client, path: &str) -> Result<Option<Vec<u8>>, ClientError> {
     match c.call(
         MsgType::Read,
