@@ -125,6 +125,7 @@ pub(crate) fn read_loop(
     path: &str,
     duration: Duration,
     until_file: Option<&Path>,
+    interval: Duration,
 ) -> Result<(), Failure> {
     let start = Instant::now();
     let end = start + duration;
@@ -156,6 +157,9 @@ pub(crate) fn read_loop(
             }
             continue;
         };
+        if !interval.is_zero() && requests > 0 {
+            std::thread::sleep(interval);
+        }
         requests += 1;
         match client.call(MsgType::Read, 0, payload.clone(), REPLY_TIMEOUT) {
             Ok(_) => {

@@ -91,6 +91,10 @@ enum Cmd {
         /// Stop as soon as this file exists.
         #[arg(long, value_name = "F")]
         until_file: Option<PathBuf>,
+        /// Pause this long before each read after the first (the gaps include it): a
+        /// witness that dom0 is served, without taking the emulated CPU from the guests.
+        #[arg(long, default_value_t = 0)]
+        interval_ms: u64,
     },
     /// Hold a transaction with one write until told to commit; prints `commit=OK|EAGAIN|...`.
     ///
@@ -291,11 +295,13 @@ fn main() -> ExitCode {
             path,
             duration_ms,
             until_file,
+            interval_ms,
         } => read_loop(
             &endpoint,
             &path,
             Duration::from_millis(duration_ms),
             until_file.as_deref(),
+            Duration::from_millis(interval_ms),
         ),
         Cmd::TxnHold {
             path,
