@@ -25,13 +25,29 @@ pub enum Source {
 }
 
 impl Source {
-    /// `XSLAB_QEMU`, or the default.
-    pub fn from_env() -> Result<Source, String> {
+    /// `XSLAB_QEMU`, or `None` when it is not set.
+    pub fn from_env() -> Result<Option<Source>, String> {
         match std::env::var("XSLAB_QEMU").ok().as_deref() {
-            None | Some("") | Some("trixie") => Ok(Source::Trixie),
-            Some("system") => Ok(Source::System),
+            None | Some("") => Ok(None),
+            Some("trixie") => Ok(Some(Source::Trixie)),
+            Some("system") => Ok(Some(Source::System)),
             Some(other) => Err(format!("XSLAB_QEMU={other}: expected `system` or `trixie`")),
         }
+    }
+}
+
+/// The QEMU `XSLAB_QEMU` names; when it names none, Debian 13's, or this machine's (with a
+/// warning) if that cannot be fetched.
+pub fn choose() -> Result<Qemu, String> {
+    match Source::from_env()? {
+        Some(source) => prepare(source),
+        None => prepare(Source::Trixie).or_else(|e| {
+            eprintln!(
+                "xtask: lab: WARNING: Debian 13's QEMU is not available ({e}); using this \
+                 machine's, whose TCG may freeze the emulated machine (see the README)"
+            );
+            prepare(Source::System)
+        }),
     }
 }
 
@@ -73,7 +89,10 @@ fn trixie() -> Result<Qemu, String> {
     let root = dir.join("root");
     let done = dir.join("done");
     let key = format!("{RECIPE} {PACKAGE}");
-    if std::fs::read_to_string(&done).map_or(true, |s| s.lines().next() != Some(key.as_str())) {
+    let fetched = std::fs::read_to_string(&done)
+        .is_ok_and(|s| s.lines().next() == Some(key.as_str()))
+        && root.join("usr/bin/qemu-system-x86_64").is_file();
+    if !fetched {
         eprintln!(
             "xtask: lab: fetching Debian 13 (trixie) {PACKAGE} and its libraries into {}",
             dir.display()
