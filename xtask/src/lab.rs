@@ -143,7 +143,8 @@ XSLAB_CYCLES (default 10), XSLAB_SCENARIO_TIMEOUT (seconds, default 1500), XSLAB
 stub's --param, e.g. --memscan), XSLAB_GROW_NODES (default 100000), XSLAB_VERBOSE=1 (echo the
 whole console), XSLAB_PARALLEL=0 (versions one after the other), XSLAB_DEBIAN_MIRROR,
 XSLAB_DEBIAN_SECURITY (where Debian 13's packages come from), XSLAB_QEMU=trixie|system (Debian
-13's QEMU, fetched into .lab/, the default; or this machine's qemu-system-x86_64)
+13's QEMU, fetched into .lab/, or this machine's qemu-system-x86_64; default: Debian 13's for
+Xen 4.20, this machine's for 4.17)
 ";
 
 /// A Xen version the lab boots.

@@ -621,7 +621,7 @@ pub fn prepare(xen: Xen) -> Result<Assets, String> {
     let kernel = kernel(&tree)?;
     let dom0_base = dom0_base(&tree, &kernel)?;
     let guest = guest_initrd(&tree)?;
-    let qemu = super::qemu::choose()?;
+    let qemu = super::qemu::choose(xen)?;
     Ok(Assets {
         xen,
         xen_elf,

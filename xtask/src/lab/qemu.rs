@@ -1,6 +1,7 @@
 //! Which QEMU runs the lab: this machine's (`qemu-system-x86_64` on the PATH) or Debian 13's,
 //! fetched with a private apt configuration into `.lab/qemu-trixie/` and run with its own
-//! loader and libraries, touching nothing on the machine (`XSLAB_QEMU=system|trixie`).
+//! loader and libraries, touching nothing on the machine (`XSLAB_QEMU=system|trixie`; by
+//! default Debian 13's for Xen 4.20 and this machine's for Xen 4.17).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use std::process::Command;
 
 use super::assets::{lab_dir, merged_usr_links};
 use super::debian::{self, output, Apt};
+use super::Xen;
 
 /// The package whose dependency closure is fetched.
 const PACKAGE: &str = "qemu-system-x86";
@@ -36,11 +38,14 @@ impl Source {
     }
 }
 
-/// The QEMU `XSLAB_QEMU` names; when it names none, Debian 13's, or this machine's (with a
-/// warning) if that cannot be fetched.
-pub fn choose() -> Result<Qemu, String> {
+/// The QEMU `XSLAB_QEMU` names; when it names none, the version's own: Debian 13's for Xen
+/// 4.20 (this machine's QEMU 7.2 froze its boots; falls back to that one with a warning if
+/// Debian 13's cannot be fetched), this machine's for Xen 4.17 (under QEMU 10, Xen 4.17's PVH
+/// guests stop within a second of `xl create`, before printing anything).
+pub fn choose(xen: Xen) -> Result<Qemu, String> {
     match Source::from_env()? {
         Some(source) => prepare(source),
+        None if xen == Xen::V417 => prepare(Source::System),
         None => prepare(Source::Trixie).or_else(|e| {
             eprintln!(
                 "xtask: lab: WARNING: Debian 13's QEMU is not available ({e}); using this \
