@@ -5,10 +5,6 @@ use common::*;
 use xsstate::wire::MsgType;
 use xsstate::{TxId, XsError};
 
-fn e(err: XsError) -> Got {
-    Got::Err(err)
-}
-
 // ---------------------------------------------------------------- DIRECTORY / DIRECTORY_PART
 
 #[test]

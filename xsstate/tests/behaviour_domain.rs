@@ -6,10 +6,6 @@ use common::*;
 use xsstate::wire::MsgType;
 use xsstate::{DomId, Effect, EngineConfig, TxId, XsError};
 
-fn e(err: XsError) -> Got {
-    Got::Err(err)
-}
-
 // ---------------------------------------------------------------- DOMAIN REQUESTS
 
 #[test]

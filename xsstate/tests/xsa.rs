@@ -6,10 +6,6 @@ use xsstate::store::{NodeId, Store};
 use xsstate::wire::MsgType;
 use xsstate::{DomId, DomainState, EngineConfig, Fault, TxId, XsError};
 
-fn e(err: XsError) -> Got {
-    Got::Err(err)
-}
-
 #[test]
 fn xsa_38_ring_indices_more_than_a_ring_apart_are_refused() {
     use xsstate::ring::{readable_chunk, used, writable_chunk};

@@ -13,6 +13,11 @@ pub enum Got {
     Err(XsError),
 }
 
+/// The error reply `err`, as a client sees it.
+pub fn e(err: XsError) -> Got {
+    Got::Err(err)
+}
+
 /// An engine plus helpers to talk to it.
 pub struct Harness {
     pub engine: Engine,
