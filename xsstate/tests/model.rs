@@ -124,6 +124,9 @@ struct Tx {
     touched: BTreeMap<String, (Option<Vec<u8>>, BTreeSet<String>)>,
     /// Events to fire on commit.
     events: BTreeSet<String>,
+    /// A touched node was seen changed at some request's turn: it may have changed back since
+    /// (written, then removed), but the engine may have seen it changed.
+    was_unsure: bool,
 }
 
 fn changed_since(
@@ -165,8 +168,9 @@ impl Tx {
 
     /// Whether some node the transaction may have touched changed since: its replies may
     /// then differ from the model.
-    fn unsure(&self, model: &Tree) -> bool {
-        changed_since(model, &self.touched)
+    fn unsure(&mut self, model: &Tree) -> bool {
+        self.was_unsure |= changed_since(model, &self.touched);
+        self.was_unsure
     }
 
     fn touch(&mut self, model: &Tree, p: &str) {
@@ -216,6 +220,10 @@ fn run(nconns: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut txs: Vec<Option<Tx>> = (0..nconns).map(|_| None).collect();
 
     for op in ops {
+        // Before every request, so that a change undone later still counts.
+        for tx in txs.iter_mut().flatten() {
+            tx.unsure(&model);
+        }
         let mut fired: BTreeSet<String> = BTreeSet::new();
         match op {
             Op::Write(ci, p, v) => {
@@ -353,6 +361,7 @@ fn run(nconns: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
                         read: BTreeMap::new(),
                         touched: BTreeMap::new(),
                         events: BTreeSet::new(),
+                        was_unsure: false,
                     });
                 }
             }
@@ -436,6 +445,24 @@ proptest! {
     fn lone_transactions_always_commit(ops in prop::collection::vec(op_strategy(1), 1..40)) {
         run(1, ops)?;
     }
+}
+
+/// The case proptest found: the transaction touched /m/b while it was absent, another
+/// connection created and then removed it, and the engine's transaction saw it in between.
+#[test]
+fn a_touched_node_changed_and_changed_back_keeps_the_model_unsure() {
+    let s = |p: &str| p.to_string();
+    let ops = vec![
+        Op::Mkdir(0, s("/m/a")),
+        Op::Start(1),
+        Op::Dir(1, s("/m/b")),
+        Op::Write(0, s("/m/b"), Vec::new()),
+        Op::Write(1, s("/m/b/a"), Vec::new()),
+        Op::Rm(2, s("/m/b")),
+        Op::Rm(1, s("/m/b")),
+        Op::Read(1, s("/m/b/a")),
+    ];
+    run(3, ops).expect("the model allows what the engine answers");
 }
 
 #[test]
