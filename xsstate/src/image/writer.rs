@@ -330,11 +330,12 @@ impl<'o> SeedWriter<'o> {
         tx_id: u32,
         access: u16,
         perms: impl ExactSizeIterator<Item = (u8, u16)>,
-        path: &str,
+        path: &[u8],
         value: &[u8],
     ) -> Result<(), ImageError> {
         let rt = super::record::rtype::NODE;
-        let path_len = cstr_len(path).map_err(|r| self.err(r, rt))?;
+        let path_len = u16::try_from(path.len().saturating_add(1))
+            .map_err(|_| self.err(Reason::TooLong, rt))?;
         let value_len = u16::try_from(value.len()).map_err(|_| self.err(Reason::TooLong, rt))?;
         let count = u16::try_from(perms.len()).map_err(|_| self.err(Reason::TooLong, rt))?;
         let body_len = 12 + 4 * usize::from(count) + 4 + usize::from(path_len) + value.len();
@@ -375,7 +376,7 @@ impl<'o> SeedWriter<'o> {
         }
         let (p, v) = (w16(path_len), w16(value_len));
         self.out.extend_from_slice(&[p[0], p[1], v[0], v[1]]);
-        self.out.extend_from_slice(path.as_bytes());
+        self.out.extend_from_slice(path);
         self.out.push(0);
         self.out.extend_from_slice(value);
         // Zero padding to the record's 8-byte end.

@@ -32,7 +32,7 @@ trait Emit {
         tx_id: u32,
         access: u16,
         perms: Option<&Perms>,
-        path: &str,
+        path: &[u8],
         value: &[u8],
     ) -> Result<(), ImageError>;
 }
@@ -49,7 +49,7 @@ impl Emit for Vec<Record> {
         tx_id: u32,
         access: u16,
         perms: Option<&Perms>,
-        path: &str,
+        path: &[u8],
         value: &[u8],
     ) -> Result<(), ImageError> {
         self.push(Record::Node(NodeData {
@@ -57,7 +57,7 @@ impl Emit for Vec<Record> {
             tx_id,
             access,
             perms: perms.map(image_perms).unwrap_or_default(),
-            path: String::from(path),
+            path: String::from_utf8_lossy(path).into_owned(),
             value: value.to_vec(),
         }));
         Ok(())
@@ -75,7 +75,7 @@ impl Emit for SeedWriter<'_> {
         tx_id: u32,
         access: u16,
         perms: Option<&Perms>,
-        path: &str,
+        path: &[u8],
         value: &[u8],
     ) -> Result<(), ImageError> {
         let entries = perms.map_or(&[][..], |p| p.entries());
@@ -123,10 +123,10 @@ impl Emit for Counter {
         _tx_id: u32,
         _access: u16,
         perms: Option<&Perms>,
-        path: &str,
+        path: &[u8],
         value: &[u8],
     ) -> Result<(), ImageError> {
-        if conn_id == 0 && self.skip_committed && !path.starts_with('@') {
+        if conn_id == 0 && self.skip_committed && path.first() != Some(&b'@') {
             return Ok(());
         }
         let n = perms.map_or(0, |p| p.entries().len());
@@ -224,7 +224,7 @@ impl Engine {
         // Depth first, children in creation order, no recursion, one path buffer.
         if e.wants_committed() {
             let mut result = Ok(());
-            self.store.walk(NodeId::ROOT, |p, n| {
+            self.store.walk_bytes(NodeId::ROOT, |p, n| {
                 if result.is_ok() {
                     result = e.node(0, 0, 0, Some(n.perms()), p, n.value());
                 }
@@ -235,7 +235,7 @@ impl Engine {
             .iter()
             .zip(self.special_perms.iter())
         {
-            e.node(0, 0, 0, Some(perms), name, &[])?;
+            e.node(0, 0, 0, Some(perms), name.as_bytes(), &[])?;
         }
         for c in self.conns.values() {
             for t in c.transactions.values() {
@@ -299,7 +299,7 @@ impl Engine {
                 t.id.0,
                 access,
                 node.map(|n| &n.perms),
-                &p,
+                p.as_bytes(),
                 node.map_or(&[][..], |n| &n.value),
             )?;
         }

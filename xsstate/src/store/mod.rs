@@ -147,6 +147,13 @@ impl<'a> NodeRef<'a> {
         usize::from(self.slot.path_len)
     }
 
+    /// Length of the parent's path as a prefix of this one: 0 under `/` (whose children's
+    /// paths start with the separator), and for `/` itself.
+    fn parent_path_len(&self) -> usize {
+        self.path_len()
+            .saturating_sub(self.slot.name().len().saturating_add(1))
+    }
+
     /// Bytes this node is charged for in its owner's memory quota.
     pub fn cost(&self) -> usize {
         cost_of(
@@ -690,10 +697,30 @@ impl Store {
             };
             if !first {
                 // Parents come first, so the parent's path is a prefix of the buffer.
-                let parent_len = n.parent().map_or(1, |p| p.path_len());
-                buf.truncate(if parent_len == 1 { 0 } else { parent_len });
+                buf.truncate(n.parent_path_len());
                 buf.push('/');
                 buf.push_str(n.name());
+            }
+            first = false;
+            f(&buf, n);
+        });
+    }
+
+    /// [`Store::walk`] with each path as bytes: the dump's walk, which copies paths and needs
+    /// no text (names hold checked ASCII only, so the bytes are the same).
+    pub fn walk_bytes(&self, root: NodeId, mut f: impl FnMut(&[u8], NodeRef<'_>)) {
+        let mut start = String::new();
+        self.path_of(root, &mut start);
+        let mut buf = start.into_bytes();
+        let mut first = true;
+        self.walk_ids(root.0, |id| {
+            let Some(n) = self.node_ref(id) else {
+                return;
+            };
+            if !first {
+                buf.truncate(n.parent_path_len());
+                buf.push(b'/');
+                buf.extend_from_slice(n.slot.name());
             }
             first = false;
             f(&buf, n);
