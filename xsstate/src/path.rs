@@ -61,36 +61,40 @@ pub fn validate_chars(raw: &[u8]) -> Result<(), XsError> {
 
 /// Length of a `/local/domain/<n>/` prefix (up to 5 digits), or 0 when the path has none;
 /// the path limit applies to what follows it (XSA-323), as in C xenstored.
-fn local_prefix_len(path: &str) -> usize {
-    let Some(rest) = path.strip_prefix("/local/domain/") else {
+fn local_prefix_len(path: &[u8]) -> usize {
+    const PREFIX: &[u8] = b"/local/domain/";
+    let Some(rest) = path.strip_prefix(PREFIX) else {
         return 0;
     };
-    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    if digits == 0 || digits > 5 || rest.as_bytes().get(digits) != Some(&b'/') {
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 5 || rest.get(digits) != Some(&b'/') {
         return 0;
     }
-    "/local/domain/".len() + digits + 1
+    PREFIX.len() + digits + 1
 }
 
 /// Validates the form of an absolute node path (`/`, no trailing or double slash, valid
 /// characters) and its length: at most `path_max` bytes after any `/local/domain/<n>/`
 /// prefix, and never more than [`PATH_LIMIT`].
 pub fn validate(path: &str, path_max: usize) -> Result<(), XsError> {
-    let bytes = path.as_bytes();
+    validate_bytes(path.as_bytes(), path_max)
+}
+
+/// [`validate`] on bytes: a path it accepts is ASCII (so text) without a NUL.
+pub fn validate_bytes(bytes: &[u8], path_max: usize) -> Result<(), XsError> {
     if bytes.first() != Some(&b'/') {
         return Err(XsError::Einval);
     }
-    check_form(path)?;
-    if path.len() > PATH_LIMIT || path.len() - local_prefix_len(path) > path_max {
+    check_form(bytes)?;
+    if bytes.len() > PATH_LIMIT || bytes.len() - local_prefix_len(bytes) > path_max {
         return Err(XsError::Einval);
     }
     Ok(())
 }
 
 /// No trailing slash (but for `/`), no double slash, valid characters.
-fn check_form(path: &str) -> Result<(), XsError> {
-    let bytes = path.as_bytes();
-    if path.len() > 1 && bytes.last() == Some(&b'/') {
+fn check_form(bytes: &[u8]) -> Result<(), XsError> {
+    if bytes.len() > 1 && bytes.last() == Some(&b'/') {
         return Err(XsError::Einval);
     }
     // One pass: every character valid, no slash after a slash.
@@ -136,7 +140,7 @@ pub fn canonicalize_watch(
         return canonicalize(raw, home, path_max);
     }
     validate_chars(raw)?;
-    check_form(text)?;
+    check_form(raw)?;
     if text.len() > path_max.unwrap_or(PATH_LIMIT) {
         return Err(XsError::Einval);
     }
@@ -170,6 +174,21 @@ pub fn parent(path: &str) -> &str {
     match path.rfind('/') {
         Some(0) | None => "/",
         Some(i) => path.get(..i).unwrap_or("/"),
+    }
+}
+
+/// [`parent`] and [`basename`] at once (one search for the last `/`).
+pub fn split(path: &str) -> (&str, &str) {
+    match path.rfind('/') {
+        Some(i) => (
+            if i == 0 {
+                "/"
+            } else {
+                path.get(..i).unwrap_or("/")
+            },
+            path.get(i + 1..).unwrap_or(""),
+        ),
+        None => ("/", path),
     }
 }
 

@@ -667,13 +667,32 @@ pub(crate) fn node_ref<'a>(
         Layout::Xen => (path_len, value_len),
     };
     let path_at = b.at();
-    let path = b.cstr_ref(usize::from(path_len))?;
-    // The special nodes carry the permissions of the special watches; C xenstored writes
-    // them as committed nodes after the tree.
-    let special = SPECIAL_NODES.contains(&path);
-    if (special && conn_id != 0) || (!special && path::validate(path, path::PATH_LIMIT).is_err()) {
-        return Err(b.err_at(path_at, Reason::InvalidPath));
-    }
+    let path_start = b.pos;
+    let raw = b.var(usize::from(path_len))?;
+    // The common case in one pass: a valid node path is ASCII without a NUL, so it is text.
+    let fast = match raw.split_last() {
+        Some((0, head)) if path::validate_bytes(head, path::PATH_LIMIT).is_ok() => {
+            core::str::from_utf8(head).ok()
+        }
+        _ => None,
+    };
+    let (path, special) = match fast {
+        Some(p) => (p, false),
+        None => {
+            // Anything else is read again for the precise reason.
+            b.pos = path_start;
+            let path = b.cstr_ref(usize::from(path_len))?;
+            // The special nodes carry the permissions of the special watches; C xenstored
+            // writes them as committed nodes after the tree.
+            let special = SPECIAL_NODES.contains(&path);
+            if (special && conn_id != 0)
+                || (!special && path::validate(path, path::PATH_LIMIT).is_err())
+            {
+                return Err(b.err_at(path_at, Reason::InvalidPath));
+            }
+            (path, special)
+        }
+    };
     let value = b.var(usize::from(value_len))?;
     // Committed nodes are unique by path (and need their parent); transaction nodes by
     // (connection, transaction, path).

@@ -199,7 +199,7 @@ impl Restorer {
             self.prev.push('/');
             return Ok(());
         }
-        let parent_path = path::parent(n.path);
+        let (parent_path, name) = path::split(n.path);
         // The chain holds the previous node and its ancestors: with nodes coming depth
         // first, the parent is on it; otherwise it is looked up.
         let want = parent_path.len();
@@ -224,7 +224,7 @@ impl Restorer {
             }
         };
         let id = store
-            .create(parent, path::basename(n.path), perms, n.value)
+            .create(parent, name, perms, n.value)
             .map_err(|e| match e {
                 crate::error::XsError::Eexist => "duplicate node",
                 crate::error::XsError::Enomem => "out of memory",
