@@ -368,13 +368,16 @@ pub fn boot(boot: &Boot) -> Result<Outcome, String> {
     let a = boot.assets;
     prune(&assets::lab_dir().join("run"), 6);
     prune(&assets::lab_dir().join("logs"), 30);
+    // Unique among boots of this process, which may run two of one version at once.
+    static BOOTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let tag = format!(
-        "{}-{}-{}-{}-{}",
+        "{}-{}-{}-{}-{}-{}",
         a.xen.name(),
         boot.store.name(),
         boot.start.name(),
         unix_now(),
-        std::process::id()
+        std::process::id(),
+        BOOTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     );
     let run_dir = assets::lab_dir().join("run").join(&tag);
     std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
