@@ -106,8 +106,8 @@ const USAGE: &str = "usage: cargo xtask lab [--xen 4.17|4.20|all] [--store c|stu
                        [SCENARIO...]
 
   --xen V          the Xen version: 4.17 (Debian 12, this machine's packages), 4.20
-                   (Debian 13's packages and Linux 6.12, fetched into .lab/), or all (both
-                   at once, one QEMU each); default 4.17
+                   (Debian 13's packages and Linux 6.12, fetched into .lab/), or all (both,
+                   two QEMUs at once, each taking the next boot); default 4.17
   --store c|stub   xenstore in dom0 (C xenstored) or the stub domain (default: stub)
   --start launch|direct
                    how dom0 starts the stub domain: the packaged launch-xenstore with
@@ -115,7 +115,8 @@ const USAGE: &str = "usage: cargo xtask lab [--xen 4.17|4.20|all] [--store c|stu
   --compare        SCENARIOs and the session with the stub domain, the session with C
                    xenstored of the same Xen version; the two transcripts must be identical
   --suite          what `cargo xtask test` runs (default --xen all): every scenario with
-                   the packaged start, `direct` with the direct start, the C comparison
+                   the packaged start (in two boots), `grow` (64 MiB), `direct` with the
+                   direct start, the C comparison
   --demo           the demo scenario with the stub domain, its output on stdout
   --timeout SECS   limit for one boot (default 5400)
   --keep           keep the serial log and the initramfs even on success
@@ -129,7 +130,7 @@ environment: XSLAB_EXTRA_XEN_ARGS, XSLAB_EXTRA_DOM0_ARGS, XSLAB_SMP (default 1),
 XSLAB_CYCLES (default 10), XSLAB_SCENARIO_TIMEOUT (seconds, default 1500), XSLAB_STUB_MEMORY
 (MiB, default 8) and XSLAB_STUB_MAXMEM (MiB: --maxmem; `grow` needs it), XSLAB_STUB_PARAM (the
 stub's --param, e.g. --memscan), XSLAB_GROW_NODES (default 100000), XSLAB_VERBOSE=1 (echo the
-whole console), XSLAB_PARALLEL=0 (versions one after the other), XSLAB_DEBIAN_MIRROR,
+whole console), XSLAB_PARALLEL=0 (one boot at a time), XSLAB_DEBIAN_MIRROR,
 XSLAB_DEBIAN_SECURITY (where Debian 13's packages come from), XSLAB_QEMU=trixie|system (Debian
 13's QEMU, fetched into .lab/, or this machine's qemu-system-x86_64; default: Debian 13's for
 Xen 4.20, this machine's for 4.17)
