@@ -462,24 +462,34 @@ fn run_versions(
         .collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let done: std::sync::Mutex<Vec<(usize, usize, PlanRun)>> = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..slots {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(&(v, p)) = jobs.get(i) else {
-                    break;
-                };
-                let (Some(a), Some(plan)) = (prepared.get(v), plans.get(p)) else {
-                    break;
-                };
-                let r = run_plan(o, a, plan);
-                if let Ok(mut d) = done.lock() {
-                    d.push((v, p, r));
-                }
-            });
-        }
+    // A slot that panicked leaves its boot without a result (reported below as a boot that
+    // did not run); the other slot goes on.
+    let panicked = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..slots)
+            .map(|_| {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(&(v, p)) = jobs.get(i) else {
+                        break;
+                    };
+                    let (Some(a), Some(plan)) = (prepared.get(v), plans.get(p)) else {
+                        break;
+                    };
+                    let r = run_plan(o, a, plan);
+                    done.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push((v, p, r));
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().err()).count()
     });
-    let mut done = done.into_inner().unwrap_or_default();
+    if panicked > 0 {
+        eprintln!("xtask: lab: {panicked} QEMU slot(s) panicked");
+    }
+    let mut done = done
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     done.sort_by_key(|&(v, p, _)| (v, p));
     let mut runs = Vec::new();
     for (v, a) in prepared.iter().enumerate() {
