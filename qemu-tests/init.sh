@@ -92,6 +92,9 @@ guest_tsc() {
 }
 
 echo "XSLAB-BOOTED xen=$XSLAB_XEN store=$XSLAB_STORE start=$XSLAB_START scenarios=$XSLAB_SCENARIOS"
+# A heartbeat on the console: a machine that stops printing even this has hung (the harness
+# boots again), however busy QEMU is.
+(while sleep 30; do echo "XSLAB-ALIVE"; done) &
 echo "XSLAB-INFO $(uname -r), $(cat /sys/hypervisor/version/major 2>/dev/null).$(cat /sys/hypervisor/version/minor 2>/dev/null)$(cat /sys/hypervisor/version/extra 2>/dev/null)"
 if setup; then
     guest_tsc

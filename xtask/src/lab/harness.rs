@@ -24,6 +24,10 @@ const FAILED_LINES: usize = 25;
 /// timer's vector pending in IRR, never delivered, as QMP's `info registers` and `info lapic`
 /// showed; an NMI injected over QMP did not revive it, with `nmi=ignore` nor `nmi=dom0`.)
 const FROZEN: Duration = Duration::from_secs(60);
+/// No console line for this long after dom0's `/init` started, whose heartbeat prints one
+/// every 30 s, means the emulated machine hung however busy QEMU is (QEMU 7.2 with Xen 4.17,
+/// `abuse-churn`: QEMU at 100% CPU, the console silent for 400 s and more).
+const SILENT: Duration = Duration::from_secs(300);
 /// How often QEMU's CPU time is sampled.
 const CPU_SAMPLE: Duration = Duration::from_secs(10);
 
@@ -134,7 +138,8 @@ pub struct Outcome {
     pub total: f64,
     /// Why the run failed, apart from FAIL verdicts (timeouts, EOF without `XSLAB-END`).
     pub problems: Vec<String>,
-    /// The emulated machine froze (QEMU used no CPU time; see [`FROZEN`]).
+    /// The emulated machine froze or hung (QEMU used no CPU time, see [`FROZEN`]; or the
+    /// console went silent, see [`SILENT`]): the harness boots again.
     pub froze: bool,
 }
 
@@ -500,8 +505,21 @@ fn watch(
     let mut ended: Option<Instant> = None;
     let pid = child.id();
     let mut cpu = (cpu_ticks(pid), start, start);
+    let mut last_line = start;
     loop {
         let now = Instant::now();
+        if ended.is_none() && out.booted.is_some() && now.duration_since(last_line) >= SILENT {
+            let what = current.as_ref().map(|(s, _)| format!(" in scenario {s}"));
+            out.problems.push(format!(
+                "the emulated machine hung{}: no console line for {} s, not even dom0's \
+                 heartbeat (after {:.0} s)",
+                what.unwrap_or_default(),
+                SILENT.as_secs(),
+                start.elapsed().as_secs_f64()
+            ));
+            out.froze = true;
+            break;
+        }
         if now.duration_since(cpu.2) >= CPU_SAMPLE {
             let ticks = cpu_ticks(pid);
             if ticks != cpu.0 {
@@ -553,7 +571,10 @@ fn watch(
         let line = match msg {
             Msg::Eof => break,
             Msg::Err(l) => format!("qemu: {l}"),
-            Msg::Out(l) => l,
+            Msg::Out(l) => {
+                last_line = Instant::now();
+                l
+            }
         };
         let _ = writeln!(log, "[{t:8.3}] {line}");
         if verbose {
@@ -599,6 +620,8 @@ fn watch(
                 current = None;
             }
             "XSLAB-END" => ended = Some(Instant::now()),
+            // In the log only.
+            "XSLAB-ALIVE" => continue,
             _ => {}
         }
         last_event = Instant::now();
