@@ -270,6 +270,15 @@ mod tests {
         assert_eq!(parent("/a/b"), "/a");
         assert_eq!(parent("/a"), "/");
         assert_eq!(basename("/a/b"), "b");
+        for p in ["/", "/a", "/a/b", "/a/b/cd"] {
+            assert_eq!(split(p), (parent(p), basename(p)), "{p}");
+        }
+        assert_eq!(validate_bytes(b"/a/b", 2048), Ok(()));
+        assert_eq!(validate_bytes(b"/a\0b", 2048), Err(XsError::Einval));
+        assert_eq!(
+            validate_bytes("/a\u{e9}".as_bytes(), 2048),
+            Err(XsError::Einval)
+        );
         assert_eq!(join("/", "a"), "/a");
         assert_eq!(relative_to_home("/local/domain/3/x/y", DomId(3)), "x/y");
         assert_eq!(relative_to_home("/local/domain/3", DomId(3)), "");
