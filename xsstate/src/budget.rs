@@ -105,6 +105,9 @@ impl LimitLog {
 
 /// Bytes a new node costs the heap beyond its path and value (slot, index, allocator).
 const NODE_HEAP: usize = 128;
+/// Heap bytes a commit spends per change while applying it (its entry in the list of
+/// changes and in the map of new node data).
+const CHANGE_HEAP: usize = 96;
 /// Bytes any request may allocate beyond what its payload suggests.
 const REQUEST_BASE: usize = 2048;
 
@@ -191,12 +194,25 @@ impl Engine {
             }
             SetPerms => base + self.event_bytes(payload),
             TransactionEnd => {
+                // A commit stores a copy of each node the transaction wrote (twice while the
+                // change is built) and lists every change once; a removal only frees, so a
+                // transaction that removes a big subtree (`xenstore-rm` makes one) commits
+                // in a tight heap.
                 let txn = self.conns.get(&id).and_then(|c| c.transaction(msg.tx_id));
+                let (written_bytes, written, changes) = txn.map_or((0, 0, 0), |t| {
+                    t.changes.iter().fold(
+                        (0usize, 0usize, t.changes.len()),
+                        |(b, n, all), (p, change)| match change {
+                            Some(node) => (b.saturating_add(node.bytes(p.len())), n + 1, all),
+                            None => (b, n, all),
+                        },
+                    )
+                });
                 let bytes = txn.map_or(0, |t| t.bytes);
-                let nodes = txn.map_or(0, |t| t.changes.len());
-                base + 2 * bytes
-                    + nodes * NODE_HEAP
-                    + self.store.growth_bytes(nodes)
+                base + 2 * written_bytes
+                    + changes * CHANGE_HEAP
+                    + written * NODE_HEAP
+                    + self.store.growth_bytes(written)
                     + self.event_bytes(bytes)
             }
             Rm => {
