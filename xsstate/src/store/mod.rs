@@ -688,22 +688,8 @@ impl Store {
     /// Calls `f(path, node)` for `root` and every node below it, parents before children and
     /// children in creation order, without recursion; one path buffer is reused.
     pub fn walk(&self, root: NodeId, mut f: impl FnMut(&str, NodeRef<'_>)) {
-        let mut buf = String::new();
-        self.path_of(root, &mut buf);
-        let mut first = true;
-        self.walk_ids(root.0, |id| {
-            let Some(n) = self.node_ref(id) else {
-                return;
-            };
-            if !first {
-                // Parents come first, so the parent's path is a prefix of the buffer.
-                buf.truncate(n.parent_path_len());
-                buf.push('/');
-                buf.push_str(n.name());
-            }
-            first = false;
-            f(&buf, n);
-        });
+        // Names hold checked ASCII, so every path is text.
+        self.walk_bytes(root, |p, n| f(core::str::from_utf8(p).unwrap_or(""), n));
     }
 
     /// [`Store::walk`] with each path as bytes: the dump's walk, which copies paths and needs
@@ -718,6 +704,7 @@ impl Store {
                 return;
             };
             if !first {
+                // Parents come first, so the parent's path is a prefix of the buffer.
                 buf.truncate(n.parent_path_len());
                 buf.push(b'/');
                 buf.extend_from_slice(n.slot.name());
