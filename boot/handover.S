@@ -7,6 +7,7 @@
  *     %edx = 32-bit PVH entry point, %r8d = physical address of the new hvm_start_info,
  *     %r9 = page tables identity-mapping the first GiB, in low memory (0: none),
  *     %r10 = bytes to zero after the copied ones (the image's .bss),
+ *     %r12 = the image's 64-bit live-update entry (0: none; used only with page tables),
  * every address below 4 GiB. With page tables (and everything the copy touches in the first
  * GiB, which `jump` checked), the copy and the zeroing run in long mode eight bytes at a
  * time on those tables (the old image's own, in its .bss, are being overwritten); without,
@@ -92,6 +93,18 @@ xs_handover_tramp_start:
     movl %edx, 0xffcc
     xorl %ecx, %ecx
     movq %rcx, 0xffd8
+    /* A 64-bit entry (%r12, 0: none): enter the image in long mode, on these tables. */
+    testq %r12, %r12
+    jz 1f
+    movq %r12, %rax
+    xorl %ecx, %ecx
+    xorl %edx, %edx
+    xorl %esi, %esi
+    xorl %edi, %edi
+    xorl %ebp, %ebp
+    pushq $2
+    popfq
+    jmp *%rax
 1:
     leaq tramp_compat(%rip), %rax
     pushq $TRAMP_CS32

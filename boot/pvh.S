@@ -42,6 +42,8 @@ pvh_start32:
     rdtsc
     movl %eax, 0xffd0
     movl %edx, 0xffd4
+    movl $0, 0xffd8
+    movl $0, 0xffdc
 
     /* Zero .bss before anything is built there (page tables, stack). */
     /* Four bytes at a time (linker.ld aligns both ends to 16). */
@@ -117,6 +119,78 @@ pvh_start32:
     ljmpl $BOOT_CS, $pvh_start64
 
     .code64
+/*
+ * The 64-bit live-update entry (declared in the XSSTUB note, `xsstate::compat::KIND_ENTRY64`):
+ * a live-update trampoline that copied us in long mode comes here instead of dropping to
+ * 32-bit mode for pvh_start32, sparing the mode switches (each CR0, CR4 and EFER write is a
+ * VM exit, expensive inside the update's downtime). Entered in long mode, interrupts off, on
+ * the trampoline's page tables identity-mapping the first GiB (where this image lies), CR0
+ * and CR4 as pvh_start32 sets them (they are neither read nor written here: each access is
+ * a VM exit too), .bss already zeroed, %rbx = physical address of the start info. Builds
+ * the same page tables as pvh_start32, switches to them and to our GDT, and joins it.
+ */
+    .globl pvh_start64_lu
+pvh_start64_lu:
+    cli
+    cld
+    rdtsc
+    movl %eax, 0xffd0
+    movl %edx, 0xffd4
+    movq $1, 0xffd8
+
+    movl $boot_pdpt, %eax
+    orl $PTE_TABLE, %eax
+    movl %eax, boot_pml4
+    movl $boot_pd, %eax
+    orl $PTE_TABLE, %eax
+    movl $boot_pdpt, %edi
+    movl $4, %ecx
+5:  movl %eax, (%rdi)
+    addl $0x1000, %eax
+    addq $8, %rdi
+    decl %ecx
+    jnz 5b
+
+    movl $boot_pd, %edi
+    movl $PDE_2M, %eax
+    movl $2048, %ecx
+6:  movl %eax, (%rdi)
+    addl $0x200000, %eax
+    addq $8, %rdi
+    decl %ecx
+    jnz 6b
+
+    movl $boot_stack_guard, %edx
+    shrl $21, %edx
+    movl %edx, %eax
+    shll $21, %eax
+    orl $PTE_TABLE, %eax
+    movl $boot_pt, %edi
+    movl $512, %ecx
+7:  movl %eax, (%rdi)
+    addl $0x1000, %eax
+    addq $8, %rdi
+    decl %ecx
+    jnz 7b
+    movl $boot_stack_guard, %eax
+    shrl $12, %eax
+    andl $511, %eax
+    movl $boot_pt, %edi
+    movq $0, (%rdi,%rax,8)
+    movl $boot_pt, %eax
+    orl $PTE_TABLE, %eax
+    movl $boot_pd, %edi
+    movl %eax, (%rdi,%rdx,8)
+
+    movl $boot_pml4, %eax
+    movq %rax, %cr3
+    lgdt boot_gdt_ptr64(%rip)
+    /* Our code segment from our GDT, then the common path. */
+    pushq $BOOT_CS
+    leaq pvh_start64(%rip), %rax
+    pushq %rax
+    lretq
+
 pvh_start64:
     movl $BOOT_DS, %eax
     movl %eax, %ds
@@ -152,6 +226,11 @@ boot_gdt_end:
 boot_gdt_ptr:
     .word boot_gdt_end - boot_gdt - 1
     .long boot_gdt
+    .p2align 3
+    .word 0, 0, 0
+boot_gdt_ptr64:
+    .word boot_gdt_end - boot_gdt - 1
+    .quad boot_gdt
 boot_mxcsr:
     .long 0x1f80
 

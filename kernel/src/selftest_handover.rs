@@ -201,6 +201,7 @@ fn prepare_and_jump(si: &startinfo::StartInfo) -> NoJump {
         blob: &blob,
         dest_paddr: image.load_lo,
         entry32: image.entry32,
+        entry64: image.compat.and_then(|c| c.entry64).unwrap_or(0),
         cmdline: CHECK_OPTION.as_bytes(),
         modules: &modules,
     };
@@ -283,8 +284,14 @@ fn check_inherited(si: &startinfo::StartInfo, paddr: u64) -> Result<String, Stri
         "selftest handover: state ok; heap regions now {:x?}",
         heap::regions()
     );
+    // The image declares a 64-bit entry and everything lies in the first GiB: the copy ran
+    // in long mode and entered us there, without the 32-bit mode switches.
+    if !crate::arch::handover::stamps().entry64 {
+        return Err("entered at the 32-bit PVH entry, not at the 64-bit live-update one".into());
+    }
     Ok(format!(
-        "{len} state bytes at {:#x}, fnv {fnv:#018x}, start info at {paddr:#x}",
+        "{len} state bytes at {:#x}, fnv {fnv:#018x}, start info at {paddr:#x}, entered at \
+         the 64-bit entry",
         m.paddr
     ))
 }
@@ -306,6 +313,7 @@ pub fn check_refusals() -> Result<(), String> {
         blob: &blob,
         dest_paddr: dest,
         entry32: dest as u32 + 16,
+        entry64: dest as u32 + 32,
         cmdline: b"xsstub.handover-check",
         modules: &good_modules,
     };
@@ -319,7 +327,7 @@ pub fn check_refusals() -> Result<(), String> {
         size: 16,
         cmdline: b"a\0b",
     }];
-    let cases: [(&str, Handover, HandoverError); 9] = [
+    let cases: [(&str, Handover, HandoverError); 10] = [
         (
             "empty",
             Handover { blob: &[], ..good },
@@ -341,6 +349,16 @@ pub fn check_refusals() -> Result<(), String> {
             },
             HandoverError::EntryOutside {
                 entry32: dest as u32 + 8192,
+            },
+        ),
+        (
+            "64-bit entry",
+            Handover {
+                entry64: dest as u32 + 8200,
+                ..good
+            },
+            HandoverError::EntryOutside {
+                entry32: dest as u32 + 8200,
             },
         ),
         (
@@ -382,6 +400,7 @@ pub fn check_refusals() -> Result<(), String> {
             Handover {
                 dest_paddr: blob_at + 4096,
                 entry32: (blob_at + 4096) as u32,
+                entry64: 0,
                 modules: &[],
                 ..good
             },
@@ -423,6 +442,7 @@ pub fn check_refusals() -> Result<(), String> {
         zero_len: 0,
         dest_paddr: blob_at - 4096,
         entry32: (blob_at - 4096) as u32,
+        entry64: 0,
         modules: &[],
         ..good
     };

@@ -113,8 +113,10 @@ fn shutdown_or_roll_back(crashed: bool) -> ! {
 /// Brings up the hypercall page and events, then decides what this domain is.
 fn start(start_info_paddr: u64, rust_tsc: u64) -> Result<Stub, BootError> {
     xen::hypercall::init().map_err(|_| BootError::Xen("hypercall page", -1))?;
+    timeline::mark("hypercall-page");
     crate::arch::exit::set_shutdown_hook(shutdown_or_roll_back);
     let info = xen::start_info::parse(start_info_paddr).ok_or(BootError::StartInfo)?;
+    timeline::mark("start-info");
     // A live update: keep the console quiet until the first request is served (every byte
     // to port 0xE9 is a VM exit inside the downtime).
     // (`--no-defer` keeps it talking, to see where a failing update stops.)
@@ -133,6 +135,7 @@ fn start(start_info_paddr: u64, rust_tsc: u64) -> Result<Stub, BootError> {
     }
     let si_mapped = facts.is_some_and(|f| f.shared_info_gfn == layout::SHARED_INFO_GFN);
     events::init_with(layout::SHARED_INFO_GFN, si_mapped).map_err(xen_err("shared info"))?;
+    timeline::mark("events");
     let boot_ns = time::now_ns();
     kprintln!("xsstub {}{} starting", env!("CARGO_PKG_VERSION"), FLAVOR);
     let mem_facts = facts.map(|f| f.mem).filter(|m| m.populated != 0);
@@ -250,6 +253,7 @@ impl Stub {
             _ => xen::gnttab::init_own(layout::GRANT_FRAMES_GFN, layout::GRANT_FRAMES)
                 .map_err(xen_err("grant table"))?,
         }
+        timeline::mark("grant-table");
         fault::from_cmdline(&info.cmdline);
         // A live update's state (and the image to roll back to): from here until it is
         // restored, any failure rolls back, or stops the domain loudly.
@@ -257,6 +261,7 @@ impl Stub {
             Ok(f) => f,
             Err(reason) => inherit::fail(&reason),
         };
+        timeline::mark("find");
         if found.is_some() && !opts.no_defer {
             crate::console::defer(true);
         }
@@ -269,9 +274,32 @@ impl Stub {
                 events::bind_virq(xen_sys::VIRQ_TIMER).map_err(xen_err("VIRQ_TIMER"))?,
             )
         };
-        let own_domid = events::own_domid().map_err(xen_err("own domain id"))?;
-        let (queries, line) = DomainQueries::detect(own_domid);
-        kprintln!("xsstub: domain {own_domid}; {line}");
+        // After a live update, what the old image learnt of this domain and this hypervisor
+        // (the same ones) spares the hypercalls that would ask again.
+        let carried = facts.filter(|_| found.is_some());
+        let own_domid = match carried.and_then(|f| f.domid) {
+            Some(d) => d,
+            None => events::own_domid().map_err(xen_err("own domain id"))?,
+        };
+        timeline::mark("domid");
+        let queries = carried
+            .and_then(|f| f.queries)
+            .and_then(DomainQueries::from_words);
+        let queries = match queries {
+            Some(q) => {
+                kprintln!(
+                    "xsstub: domain {own_domid}; {} (as the previous image found)",
+                    q.describe()
+                );
+                q
+            }
+            None => {
+                let q = DomainQueries::detect(own_domid);
+                kprintln!("xsstub: domain {own_domid}; {}", q.describe());
+                q
+            }
+        };
+        timeline::mark("queries");
         if found.is_none() {
             ownconn::log_boot_info(info);
         }
@@ -326,7 +354,9 @@ impl Stub {
                 stub.connect_own(true);
             }
         }
+        timeline::mark("inherited");
         stub.set_version();
+        timeline::mark("version");
         if stub.timeline.restore_start == 0 {
             kprintln!(
                 "xsstub: serving ({} KiB heap free)",
@@ -413,10 +443,17 @@ impl Stub {
             } else {
                 idle_wakeups = 0;
             }
+            let marking = self.timeline.marking();
+            if marking {
+                timeline::mark("loop");
+            }
             self.engine.set_time_ms(time::now_ns() / 1_000_000);
             let (used, free) = crate::arch::heap::stats();
             self.engine.set_heap_usage(used, free);
             self.keep_reserve(free);
+            if marking {
+                timeline::mark("reserve");
+            }
             for port in pending.iter() {
                 if port == self.dom_exc_port {
                     self.check_domains();
@@ -456,6 +493,9 @@ impl Stub {
                 moved |= self.pump_some(&privileged, PRIV_BUDGET);
             }
             moved |= self.apply_effects();
+            if self.timeline.marking() {
+                timeline::mark("effects");
+            }
             if !moved {
                 return false;
             }
@@ -471,7 +511,14 @@ impl Stub {
             let Some(conn) = self.conns.get_mut(&id) else {
                 continue;
             };
+            let marking = self.timeline.marking();
+            if marking {
+                timeline::mark("pump");
+            }
             let outcome = conn.pump(&mut self.engine, id, self.trace, budget);
+            if marking {
+                timeline::mark("pumped");
+            }
             moved |= outcome.moved || outcome.more;
             if outcome.replied && self.timeline.first_reply == 0 {
                 self.timeline.first_reply = crate::arch::cpu::rdtsc();
@@ -774,6 +821,9 @@ impl Stub {
         }
         for line in self.timeline.report(self.live_updates) {
             kprintln!("xsstub: {line}");
+        }
+        for line in timeline::marks_report(self.timeline.rust, self.timeline.entry.entry64) {
+            kprintln!("xsstub: live update {} {line}", self.live_updates);
         }
     }
 

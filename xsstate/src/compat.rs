@@ -4,7 +4,9 @@
 //! The note's descriptor, little endian: `u32 count`, then `count` entries of
 //! `u32 kind, u32 min, u32 max`: the range of versions the image reads of the hand-over
 //! buffer ([`KIND_HANDOVER`], `crate::handover`) and of the migration image inside it
-//! ([`KIND_IMAGE`], the seed layout's header version). Unknown kinds are ignored.
+//! ([`KIND_IMAGE`], the seed layout's header version), and optionally ([`KIND_ENTRY64`]) a
+//! 64-bit entry point for a live update, with `min == max` its address. Unknown kinds are
+//! ignored.
 
 use crate::handover;
 
@@ -16,6 +18,11 @@ pub const NOTE_TYPE: u32 = 0x5853_0001;
 pub const KIND_HANDOVER: u32 = 1;
 /// Entry kind: migration image versions.
 pub const KIND_IMAGE: u32 = 2;
+/// Entry kind: the 64-bit live-update entry point. The image is entered there in long mode,
+/// interrupts off, on page tables identity-mapping (at least) the first GiB, with its whole
+/// image in place (.bss zeroed) and `%rbx` the physical address of its `hvm_start_info`: the
+/// mode switches of the 32-bit PVH entry (each a VM exit) are spared.
+pub const KIND_ENTRY64: u32 = 3;
 /// The migration image version written (the seed layout's header version).
 pub const IMAGE_VERSION: u32 = 1;
 /// Most entries a note may have.
@@ -44,6 +51,8 @@ pub struct Compat {
     pub handover: Versions,
     /// Migration image versions.
     pub image: Versions,
+    /// The 64-bit live-update entry point ([`KIND_ENTRY64`]), when declared.
+    pub entry64: Option<u32>,
 }
 
 /// What this build reads.
@@ -56,9 +65,13 @@ pub const THIS: Compat = Compat {
         min: IMAGE_VERSION,
         max: IMAGE_VERSION,
     },
+    // A link-time address: the kernel's note adds it after [`THIS_DESC`].
+    entry64: None,
 };
 
-/// The descriptor of this build's note (`count`, then two entries).
+/// The descriptor of this build's note without its entry point: `count` (two entries),
+/// then the two version entries. The kernel writes count 3 and appends its
+/// [`KIND_ENTRY64`] entry ([`NOTE_DESC_BYTES`] in all).
 pub const THIS_DESC: [u32; 7] = [
     2,
     KIND_HANDOVER,
@@ -68,6 +81,9 @@ pub const THIS_DESC: [u32; 7] = [
     THIS.image.min,
     THIS.image.max,
 ];
+
+/// The size of the kernel's note descriptor: [`THIS_DESC`] and one more entry.
+pub const NOTE_DESC_BYTES: u32 = (THIS_DESC.len() as u32 + 3) * 4;
 
 impl Compat {
     /// Whether an image declaring this reads what this build writes (a hand-over buffer of
@@ -89,7 +105,7 @@ impl Compat {
         if count > MAX_ENTRIES || desc.len() != 4 + 12 * count as usize {
             return None;
         }
-        let (mut hand, mut image) = (None, None);
+        let (mut hand, mut image, mut entry64) = (None, None, None);
         for i in 0..count as usize {
             let (kind, min, max) = (word(1 + 3 * i)?, word(2 + 3 * i)?, word(3 + 3 * i)?);
             if min > max {
@@ -99,12 +115,15 @@ impl Compat {
             match kind {
                 KIND_HANDOVER => hand = Some(v),
                 KIND_IMAGE => image = Some(v),
+                KIND_ENTRY64 if min == max && entry64.is_none() => entry64 = Some(min),
+                KIND_ENTRY64 => return None,
                 _ => {}
             }
         }
         Some(Compat {
             handover: hand?,
             image: image?,
+            entry64,
         })
     }
 }
@@ -123,6 +142,17 @@ mod tests {
         let c = Compat::parse(&bytes(&THIS_DESC)).unwrap();
         assert_eq!(c, THIS);
         assert!(c.reads_ours());
+        // As the kernel writes it: count 3, the entry point last.
+        let mut desc = THIS_DESC.to_vec();
+        desc[0] = 3;
+        desc.extend([KIND_ENTRY64, 0x10_2000, 0x10_2000]);
+        assert_eq!(desc.len() * 4, NOTE_DESC_BYTES as usize);
+        let k = Compat::parse(&bytes(&desc)).unwrap();
+        assert_eq!(k.entry64, Some(0x10_2000));
+        assert_eq!((k.handover, k.image), (THIS.handover, THIS.image));
+        // An entry point is one address, declared once.
+        assert!(Compat::parse(&bytes(&[3, 1, 1, 3, 2, 1, 1, 3, 8, 9])).is_none());
+        assert!(Compat::parse(&bytes(&[4, 1, 1, 3, 2, 1, 1, 3, 8, 8, 3, 8, 8])).is_none());
     }
 
     #[test]

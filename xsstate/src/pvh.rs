@@ -470,11 +470,21 @@ pub fn parse(bytes: &[u8]) -> Result<PvhImage, PvhError> {
         return Err(PvhError::TooLarge { span });
     }
     let entry32 = entry.ok_or(PvhError::NotPvh)?;
-    let inside = segments
-        .iter()
-        .any(|s| s.executable && s.paddr <= u64::from(entry32) && u64::from(entry32) < s.mem_end());
-    if !inside {
+    let inside = |e: u32| {
+        segments
+            .iter()
+            .any(|s| s.executable && s.paddr <= u64::from(e) && u64::from(e) < s.mem_end())
+    };
+    if !inside(entry32) {
         return Err(PvhError::EntryOutside { entry32 });
+    }
+    if let Some(e) = compat.and_then(|c| c.entry64) {
+        if !inside(e) {
+            return Err(PvhError::BadNote {
+                offset: 0,
+                why: "the XSSTUB note's 64-bit entry is outside the executable segments",
+            });
+        }
     }
     Ok(PvhImage {
         entry32,

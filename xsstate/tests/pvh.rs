@@ -223,6 +223,15 @@ fn compatibility_note() {
         refused(&with(&words(&[2, 1, 1]))),
         PvhError::BadNote { .. }
     ));
+    // A 64-bit live-update entry: kept when inside the code, refused outside it.
+    let entry = MIB as u32 + 16;
+    let img = parse(&with(&words(&[3, 1, 1, 3, 2, 1, 1, 3, entry, entry]))).unwrap();
+    assert_eq!(img.compat.unwrap().entry64, Some(entry));
+    let far = MIB as u32 + 0x1000;
+    assert!(matches!(
+        refused(&with(&words(&[3, 1, 1, 3, 2, 1, 1, 3, far, far]))),
+        PvhError::BadNote { .. }
+    ));
 }
 
 #[test]
@@ -239,11 +248,12 @@ fn real_image_when_built() {
         seen += 1;
         let img = parse(&bytes).unwrap_or_else(|e| panic!("{p}: {e}"));
         assert_eq!(img.load_lo, MIB, "{p}");
-        assert_eq!(
-            img.compat,
-            Some(xsstate::compat::THIS),
-            "{p}: compatibility note"
-        );
+        let c = img
+            .compat
+            .unwrap_or_else(|| panic!("{p}: no compatibility note"));
+        let t = xsstate::compat::THIS;
+        assert_eq!((c.handover, c.image), (t.handover, t.image), "{p}");
+        assert!(c.entry64.is_some(), "{p}: no 64-bit live-update entry");
         assert!(img.span() < 8 * MIB, "{p}: {img:?}");
         let mut out = Vec::new();
         img.flatten(&bytes, &mut out).unwrap();

@@ -80,10 +80,10 @@ pub fn build_test_images(image: &Path) -> Result<[PathBuf; 3], String> {
 /// The image with its `XSSTUB` note renamed (`None`: it no longer counts as one) or claiming
 /// to read hand-over versions `min..=max`.
 fn patch_note(elf: &[u8], handover: Option<(u32, u32)>) -> Result<Vec<u8>, String> {
-    use xsstate::compat::{NOTE_NAME, NOTE_TYPE, THIS_DESC};
+    use xsstate::compat::{NOTE_DESC_BYTES, NOTE_NAME, NOTE_TYPE};
     let mut head = Vec::new();
     head.extend_from_slice(&(NOTE_NAME.len() as u32).to_le_bytes());
-    head.extend_from_slice(&((THIS_DESC.len() * 4) as u32).to_le_bytes());
+    head.extend_from_slice(&NOTE_DESC_BYTES.to_le_bytes());
     head.extend_from_slice(&NOTE_TYPE.to_le_bytes());
     head.extend_from_slice(NOTE_NAME);
     let at = elf

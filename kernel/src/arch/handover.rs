@@ -91,6 +91,9 @@ pub struct Handover<'a> {
     pub dest_paddr: u64,
     /// Its 32-bit PVH entry point.
     pub entry32: u32,
+    /// Its 64-bit live-update entry point (`xsstate::compat::KIND_ENTRY64`; 0: none), taken
+    /// when the copy runs in long mode.
+    pub entry64: u32,
     /// The new image's command line, without NUL (copied into [`AREA`]; empty: none).
     pub cmdline: &'a [u8],
     /// The modules the new image finds in its start info, in this order.
@@ -267,9 +270,12 @@ pub fn check(h: &Handover) -> Result<(), HandoverError> {
     }
     below_4g(Part::Destination, dest, len)?;
     below_4g(Part::Blob, src, copy_len)?;
-    let entry = u64::from(h.entry32);
-    if entry < dest || entry - dest >= len {
-        return Err(HandoverError::EntryOutside { entry32: h.entry32 });
+    let outside = |e: u32| u64::from(e) < dest || u64::from(e) - dest >= len;
+    // The 32-bit entry always; the 64-bit one when there is one.
+    for e in [h.entry32, h.entry64] {
+        if (e == h.entry32 || e != 0) && outside(e) {
+            return Err(HandoverError::EntryOutside { entry32: e });
+        }
     }
     let overlap = |part, with| Err(HandoverError::Overlap { part, with });
     if overlaps(dest, len, area, area_len) {
@@ -399,11 +405,14 @@ pub struct Stamps {
     pub copy_end: u64,
     /// The PVH entry of this image (`boot/pvh.S`, first instructions).
     pub entry: u64,
+    /// The image was entered at its 64-bit live-update entry (`pvh_start64_lu`), not at
+    /// the 32-bit PVH one.
+    pub entry64: bool,
 }
 
 /// Reads the [`Stamps`].
 pub fn stamps() -> Stamps {
-    let mut raw = [0u8; 24];
+    let mut raw = [0u8; 32];
     // The slots are written by 32-bit code with paging off; read them as bytes.
     if !super::mem::read_phys(STAMPS_AT, &mut raw) {
         return Stamps::default();
@@ -417,6 +426,8 @@ pub fn stamps() -> Stamps {
         copy_start: word(0),
         copy_end: word(1),
         entry: word(2),
+        // The entries write 0 (32-bit) or 1 (64-bit) after their stamp.
+        entry64: word(3) == 1,
     }
 }
 
@@ -510,6 +521,7 @@ pub fn jump_raw(h: &RawHandover) -> HandoverError {
         zero_len: 0,
         dest_paddr: h.dest_paddr,
         entry32: h.entry32,
+        entry64: 0,
         cmdline: h.cmdline,
         modules: h.modules,
     };
@@ -567,6 +579,7 @@ pub fn jump(h: &Handover) -> ! {
             in("r8") start_info,
             in("r9") tables,
             in("r10") h.zero_len,
+            in("r12") if tables != 0 { u64::from(h.entry64) } else { 0 },
             options(noreturn)
         )
     }

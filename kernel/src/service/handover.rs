@@ -18,6 +18,7 @@ use xsstate::{ConnId, TxId};
 
 use super::tags::{RollbackTag, StateTag};
 use crate::arch::handover::{Handover, ModuleSpec};
+use crate::xen::domctl::DomainQueries;
 use crate::xen::{events, gnttab};
 
 /// First grant reference describing the state pages (0 and 1 are the toolstack's).
@@ -32,9 +33,10 @@ pub struct Staged {
     blob: Vec<u8>,
     /// Its .bss after that, zeroed by the trampoline.
     zero_len: u64,
-    /// Its load address and entry point.
+    /// Its load address and entry points (`entry64` 0: none declared).
     dest: u64,
     entry32: u32,
+    entry64: u32,
     /// Where it ends in memory, .bss included.
     load_hi: u64,
     /// This image as it lies in memory.
@@ -81,6 +83,7 @@ pub fn stage(elf: &[u8]) -> Result<Staged, String> {
         zero_len: pvh.span().saturating_sub(pvh.file_span()),
         dest: pvh.load_lo,
         entry32: pvh.entry32,
+        entry64: pvh.compat.and_then(|c| c.entry64).unwrap_or(0),
         load_hi: pvh.load_hi,
         rollback,
         floor,
@@ -97,6 +100,7 @@ struct Prepared {
     zero_len: u64,
     dest: u64,
     entry32: u32,
+    entry64: u32,
     /// This image as it lies in memory (the rollback module).
     rollback: Vec<u8>,
     /// The hand-over buffer (the state module).
@@ -176,13 +180,15 @@ fn grant_state(paddr: u64, len: usize, domid: u16) -> Result<u32, String> {
 }
 
 /// What the new image need not ask Xen again (see `tags::EarlyFacts`).
-fn early_facts() -> super::tags::EarlyFacts {
+fn early_facts(domid: u16, queries: DomainQueries) -> super::tags::EarlyFacts {
     let (grant_gfn, grant_frames) = gnttab::own_frames();
     super::tags::EarlyFacts {
         shared_info_gfn: events::shared_info_paddr() >> 12,
         grant_gfn,
         grant_frames,
         mem: super::memory::handover_facts(),
+        domid: Some(domid),
+        queries: Some(queries.to_words()),
     }
 }
 
@@ -283,6 +289,7 @@ impl super::Stub {
             zero_len,
             dest,
             entry32,
+            entry64,
             rollback,
             floor,
             version,
@@ -325,7 +332,7 @@ impl super::Stub {
             pages,
             domid,
             jump_tsc: 0,
-            facts: Some(early_facts()),
+            facts: Some(early_facts(self.own_domid.0, self.queries)),
             rollback: None,
         };
         let rollback_tag = RollbackTag {
@@ -344,6 +351,7 @@ impl super::Stub {
             zero_len,
             dest,
             entry32,
+            entry64,
             rollback,
             state,
             tag,
@@ -455,6 +463,7 @@ impl Prepared {
             zero_len: self.zero_len,
             dest_paddr: self.dest,
             entry32: self.entry32,
+            entry64: self.entry64,
             cmdline: &self.cmdline,
             modules,
         }

@@ -152,7 +152,9 @@ impl super::Stub {
     pub(super) fn inherit(&mut self, found: Found) -> Result<(), String> {
         self.timeline.restore_start = crate::arch::cpu::rdtsc();
         check_grants(&found.state, &found.tag)?;
+        super::timeline::mark("check-grants");
         let d = handover::decode(found.state.bytes()).map_err(|e| format!("state buffer: {e}"))?;
+        super::timeline::mark("decode");
         // A version-1 buffer (the previous release) has no stamps.
         for (slot, t) in self.timeline.old.iter_mut().zip(d.extras.tsc.iter()) {
             *slot = *t;
@@ -187,6 +189,7 @@ impl super::Stub {
         }
         let kept = super::keep::Kept::decode(&d.extras.shell).map_err(|e| format!("{e}"))?;
         let adopted = self.reconnect(kept.as_ref())?;
+        super::timeline::mark("reconnect");
         for (id, bytes) in &d.extras.pending_input {
             if let Err(f) = self.engine.receive(*id, bytes) {
                 kprintln!("xsstub: pending input of {id}: {f}");
@@ -230,7 +233,9 @@ impl super::Stub {
         // Done: no way back is needed any more; what was adopted is this image's own now.
         disarm();
         self.own_adopted(&adopted, kept.as_ref());
+        super::timeline::mark("own-adopted");
         super::handover::revoke(found.tag.gref, found.tag.pages);
+        super::timeline::mark("revoke");
         self.inherited_log = d.extras.log.clone();
         self.inherited_nodes = self.engine.store().len();
         self.inherited_bytes = found.state.len();

@@ -24,11 +24,17 @@ pub struct EarlyFacts {
     pub grant_frames: u32,
     /// The memory as the old image left it (`populated` 0: unknown).
     pub mem: super::memory::MemFacts,
+    /// This domain's id, as Xen told the old image.
+    pub domid: Option<u16>,
+    /// How the old image found this hypervisor answers questions about domains
+    /// ([`DomainQueries::to_words`](crate::xen::domctl::DomainQueries::to_words)).
+    pub queries: Option<[u64; 4]>,
 }
 
 impl EarlyFacts {
-    /// The facts in a state tag (`si=GFN gt=GFN,FRAMES mem=POPULATED,TOP,SPECIAL,LIMIT,LEFT`),
-    /// without allocating; missing or malformed ones stay 0.
+    /// The facts in a state tag (`si=GFN gt=GFN,FRAMES mem=POPULATED,TOP,SPECIAL,LIMIT,LEFT
+    /// dom=DOMID dq=XEN,INFO,STATE,EPERM`), without allocating; missing or malformed ones stay
+    /// 0 (or `None`).
     pub fn parse(cmdline: &str) -> EarlyFacts {
         let mut f = EarlyFacts::default();
         if !cmdline.starts_with(STATE_TAG) {
@@ -47,6 +53,12 @@ impl EarlyFacts {
                     if let (Some(g), Some(n)) = (next(), next()) {
                         f.grant_gfn = g;
                         f.grant_frames = u32::try_from(n).unwrap_or(0);
+                    }
+                }
+                "dom" => f.domid = next().and_then(|d| u16::try_from(d).ok()),
+                "dq" => {
+                    if let (Some(a), Some(b), Some(c), Some(d)) = (next(), next(), next(), next()) {
+                        f.queries = Some([a, b, c, d]);
                     }
                 }
                 "mem" => {
@@ -82,6 +94,12 @@ impl EarlyFacts {
             m.limit,
             m.left
         ));
+        if let Some(d) = self.domid {
+            s.push_str(&format!(" dom={d}"));
+        }
+        if let Some([a, b, c, d]) = self.queries {
+            s.push_str(&format!(" dq={a},{b},{c},{d}"));
+        }
     }
 }
 

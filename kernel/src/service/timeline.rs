@@ -1,6 +1,7 @@
 //! A live update's timeline from TSC stamps: the old image's (in the hand-over buffer and
 //! the state tag), the trampoline's and the PVH entry's (in the hand-over area), and this
-//! image's own, reported as phases once the first request is served.
+//! image's own, reported as phases once the first request is served; then named marks
+//! inside this image's phases ([`mark`]), to see where their time goes.
 
 use alloc::string::String;
 use core::fmt::Write;
@@ -35,6 +36,11 @@ pub struct Timeline {
 }
 
 impl Timeline {
+    /// Whether marks are wanted now: after a live update, until its first reply.
+    pub fn marking(&self) -> bool {
+        self.restore_start != 0 && self.first_reply == 0
+    }
+
     /// Two lines (Xen's console cuts long ones): the old image's phases, then the new one's
     /// and the whole downtime, in microseconds.
     pub fn report(&self, update: u64) -> [String; 2] {
@@ -90,4 +96,45 @@ impl Timeline {
         );
         [first, second]
     }
+}
+
+/// Named TSC marks inside the new image's phases (at most [`MARKS_MAX`], the rest dropped),
+/// reported after the timeline as microseconds since the previous mark: where a phase's
+/// time goes.
+static MARKS: spin::Mutex<heapless::Vec<(&'static str, u64), MARKS_MAX>> =
+    spin::Mutex::new(heapless::Vec::new());
+/// How many marks one update keeps.
+const MARKS_MAX: usize = 32;
+
+/// Records the TSC now under `name`.
+pub fn mark(name: &'static str) {
+    let now = crate::arch::cpu::rdtsc();
+    if let Some(mut m) = MARKS.try_lock() {
+        let _ = m.push((name, now));
+    }
+}
+
+/// The marks as lines of at most eight (Xen's console cuts long lines), `name=us` since the
+/// previous mark (the first since `from`), after the entry the image was entered at.
+pub fn marks_report(from: u64, entry64: bool) -> alloc::vec::Vec<String> {
+    let mut lines = alloc::vec::Vec::new();
+    let mut prev = from;
+    let bits = if entry64 { 64 } else { 32 };
+    if let Some(m) = MARKS.try_lock() {
+        for chunk in m.chunks(8) {
+            let mut s =
+                alloc::format!("marks (entered at the {bits}-bit entry; us since the previous):");
+            for &(name, t) in chunk {
+                let d = if prev != 0 && t >= prev {
+                    time::tsc_to_ns(t - prev) / 1000
+                } else {
+                    0
+                };
+                let _ = write!(s, " {name}={d}");
+                prev = t;
+            }
+            lines.push(s);
+        }
+    }
+    lines
 }

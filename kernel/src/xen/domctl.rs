@@ -46,46 +46,74 @@ pub struct DomainQueries {
 }
 
 impl DomainQueries {
+    /// The facts as four numbers for a live update's state tag: the version (`major << 16 |
+    /// minor`), the interface version (0: none), `state` and `eperm` (1: not found).
+    pub fn to_words(self) -> [u64; 4] {
+        [
+            (u64::from(self.xen.major) << 16) | u64::from(self.xen.minor),
+            u64::from(self.info_version.unwrap_or(0)),
+            u64::from(self.state),
+            u64::from(self.eperm == Eperm::NotFound),
+        ]
+    }
+
+    /// The facts [`DomainQueries::to_words`] wrote, as the old image found them on this same
+    /// hypervisor (`None` when they do not read as such).
+    pub fn from_words(w: [u64; 4]) -> Option<DomainQueries> {
+        let [xen, info, state, eperm] = w;
+        if xen > u64::from(u32::MAX) || xen == 0 || state > 1 || eperm > 1 {
+            return None;
+        }
+        Some(DomainQueries {
+            xen: XenVersion::from_raw(xen),
+            info_version: u32::try_from(info).ok().filter(|&v| v != 0),
+            state: state == 1,
+            eperm: if eperm == 1 {
+                Eperm::NotFound
+            } else {
+                Eperm::Refused
+            },
+        })
+    }
+
     /// Finds out how to ask: the version, then each query tried on our own domain `own`.
-    /// Returns the result and one line for the log.
-    pub fn detect(own: u16) -> (DomainQueries, heapless::String<200>) {
-        use core::fmt::Write;
-        let mut line = heapless::String::new();
-        let xen = match xen_version() {
-            Ok(v) => v,
-            Err(e) => {
-                let _ = write!(line, "XENVER_version failed ({}); ", e.0);
-                XenVersion::new(0, 0)
-            }
-        };
+    pub fn detect(own: u16) -> DomainQueries {
+        let xen = xen_version().unwrap_or(XenVersion::new(0, 0));
         let state = abi::has_domain_state(xen)
             && domctl(abi::encode_get_domain_state(own)).is_ok_and(|w| {
                 abi::answer_domain_state(own, Ok(&w), Eperm::Refused) != Answer::NotFound
             });
         let expected = abi::expected_interface_version(xen);
-        let mut tried = 0u32;
-        let info_version = abi::probe_order(expected).find(|&v| {
-            tried += 1;
-            // A wrong interface version is refused with EACCES before anything else.
-            domctl(abi::encode_getdomaininfo(v, own)).err() != Some(-abi::EACCES)
-        });
+        // A wrong interface version is refused with EACCES before anything else.
+        let info_version = abi::probe_order(expected)
+            .find(|&v| domctl(abi::encode_getdomaininfo(v, own)).err() != Some(-abi::EACCES));
         let eperm = if abi::missing_domain_is_eperm(xen) && (state || info_version.is_some()) {
             Eperm::NotFound
         } else {
             Eperm::Refused
         };
-        let q = DomainQueries {
+        DomainQueries {
             xen,
             info_version,
             state,
             eperm,
-        };
-        let _ = write!(line, "Xen {xen}: ");
-        match info_version {
+        }
+    }
+
+    /// One line for the log: the version and how domains are asked about.
+    pub fn describe(&self) -> heapless::String<200> {
+        use core::fmt::Write;
+        let mut line = heapless::String::new();
+        if self.xen == XenVersion::new(0, 0) {
+            let _ = write!(line, "XENVER_version failed; ");
+        }
+        let _ = write!(line, "Xen {}: ", self.xen);
+        let expected = abi::expected_interface_version(self.xen);
+        match self.info_version {
             Some(v) => {
                 let _ = write!(line, "domctl interface {v:#x}");
                 if Some(v) != expected {
-                    let _ = write!(line, " (probed, {tried} tried)");
+                    let _ = write!(line, " (probed)");
                 }
             }
             None => {
@@ -95,13 +123,13 @@ impl DomainQueries {
         let _ = write!(
             line,
             ", {}",
-            if state {
+            if self.state {
                 "get_domain_state (changed-domain poll)"
             } else {
                 "getdomaininfo per domain"
             }
         );
-        (q, line)
+        line
     }
 
     /// What Xen says about `domid`, asked by itself; `EPERM` read as `eperm`.
