@@ -521,7 +521,7 @@ impl Stub {
             }
             moved |= outcome.moved || outcome.more;
             if outcome.replied && self.timeline.first_reply == 0 {
-                self.timeline.first_reply = crate::arch::cpu::rdtsc();
+                self.timeline.first_reply = outcome.replied_tsc;
             }
             if outcome.served && !self.first_served {
                 self.first_served = true;

@@ -85,6 +85,9 @@ pub struct PumpOutcome {
     pub served: bool,
     /// Output was written to the ring.
     pub replied: bool,
+    /// The TSC once the output was in the ring, before its notification (a notification
+    /// may run the woken domain at once: what follows is not ours to time). 0: none.
+    pub replied_tsc: u64,
     /// The budget ran out with requests still waiting in the ring.
     pub more: bool,
 }
@@ -366,6 +369,9 @@ impl XenConn {
             return outcome;
         }
         if notify {
+            if outcome.replied {
+                outcome.replied_tsc = crate::arch::cpu::rdtsc();
+            }
             self.notify();
         }
         outcome

@@ -29,7 +29,8 @@ pub struct Timeline {
     pub restored: u64,
     /// Rings mapped and ports bound.
     pub rings: u64,
-    /// First output written to a ring (a reply the update held back, or the first answer).
+    /// First output written to a ring (a reply the update held back, or the first answer),
+    /// before the ring's notification.
     pub first_reply: u64,
     /// First request served.
     pub first_request: u64,
