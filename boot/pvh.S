@@ -4,7 +4,9 @@
  * protected mode with paging off, a flat %cs and %ebx = physical address of the
  * `struct hvm_start_info`. Nothing here relies on earlier state: .bss is zeroed first, the
  * page tables, GDT pointer and stack are rebuilt on every entry and CR0/CR4 are written
- * whole. This file goes through `global_asm!`, so it must not contain curly braces.
+ * whole. A live update that copied the image in long mode enters at pvh_start64_lu instead
+ * (below), which rebuilds the same tables, GDT and stack. This file goes through
+ * `global_asm!`, so it must not contain curly braces.
  */
 
     .set BOOT_CS, 0x08
