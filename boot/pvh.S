@@ -22,40 +22,12 @@
     .set PDE_2M, 0x83
     .set PTE_TABLE, 0x03
 
-/* Xen's PVH loader (and QEMU's -kernel) finds the 32-bit entry in ELF note 18. */
-    .section .note.Xen, "a", @note
-    .p2align 2
-    .long 4                      /* name size: "Xen\0" */
-    .long 4                      /* descriptor size */
-    .long 18                     /* XEN_ELFNOTE_PHYS32_ENTRY */
-    .asciz "Xen"
-    .long pvh_start32
-
-    .section .text.boot, "ax", @progbits
-    .code32
-    .globl pvh_start32
-pvh_start32:
-    cli
-    cld
-    /* %ebx (the start info address) is preserved until the call into Rust. */
-
-    /* The entry's TSC, for a live update's timeline: the last bytes of the hand-over area
-       below 1 MiB (arch::handover::STAMPS_AT + 16), which a fresh boot never reads. */
-    rdtsc
-    movl %eax, 0xffd0
-    movl %edx, 0xffd4
-    movl $0, 0xffd8
-    movl $0, 0xffdc
-
-    /* Zero .bss before anything is built there (page tables, stack). */
-    /* Four bytes at a time (linker.ld aligns both ends to 16). */
-    movl $__bss_start, %edi
-    movl $__bss_end, %ecx
-    subl %edi, %ecx
-    shrl $2, %ecx
-    xorl %eax, %eax
-    rep stosl
-
+/*
+ * The boot page tables, built by both entries (in 32-bit mode with paging off, or in long
+ * mode on a trampoline's identity map: the same instructions, every address below 4 GiB).
+ * Clobbers %eax, %ecx, %edx, %edi.
+ */
+    .macro BOOT_TABLES
     /* PML4[0] -> PDPT; PDPT[0..4] -> the four page directories. */
     movl $boot_pdpt, %eax
     orl $PTE_TABLE, %eax
@@ -104,6 +76,43 @@ pvh_start32:
     movl $boot_pt, %eax
     orl $PTE_TABLE, %eax
     movl %eax, boot_pd(,%edx,8)
+    .endm
+
+/* Xen's PVH loader (and QEMU's -kernel) finds the 32-bit entry in ELF note 18. */
+    .section .note.Xen, "a", @note
+    .p2align 2
+    .long 4                      /* name size: "Xen\0" */
+    .long 4                      /* descriptor size */
+    .long 18                     /* XEN_ELFNOTE_PHYS32_ENTRY */
+    .asciz "Xen"
+    .long pvh_start32
+
+    .section .text.boot, "ax", @progbits
+    .code32
+    .globl pvh_start32
+pvh_start32:
+    cli
+    cld
+    /* %ebx (the start info address) is preserved until the call into Rust. */
+
+    /* The entry's TSC, for a live update's timeline: the last bytes of the hand-over area
+       below 1 MiB (arch::handover::STAMPS_AT + 16), which a fresh boot never reads. */
+    rdtsc
+    movl %eax, 0xffd0
+    movl %edx, 0xffd4
+    movl $0, 0xffd8
+    movl $0, 0xffdc
+
+    /* Zero .bss before anything is built there (page tables, stack). */
+    /* Four bytes at a time (linker.ld aligns both ends to 16). */
+    movl $__bss_start, %edi
+    movl $__bss_end, %ecx
+    subl %edi, %ecx
+    shrl $2, %ecx
+    xorl %eax, %eax
+    rep stosl
+
+    BOOT_TABLES
 
     lgdt boot_gdt_ptr
 
@@ -140,49 +149,7 @@ pvh_start64_lu:
     movl %edx, 0xffd4
     movq $1, 0xffd8
 
-    movl $boot_pdpt, %eax
-    orl $PTE_TABLE, %eax
-    movl %eax, boot_pml4
-    movl $boot_pd, %eax
-    orl $PTE_TABLE, %eax
-    movl $boot_pdpt, %edi
-    movl $4, %ecx
-5:  movl %eax, (%rdi)
-    addl $0x1000, %eax
-    addq $8, %rdi
-    decl %ecx
-    jnz 5b
-
-    movl $boot_pd, %edi
-    movl $PDE_2M, %eax
-    movl $2048, %ecx
-6:  movl %eax, (%rdi)
-    addl $0x200000, %eax
-    addq $8, %rdi
-    decl %ecx
-    jnz 6b
-
-    movl $boot_stack_guard, %edx
-    shrl $21, %edx
-    movl %edx, %eax
-    shll $21, %eax
-    orl $PTE_TABLE, %eax
-    movl $boot_pt, %edi
-    movl $512, %ecx
-7:  movl %eax, (%rdi)
-    addl $0x1000, %eax
-    addq $8, %rdi
-    decl %ecx
-    jnz 7b
-    movl $boot_stack_guard, %eax
-    shrl $12, %eax
-    andl $511, %eax
-    movl $boot_pt, %edi
-    movq $0, (%rdi,%rax,8)
-    movl $boot_pt, %eax
-    orl $PTE_TABLE, %eax
-    movl $boot_pd, %edi
-    movl %eax, (%rdi,%rdx,8)
+    BOOT_TABLES
 
     movl $boot_pml4, %eax
     movq %rax, %cr3

@@ -282,23 +282,14 @@ impl Stub {
             None => events::own_domid().map_err(xen_err("own domain id"))?,
         };
         timeline::mark("domid");
-        let queries = carried
+        let (queries, how) = match carried
             .and_then(|f| f.queries)
-            .and_then(DomainQueries::from_words);
-        let queries = match queries {
-            Some(q) => {
-                kprintln!(
-                    "xsstub: domain {own_domid}; {} (as the previous image found)",
-                    q.describe()
-                );
-                q
-            }
-            None => {
-                let q = DomainQueries::detect(own_domid);
-                kprintln!("xsstub: domain {own_domid}; {}", q.describe());
-                q
-            }
+            .and_then(DomainQueries::from_words)
+        {
+            Some(q) => (q, " (as the previous image found)"),
+            None => (DomainQueries::detect(own_domid), ""),
         };
+        kprintln!("xsstub: domain {own_domid}; {}{how}", queries.describe());
         timeline::mark("queries");
         if found.is_none() {
             ownconn::log_boot_info(info);

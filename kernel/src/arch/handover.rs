@@ -271,11 +271,11 @@ pub fn check(h: &Handover) -> Result<(), HandoverError> {
     below_4g(Part::Destination, dest, len)?;
     below_4g(Part::Blob, src, copy_len)?;
     let outside = |e: u32| u64::from(e) < dest || u64::from(e) - dest >= len;
-    // The 32-bit entry always; the 64-bit one when there is one.
-    for e in [h.entry32, h.entry64] {
-        if (e == h.entry32 || e != 0) && outside(e) {
-            return Err(HandoverError::EntryOutside { entry32: e });
-        }
+    if outside(h.entry32) {
+        return Err(HandoverError::EntryOutside { entry32: h.entry32 });
+    }
+    if h.entry64 != 0 && outside(h.entry64) {
+        return Err(HandoverError::EntryOutside { entry32: h.entry64 });
     }
     let overlap = |part, with| Err(HandoverError::Overlap { part, with });
     if overlaps(dest, len, area, area_len) {
