@@ -5,11 +5,28 @@
 # can (two write loops, one request at a time each, in its home). The figures: dom0's p99
 # and largest gap between replies, idle and under the flood, and what the guest wrote.
 # Checked: no error in dom0's loops or the guest's, and both loops made requests (the ratio
-# to reach, p99 under flood at most 1.5x idle, is the benchmark's, not a verdict).
+# to reach, p99 under flood at most 1.5x idle, is the benchmark's, not a verdict). Also
+# reported: the CPU seconds each domain ran during each loop (xl list), which show how the
+# one CPU is shared (dom0, the xenstore domain when there is one, the guest).
 . /xslab/lib.sh
 MS=${XSLAB_FAIR_MS:-10000}
 check probe-node xenstore-write /fair-probe x
 kv() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+# cpu_times: NAME=SECONDS for every domain (xl list's Time(s) column).
+cpu_times() { xl list | awk 'NR > 1 { printf "%s=%s ", $1, $6 }'; }
+# cpu_delta BEFORE AFTER: the seconds each domain of AFTER ran since BEFORE, as
+# dom0:S,xs:S,guest:S (xs: the xenstore domain).
+cpu_delta() {
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        n = split(a, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, "="); t[kv[1]] = kv[2] }
+        m = split(b, y, " "); s = ""
+        for (i = 1; i <= m; i++) {
+            split(y[i], kv, "="); d = kv[2] - t[kv[1]]
+            name = kv[1] == "Domain-0" ? "dom0" : kv[1] == "Xenstore" ? "xs" : "guest"
+            s = s (s == "" ? "" : ",") name ":" sprintf("%.1f", d)
+        }
+        print s }'
+}
 # dom0_loop NAME: one measured loop; sets NAME_p99, NAME_max, NAME_req.
 dom0_loop() {
     out=$(timeout $((MS / 1000 + 120)) /xslab/xsprobe loop --path /fair-probe --duration-ms "$MS" 2>&1) ||
@@ -19,14 +36,21 @@ dom0_loop() {
     [ "$(kv "$out" requests)" -gt 0 ] || fail "dom0's $1 loop made no request: $out"
     eval "${1}_p99=$(kv "$out" p99_gap_us) ${1}_max=$(kv "$out" max_gap_us) ${1}_req=$(kv "$out" requests)"
 }
-dom0_loop idle
+# measured NAME: dom0_loop NAME, and NAME_cpu (see cpu_delta).
+measured() {
+    before=$(cpu_times)
+    dom0_loop "$1"
+    eval "${1}_cpu=$(cpu_delta "$before" "$(cpu_times)")"
+    log "CPU seconds during the $1 loop: $(eval echo "\$${1}_cpu")"
+}
+measured idle
 ag_create linux xslab-writers writers
 W=$(ag_ready linux xslab-writers writers) || exit 1
 # The writers run for the measurement plus their ramp-up and some slack.
 check go xenstore-write "/local/domain/$W/data/go" $((MS + 8000))
 wait_until 60 xenstore-exists "/local/domain/$W/data/w0/0" || fail "the guest does not write"
 sleep 2
-dom0_loop flood
+measured flood
 wait_until 120 xenstore-exists "/local/domain/$W/data/writers-1" ||
     fail "the guest left no data/writers-1"
 a=$(xenstore-read "/local/domain/$W/data/writers-0") b=$(xenstore-read "/local/domain/$W/data/writers-1")
@@ -39,4 +63,4 @@ T=60 check xl-destroy xl destroy xslab-writers
 ratio=$(awk -v a="$idle_p99" -v b="$flood_p99" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "?" }')
 pass "store=$XSLAB_STORE idle_p99_us=$idle_p99 flood_p99_us=$flood_p99 p99_ratio=$ratio" \
     "idle_max_us=$idle_max flood_max_us=$flood_max idle_reads=$idle_req flood_reads=$flood_req" \
-    "guest_writes=$acked"
+    "guest_writes=$acked cpu_s_idle=$idle_cpu cpu_s_flood=$flood_cpu"

@@ -374,4 +374,15 @@ fn print_fairness(rows: &[Row]) {
             println!("      FAIL: {}", r.reason);
         }
     }
+    println!();
+    println!("CPU seconds each domain ran during dom0's idle and flood loops (xl list; xs: the");
+    println!("xenstore domain, guest: the writer; all share QEMU's one CPU):");
+    for r in rows {
+        println!(
+            "{:>5}  idle {:<28} flood {}",
+            r.store.name(),
+            cell(r, "cpu_s_idle", 1.0, 0),
+            cell(r, "cpu_s_flood", 1.0, 0)
+        );
+    }
 }

@@ -97,7 +97,8 @@ fn main() {
 
     if let Some(i) = args.iter().position(|a| a == "--lu-profile") {
         let nodes = args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(1000);
-        lu_profile(nodes);
+        let only = args.get(i + 2).map(String::as_str);
+        lu_profile(nodes, only);
         return;
     }
     if args.iter().any(|a| a == "--image-only") {
@@ -259,8 +260,10 @@ fn image_section(quick: bool) {
 
 /// The live update's engine work on a store shaped like the lab's `lu-bench` (nodes
 /// `/bench/c<k>/<i>` = `v<i>`, one dom0 connection with a few watches), 20 times over: for
-/// instruction-level profiles (`valgrind --tool=callgrind xsbench --lu-profile 1000`).
-fn lu_profile(nodes: u32) {
+/// instruction-level profiles (`valgrind --tool=callgrind xsbench --lu-profile 1000`, or
+/// `perf record xsbench --lu-profile 100000 restore`). A third argument, `dump` or `restore`,
+/// repeats only that half (the other runs once).
+fn lu_profile(nodes: u32, only: Option<&str>) {
     use xsstate::image::Layout;
     use xsstate::snapshot::DumpOptions;
     let mut cfg = EngineConfig::default();
@@ -284,14 +287,40 @@ fn lu_profile(nodes: u32) {
         );
     }
     let opts = DumpOptions::default();
-    let mut total = 0;
-    for _ in 0..20 {
+    let dump = || {
         let mut out = Vec::with_capacity(e.dump_len(&opts));
         e.dump_into(&opts, &mut out).expect("image writes");
-        let r = Engine::restore_bytes(&out, Layout::Seed, cfg.clone()).expect("image restores");
-        total += r.store().len();
+        out
+    };
+    let restore = |out: &[u8]| {
+        Engine::restore_bytes(out, Layout::Seed, cfg.clone())
+            .expect("image restores")
+            .store()
+            .len()
+    };
+    let (dumps, restores) = match only {
+        Some("dump") => (100, 1),
+        Some("restore") => (1, 100),
+        _ => (20, 20),
+    };
+    let mut out = Vec::new();
+    let t = Instant::now();
+    for _ in 0..dumps {
+        out = std::hint::black_box(dump());
     }
-    println!("restored {total} nodes");
+    let dump_took = t.elapsed() / dumps;
+    let mut total = 0;
+    let t = Instant::now();
+    for _ in 0..restores {
+        total += restore(&out);
+    }
+    let restore_took = t.elapsed() / restores;
+    println!(
+        "{} bytes; dump {:.3} ms, restore {:.3} ms (each); restored {total} nodes",
+        out.len(),
+        dump_took.as_secs_f64() * 1000.0,
+        restore_took.as_secs_f64() * 1000.0
+    );
 }
 
 /// Prints one table row from (operations, elapsed).
