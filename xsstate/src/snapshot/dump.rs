@@ -98,6 +98,8 @@ impl Emit for SeedWriter<'_> {
 struct Counter {
     bytes: usize,
     skip_committed: bool,
+    /// Each record is written here to be measured (one buffer for all of them).
+    scratch: Vec<u8>,
 }
 
 fn padded(n: usize) -> usize {
@@ -110,10 +112,10 @@ impl Emit for Counter {
     }
 
     fn record(&mut self, rec: Record) -> Result<(), ImageError> {
-        let mut buf = Vec::new();
-        let mut w = SeedWriter::new(&mut buf, crate::image::Endianness::Little);
+        self.scratch.clear();
+        let mut w = SeedWriter::new(&mut self.scratch, crate::image::Endianness::Little);
         w.record(&rec)?;
-        self.bytes += buf.len() - crate::image::HEADER_LEN;
+        self.bytes += self.scratch.len() - crate::image::HEADER_LEN;
         Ok(())
     }
 
@@ -157,6 +159,7 @@ impl Engine {
         let mut c = Counter {
             bytes: self.store.seed_record_bytes(),
             skip_committed: true,
+            scratch: Vec::new(),
         };
         let _ = self.emit(opts, &mut c);
         crate::image::HEADER_LEN + c.bytes

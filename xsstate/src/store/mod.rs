@@ -74,6 +74,8 @@ pub struct Store {
     usage: BTreeMap<DomId, Usage>,
     len: usize,
     total_cost: usize,
+    /// What [`Store::seed_record_bytes`] returns, kept as nodes change.
+    seed_bytes: usize,
 }
 
 /// A stored node, borrowed.
@@ -187,6 +189,13 @@ impl<'a> Iterator for Children<'a> {
     }
 }
 
+/// Bytes a node with these sizes takes as a seed-layout `NODE_DATA` record, framing and
+/// padding included.
+pub fn seed_record_len(path_len: usize, value_len: usize, n_perms: usize) -> usize {
+    let body = 16 + 4 * n_perms + path_len + 1 + value_len;
+    8 + (body.saturating_add(7) & !7)
+}
+
 /// Charged bytes of a node with these sizes.
 pub fn cost_of(path_len: usize, value_len: usize, n_perms: usize, children_bytes: usize) -> usize {
     path_len + value_len + 4 * n_perms + children_bytes + NODE_OVERHEAD
@@ -250,6 +259,7 @@ impl Store {
             usage: BTreeMap::new(),
             len: 0,
             total_cost: 0,
+            seed_bytes: 0,
         };
         let perms = Perms::owner_only(owner, Perm::None);
         let generation = s.bump_generation();
@@ -272,6 +282,7 @@ impl Store {
             if s.arena.take(root).is_some() {
                 s.len = 1;
                 s.charge(owner, 1, cost_of(1, 0, 1, 0) as isize);
+                s.seed_bytes = seed_record_len(1, 0, 1);
             }
         }
         s
@@ -511,6 +522,11 @@ impl Store {
             self.charge(perms.owner(), 1, cost);
         }
         self.len += 1;
+        self.seed_bytes = self.seed_bytes.saturating_add(seed_record_len(
+            usize::from(path_len),
+            value_len,
+            perms.entries().len(),
+        ));
         Ok(NodeId(id))
     }
 
@@ -567,12 +583,14 @@ impl Store {
         if packed.as_ref().is_some_and(|p| p.name() != s.name()) {
             return Err(XsError::Eio);
         }
+        let old_n_perms = self.perms.get(s.perms).map_or(1, |p| p.entries().len());
         let old_cost = cost_of(
             usize::from(s.path_len),
             s.value().len(),
-            self.perms.get(s.perms).map_or(1, |p| p.entries().len()),
+            old_n_perms,
             s.children_bytes as usize,
         );
+        let old_seed = seed_record_len(usize::from(s.path_len), s.value().len(), old_n_perms);
         let old_owner = self.owner_of(s.perms);
         let generation = self.bump_generation();
         let new_perms = perms.map(|p| self.perms.intern(p));
@@ -595,6 +613,10 @@ impl Store {
         }
         let n_perms = self.perms.get(pi).map_or(1, |p| p.entries().len());
         let new_cost = cost_of(path_len, value_len, n_perms, children_bytes);
+        self.seed_bytes = self
+            .seed_bytes
+            .saturating_sub(old_seed)
+            .saturating_add(seed_record_len(path_len, value_len, n_perms));
         let new_owner = self.owner_of(pi);
         if new_owner == old_owner {
             self.charge(old_owner, 0, new_cost as isize - old_cost as isize);
@@ -742,12 +764,14 @@ impl Store {
             };
             let (next, up) = (s.next, s.parent);
             let perms_index = s.perms;
+            let n_perms = self.perms.get(perms_index).map_or(1, |p| p.entries().len());
             let cost = cost_of(
                 usize::from(s.path_len),
                 s.value().len(),
-                self.perms.get(perms_index).map_or(1, |p| p.entries().len()),
+                n_perms,
                 s.children_bytes as usize,
             );
+            let seed = seed_record_len(usize::from(s.path_len), s.value().len(), n_perms);
             let parent_len = self.arena.get(up).map_or(0, |p| {
                 if p.path_len == 1 {
                     0
@@ -763,6 +787,7 @@ impl Store {
             self.perms.release(perms_index);
             self.arena.release(cur);
             self.charge(owner, -1, -(cost as isize));
+            self.seed_bytes = self.seed_bytes.saturating_sub(seed);
             self.len -= 1;
             if cur == root {
                 return;
@@ -794,17 +819,9 @@ impl Store {
     }
 
     /// Bytes the committed nodes take as seed-layout `NODE_DATA` records (framing and
-    /// padding included), from the slots alone.
+    /// padding included): a running total, so sizing a dump walks nothing.
     pub fn seed_record_bytes(&self) -> usize {
-        self.arena
-            .live_ids()
-            .filter_map(|i| self.arena.get(i))
-            .map(|s| {
-                let n = self.perms.get(s.perms).map_or(1, |p| p.entries().len());
-                let body = 16 + 4 * n + usize::from(s.path_len) + 1 + s.value().len();
-                8 + (body.saturating_add(7) & !7)
-            })
-            .sum()
+        self.seed_bytes
     }
 
     /// Makes room in the name index for `n` more nodes (a restore that knows roughly how
@@ -830,6 +847,7 @@ impl Store {
         let mut refs: BTreeMap<u32, u32> = BTreeMap::new();
         let mut bad: Option<CheckError> = None;
         let mut total = 0usize;
+        let mut seed_bytes = 0usize;
         self.walk(NodeId::ROOT, |p, n| {
             if bad.is_some() {
                 return;
@@ -881,6 +899,7 @@ impl Store {
             u.nodes += 1;
             u.memory += n.cost();
             total += n.cost();
+            seed_bytes += seed_record_len(p.len(), n.value().len(), n.perms().entries().len());
         });
         if let Some(e) = bad {
             return Err(e);
@@ -889,7 +908,7 @@ impl Store {
         if seen != self.len || live != self.len || self.index.len() + 1 != self.len {
             return Err(CheckError::Accounting);
         }
-        if usage != self.usage || total != self.total_cost {
+        if usage != self.usage || total != self.total_cost || seed_bytes != self.seed_bytes {
             return Err(CheckError::Accounting);
         }
         if refs.len() != self.perms.len() || refs.iter().any(|(&i, &r)| self.perms.refs(i) != r) {
