@@ -259,10 +259,10 @@ fn image_section(quick: bool) {
 }
 
 /// The live update's engine work on a store shaped like the lab's `lu-bench` (nodes
-/// `/bench/c<k>/<i>` = `v<i>`, one dom0 connection with a few watches), 20 times over: for
-/// instruction-level profiles (`valgrind --tool=callgrind xsbench --lu-profile 1000`, or
-/// `perf record xsbench --lu-profile 100000 restore`). A third argument, `dump` or `restore`,
-/// repeats only that half (the other runs once).
+/// `/bench/c<k>/<i>` = `v<i>`, one dom0 connection with a few watches), dump and restore 20
+/// times each, for profiles (`valgrind --tool=callgrind xsbench --lu-profile 1000`). A third
+/// argument, `dump` or `restore`, runs that half 100 times and the other once
+/// (`perf record xsbench --lu-profile 100000 restore`).
 fn lu_profile(nodes: u32, only: Option<&str>) {
     use xsstate::image::Layout;
     use xsstate::snapshot::DumpOptions;
