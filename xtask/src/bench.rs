@@ -112,16 +112,20 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .map(|(n, store)| lab_run(n, store))
         .collect();
     print_table(&rows);
-    let fair: Vec<Row> = o.stores.iter().map(|&store| fair_run(store)).collect();
+    let fair: Vec<Row> = FAIR_SCHEDS
+        .iter()
+        .flat_map(|&sched| o.stores.iter().map(move |&store| fair_run(store, sched)))
+        .collect();
     print_fairness(&fair);
     let failed: Vec<String> = rows
         .iter()
         .map(|r| format!("{} nodes ({})", r.nodes, r.store.name()))
         .zip(rows.iter().map(|r| r.pass))
-        .chain(
-            fair.iter()
-                .map(|r| (format!("fairness ({})", r.store.name()), r.pass)),
-        )
+        .chain(fair.iter().map(|r| {
+            let sched = r.figures.iter().find(|(k, _)| k == "sched");
+            let sched = sched.map_or("?", |(_, v)| v.as_str());
+            (format!("fairness ({}, {sched})", r.store.name()), r.pass)
+        }))
         .filter(|(_, pass)| !pass)
         .map(|(name, _)| name)
         .collect();
@@ -187,13 +191,23 @@ fn lab_run(nodes: u64, store: Store) -> Row {
     row
 }
 
-/// Boots the lab with `store` and runs the fairness scenario (`fair-bench`).
-fn fair_run(store: Store) -> Row {
-    eprintln!("xtask: bench: fairness with {}", store.name());
+/// The schedulings `fair-bench` runs under: Xen's defaults, then the control plane (dom0
+/// and the xenstore domain) weighted above guests, without credit2's rate limit.
+const FAIR_SCHEDS: [&str; 2] = ["default", "control"];
+
+/// Boots the lab with `store` and runs the fairness scenario (`fair-bench`) under `sched`.
+fn fair_run(store: Store, sched: &str) -> Row {
+    eprintln!(
+        "xtask: bench: fairness with {} ({sched} scheduling)",
+        store.name()
+    );
     std::env::set_var("XSLAB_STUB_MEMORY", "8");
     std::env::remove_var("XSLAB_STUB_MAXMEM");
     std::env::set_var("XSLAB_C_TRACE", "0");
-    scenario_row(store, FAIR_SCENARIO)
+    std::env::set_var("XSLAB_FAIR_SCHED", sched);
+    let row = scenario_row(store, FAIR_SCENARIO);
+    std::env::remove_var("XSLAB_FAIR_SCHED");
+    row
 }
 
 /// Runs `scenario` alone with `store` and parses its verdict's `key=value` figures.
@@ -346,6 +360,14 @@ fn print_fairness(rows: &[Row]) {
         "writes as fast as it can (two loops, one request at a time each) \
          (qemu-tests/scenarios/fair-bench.sh); goal: flood p99 <= 1.5x idle"
     );
+    println!(
+        "sched: default = Xen's defaults (every domain weight 256, credit2's 1 ms rate limit); \
+         control = dom0 and the"
+    );
+    println!(
+        "xenstore domain weight 512, rate limit 0 (`xl sched-credit2`), as a host gives its \
+         control plane"
+    );
     println!();
     let cols: [(&str, &str, f64, usize); 7] = [
         ("idle_p99_us", "idle p99 us", 1.0, 0),
@@ -356,7 +378,7 @@ fn print_fairness(rows: &[Row]) {
         ("flood_reads", "dom0 reads", 1.0, 0),
         ("guest_writes", "guest writes", 1.0, 0),
     ];
-    let mut head = format!("{:>5}", "store");
+    let mut head = format!("{:>5} {:>7}", "store", "sched");
     for (_, name, _, _) in cols {
         head += &format!(" {name:>12}");
     }
@@ -364,7 +386,7 @@ fn print_fairness(rows: &[Row]) {
     println!("{head}");
     println!("{}", "-".repeat(head.len()));
     for r in rows {
-        let mut line = format!("{:>5}", r.store.name());
+        let mut line = format!("{:>5} {:>7}", r.store.name(), cell(r, "sched", 1.0, 0));
         for (key, _, div, decimals) in cols {
             line += &format!(" {:>12}", cell(r, key, div, decimals));
         }
@@ -379,8 +401,9 @@ fn print_fairness(rows: &[Row]) {
     println!("xenstore domain, guest: the writer; all share QEMU's one CPU):");
     for r in rows {
         println!(
-            "{:>5}  idle {:<28} flood {}",
+            "{:>5} {:>7}  idle {:<28} flood {}",
             r.store.name(),
+            cell(r, "sched", 1.0, 0),
             cell(r, "cpu_s_idle", 1.0, 0),
             cell(r, "cpu_s_flood", 1.0, 0)
         );

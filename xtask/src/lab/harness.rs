@@ -326,6 +326,7 @@ fn overlay(boot: &Boot) -> Result<Vec<Item>, String> {
             "XSLAB_GROW_NODES",
             "XSLAB_GROW_VALUE",
             "XSLAB_C_TRACE",
+            "XSLAB_FAIR_SCHED",
         ]
         .iter()
         .filter(|k| !boot.env.iter().any(|(name, _)| name == *k))
