@@ -348,7 +348,7 @@ pub fn check_refusals() -> Result<(), String> {
                 ..good
             },
             HandoverError::EntryOutside {
-                entry32: dest as u32 + 8192,
+                entry: dest as u32 + 8192,
             },
         ),
         (
@@ -358,7 +358,7 @@ pub fn check_refusals() -> Result<(), String> {
                 ..good
             },
             HandoverError::EntryOutside {
-                entry32: dest as u32 + 8200,
+                entry: dest as u32 + 8200,
             },
         ),
         (

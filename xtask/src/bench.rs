@@ -122,8 +122,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .map(|r| format!("{} nodes ({})", r.nodes, r.store.name()))
         .zip(rows.iter().map(|r| r.pass))
         .chain(fair.iter().map(|r| {
-            let sched = r.figures.iter().find(|(k, _)| k == "sched");
-            let sched = sched.map_or("?", |(_, v)| v.as_str());
+            let sched = cell(r, "sched", 1.0, 0);
             (format!("fairness ({}, {sched})", r.store.name()), r.pass)
         }))
         .filter(|(_, pass)| !pass)

@@ -164,10 +164,11 @@ pub enum HandoverError {
         /// The destination.
         dest: u64,
     },
-    /// The entry point is outside the destination range.
+    /// An entry point (the 32-bit one, or the 64-bit one when declared) is outside the
+    /// destination range.
     EntryOutside {
         /// The entry point.
-        entry32: u32,
+        entry: u32,
     },
     /// A command line contains a NUL byte.
     CmdlineNul {
@@ -204,9 +205,9 @@ impl fmt::Display for HandoverError {
                 f,
                 "the image bytes at {src:#x} lie below their destination {dest:#x} and overlap it"
             ),
-            HandoverError::EntryOutside { entry32 } => write!(
+            HandoverError::EntryOutside { entry } => write!(
                 f,
-                "entry point {entry32:#x} is outside the image's destination"
+                "entry point {entry:#x} is outside the image's destination"
             ),
             HandoverError::CmdlineNul { part } => write!(f, "{part} contains a NUL byte"),
             HandoverError::AreaFull { need, room } => write!(
@@ -272,10 +273,10 @@ pub fn check(h: &Handover) -> Result<(), HandoverError> {
     below_4g(Part::Blob, src, copy_len)?;
     let outside = |e: u32| u64::from(e) < dest || u64::from(e) - dest >= len;
     if outside(h.entry32) {
-        return Err(HandoverError::EntryOutside { entry32: h.entry32 });
+        return Err(HandoverError::EntryOutside { entry: h.entry32 });
     }
     if h.entry64 != 0 && outside(h.entry64) {
-        return Err(HandoverError::EntryOutside { entry32: h.entry64 });
+        return Err(HandoverError::EntryOutside { entry: h.entry64 });
     }
     let overlap = |part, with| Err(HandoverError::Overlap { part, with });
     if overlaps(dest, len, area, area_len) {
