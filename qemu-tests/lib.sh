@@ -245,7 +245,7 @@ guest_wait() {
     done
 }
 
-# guest_start: creates the lab guest (/xslab/guest.cfg), waits until it reports through
+# guest_start: creates the lab guest (GUEST_CFG, default /xslab/guest.cfg), waits until it reports through
 # xenstore and checks what it saw; sets DOMID and BOOT (seconds to the report).
 # A guest that dies before it reports is retried once: the Debian kernel very rarely triple
 # faults in its early PIT calibration under nested emulation (QEMU TCG), before it ever
@@ -254,7 +254,7 @@ guest_start() {
     attempt=1
     while :; do
         g0=$(now)
-        T=60 check xl-create xl create /xslab/guest.cfg
+        T=60 check xl-create xl create "${GUEST_CFG:-/xslab/guest.cfg}"
         DOMID=$(timeout "$T" xl domid xslab-guest) || fail "xl domid xslab-guest: $DOMID"
         # A Linux guest reports after 10-40 s on an idle machine; far later when other
         # QEMUs share its cores.
@@ -273,6 +273,23 @@ guest_start() {
     BOOT=$(since "$g0")
     expect_eq guest-result "name=xslab-guest probe=hello" \
         xenstore-read "/local/domain/$DOMID/data/result"
+}
+
+# guest_ping NAME [PATTERN]: dom0 writes a fresh value V to guest DOMID's data/ping; within
+# 60 s the guest's watch must copy it to data/pong (guest/init.sh: a V that starts with
+# `net-` comes back followed by the guest's network interfaces). With PATTERN, the pong
+# must also match it (grep -E). Sets PONG; PINGS counts the pings.
+PINGS=0
+guest_ping() {
+    PINGS=$((PINGS + 1))
+    v="$1-$PINGS"
+    check "ping-$1" xenstore-write "/local/domain/$DOMID/data/ping" "$v"
+    wait_until 60 sh -c "xenstore-read /local/domain/$DOMID/data/pong | grep -q -e '^$v\$' -e '^$v '" ||
+        fail "$1: guest $DOMID did not answer ping $v (pong: $(xenstore-read "/local/domain/$DOMID/data/pong" 2>&1))"
+    PONG=$(xenstore-read "/local/domain/$DOMID/data/pong")
+    [ -z "$2" ] || echo "$PONG" | grep -qE -- "$2" ||
+        fail "$1: guest $DOMID answered '$PONG', which does not match '$2'"
+    log "ok $1: guest $DOMID answered '$PONG'"
 }
 
 # guest_stop: destroys the lab guest and waits until its xenstore home is gone.

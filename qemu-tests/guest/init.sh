@@ -6,7 +6,15 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 [ -e /dev/xen/xenbus ] || mount -t xenfs xenfs /proc/xen
+for m in $(cat /etc/xslab-modules); do
+    insmod "$m" || echo "xslab-guest: insmod $m failed"
+done
 echo "xslab-guest: up after $(cut -d' ' -f1 /proc/uptime) s"
+# `xl shutdown` (control/shutdown) makes Linux run /sbin/poweroff; busybox's would signal
+# init, and this script as init ignores the signal: power off at once instead.
+rm -f /sbin/poweroff
+printf '#!/bin/sh\nexec /bin/busybox poweroff -f\n' >/sbin/poweroff
+chmod 755 /sbin/poweroff
 # Waits until NODE exists: one process asleep in a watch (xsprobe wait reads the node after
 # setting the watch and after each event, so nothing is missed). Anything that starts
 # processes periodically costs the emulated machine's only CPU: idle attackers that ran
@@ -117,13 +125,19 @@ probe=$(timeout 30 xenstore-write data/probe hello 2>&1 &&
 timeout 30 xenstore-write data/result "name=$name probe=$probe"
 echo "xslab-guest: wrote data/result: name=$name probe=$probe"
 # Answer pings from dom0 through the same xenbus connection: every change of data/ping is
-# copied to data/pong (the live-update scenario checks the guest's connection survives).
+# copied to data/pong (followed by the network interfaces when it starts with net-, by the
+# first bytes of the disk xvda when it starts with disk-; the live-update scenario checks
+# the guest's connection survives).
 # One watch for the guest's life: its first event, at registration, also answers a ping that
 # came before it (a slow guest may register after dom0's first ping).
 while :; do
     timeout 3600 xenstore-watch data/ping 2>/dev/null | while read -r _; do
-        v=$(timeout 30 xenstore-read data/ping 2>/dev/null) &&
-            timeout 30 xenstore-write data/pong "$v"
+        v=$(timeout 30 xenstore-read data/ping 2>/dev/null) || continue
+        case $v in
+        net-*) v="$v $(ls /sys/class/net | tr '\n' ' ')" ;;
+        disk-*) v="$v $(head -c 32 /dev/xvda 2>&1 | tr -c 'a-z0-9/ :-' ' ')" ;;
+        esac
+        timeout 30 xenstore-write data/pong "$v"
     done
     sleep 1
 done

@@ -17,12 +17,14 @@ use harness::{Boot, Outcome, Status};
 
 /// Every scenario `cargo xtask lab` runs by default with the stub domain (packaged start
 /// path), in order.
-pub const ALL: [&str; 24] = [
+pub const ALL: [&str; 26] = [
     "ownconn",
     "xencommons",
     "tools",
     "session",
     "guest",
+    "lifecycle",
+    "devices",
     "badring",
     "cycles",
     "lu-refuse",

@@ -19,8 +19,10 @@ use crate::util::root;
 pub(super) const RECIPE: &str = "xslab-5";
 
 /// The Xen tools every dom0 gets, from the version's `/usr/lib/xen-X.Y/bin`.
-const XEN_TOOLS: [&str; 9] = [
+const XEN_TOOLS: [&str; 10] = [
     "xl",
+    // xl save / restore (the lifecycle scenario).
+    "libxl-save-helper",
     "xenstored",
     "init-xenstore-domain",
     "xen-init-dom0",
@@ -549,8 +551,20 @@ pub fn dom0_base(tree: &Tree, kernel: &Kernel) -> Result<PathBuf, String> {
     }
     binaries.push(client_items(&mut items, tree)?);
     library_items(&mut items, tree, &binaries, &["libgcc_s.so.1"])?;
+    module_items(&mut items, &kernel.modules);
+    items.push(Item::Copy(
+        "boot/vmlinux".into(),
+        kernel.vmlinux.clone(),
+        Some(0o644),
+    ));
+    cached_cpio(&format!("dom0-base-{}", tree.xen.name()), &items, 1)
+}
+
+/// `modules` under `/lib/modules`, and their paths in load order in `/etc/xslab-modules`
+/// (the init scripts load them).
+fn module_items(items: &mut Vec<Item>, modules: &[PathBuf]) {
     let mut order = String::new();
-    for m in &kernel.modules {
+    for m in modules {
         let name = m.file_name().map(|n| n.to_string_lossy().into_owned());
         let name = name.unwrap_or_default();
         items.push(Item::Copy(format!("lib/modules/{name}"), m.clone(), None));
@@ -561,17 +575,11 @@ pub fn dom0_base(tree: &Tree, kernel: &Kernel) -> Result<PathBuf, String> {
         0o644,
         order.into_bytes(),
     ));
-    items.push(Item::Copy(
-        "boot/vmlinux".into(),
-        kernel.vmlinux.clone(),
-        Some(0o644),
-    ));
-    cached_cpio(&format!("dom0-base-{}", tree.xen.name()), &items, 1)
 }
 
-/// The guest's initramfs: busybox, the version's xenstore clients and
-/// `qemu-tests/guest/init.sh`.
-pub fn guest_initrd(tree: &Tree) -> Result<PathBuf, String> {
+/// The guest's initramfs: busybox, the version's xenstore clients, the guest's kernel
+/// modules (listed in load order in `/etc/xslab-modules`) and `qemu-tests/guest/init.sh`.
+pub fn guest_initrd(tree: &Tree, kernel: &Kernel) -> Result<PathBuf, String> {
     let mut items = Vec::new();
     for d in ["proc", "sys", "dev", "tmp", "proc/xen"] {
         items.push(Item::Dir(d.into()));
@@ -590,6 +598,7 @@ pub fn guest_initrd(tree: &Tree) -> Result<PathBuf, String> {
         binaries.push(probe);
     }
     library_items(&mut items, tree, &binaries, &[])?;
+    module_items(&mut items, &kernel.guest_modules);
     items.push(Item::Copy(
         "init".into(),
         root().join("qemu-tests/guest/init.sh"),
@@ -620,7 +629,7 @@ pub fn prepare(xen: Xen) -> Result<Assets, String> {
     let xen_elf = xen_elf(&tree)?;
     let kernel = kernel(&tree)?;
     let dom0_base = dom0_base(&tree, &kernel)?;
-    let guest = guest_initrd(&tree)?;
+    let guest = guest_initrd(&tree, &kernel)?;
     let qemu = super::qemu::choose(xen)?;
     Ok(Assets {
         xen,

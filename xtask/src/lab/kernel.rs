@@ -1,6 +1,6 @@
 //! The Linux kernel the lab boots, per Xen version: the Debian package fetched and unpacked
-//! once, the plain ELF taken out of its bzImage, and the modules dom0 loads with their
-//! dependencies, decompressed.
+//! once, the plain ELF taken out of its bzImage, and the modules dom0 and the guest load
+//! with their dependencies, decompressed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,13 +9,21 @@ use super::assets::{lab_dir, mkdir, remove_stale, short_hash, write, Tree, RECIP
 use super::debian;
 
 /// Kernel modules dom0 loads, in this order after their dependencies.
-const DOM0_MODULES: [&str; 5] = [
+const DOM0_MODULES: [&str; 8] = [
     "xen-privcmd",
     "xenfs",
     "xen-evtchn",
     "xen-gntdev",
     "xen-gntalloc",
+    // The backends of the devices scenario's vif and disk (a loop device).
+    "xen-netback",
+    "xen-blkback",
+    "loop",
 ];
+
+/// Kernel modules the lab guest loads: the network and disk frontends (the devices
+/// scenario).
+const GUEST_MODULES: [&str; 2] = ["xen-netfront", "xen-blkfront"];
 
 /// The Debian kernel, as the plain ELF inside its vmlinuz (both a PV dom0 and a PVH guest
 /// kernel), and the modules dom0 loads, in load order.
@@ -24,6 +32,8 @@ pub struct Kernel {
     pub vmlinux: PathBuf,
     /// Module files (uncompressed `.ko`), dependencies first.
     pub modules: Vec<PathBuf>,
+    /// The guest's module files, the same way.
+    pub guest_modules: Vec<PathBuf>,
 }
 
 /// Fetches (`apt-get download`) and unpacks (`dpkg -x`) the version's kernel package once,
@@ -47,7 +57,7 @@ pub fn kernel(tree: &Tree) -> Result<Kernel, String> {
     };
     let dir = lab_dir().join(format!(
         "{prefix}{package}-{}",
-        short_hash(&(RECIPE, DOM0_MODULES))
+        short_hash(&(RECIPE, DOM0_MODULES, GUEST_MODULES))
     ));
     if dir.join("done").exists() {
         return load_kernel(&dir);
@@ -81,18 +91,22 @@ fn unpack_kernel(tree: &Tree, package: &str, tmp: &Path, dir: &Path) -> Result<(
         .map(|d| unpacked.join(d))
         .find(|d| d.is_dir())
         .ok_or_else(|| format!("{package}: no lib/modules"))?;
-    let order = module_closure(&modules_root, &DOM0_MODULES)?;
     let staging = tmp.join("keep");
     mkdir(&staging.join("modules"))?;
     extract_vmlinux(&vmlinuz, &staging.join("vmlinux"))?;
-    let mut list = String::new();
-    for (name, path) in &order {
-        let file = format!("{name}.ko");
-        write(&staging.join("modules").join(&file), &module_bytes(path)?)?;
-        list.push_str(&file);
-        list.push('\n');
+    for (wanted, order_file) in [
+        (&DOM0_MODULES[..], "modules.order"),
+        (&GUEST_MODULES[..], "guest-modules.order"),
+    ] {
+        let mut list = String::new();
+        for (name, path) in &module_closure(&modules_root, wanted)? {
+            let file = format!("{name}.ko");
+            write(&staging.join("modules").join(&file), &module_bytes(path)?)?;
+            list.push_str(&file);
+            list.push('\n');
+        }
+        write(&staging.join(order_file), list.as_bytes())?;
     }
-    write(&staging.join("modules.order"), list.as_bytes())?;
     write(&staging.join("done"), package.as_bytes())?;
     let _ = std::fs::remove_dir_all(dir);
     std::fs::rename(&staging, dir).map_err(|e| format!("{}: {e}", dir.display()))
@@ -198,15 +212,20 @@ pub fn bzimage_payload(b: &[u8]) -> Option<&[u8]> {
 }
 
 fn load_kernel(dir: &Path) -> Result<Kernel, String> {
-    let list = std::fs::read_to_string(dir.join("modules.order"))
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let list = |order: &str| {
+        let text = std::fs::read_to_string(dir.join(order))
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        Ok::<_, String>(
+            text.lines()
+                .filter(|l| !l.is_empty())
+                .map(|l| dir.join("modules").join(l))
+                .collect(),
+        )
+    };
     Ok(Kernel {
         vmlinux: dir.join("vmlinux"),
-        modules: list
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(|l| dir.join("modules").join(l))
-            .collect(),
+        modules: list("modules.order")?,
+        guest_modules: list("guest-modules.order")?,
     })
 }
 
@@ -262,7 +281,23 @@ fn module_depends(bytes: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// The wanted modules with their dependencies, dependencies first: `(name, file)`.
+/// Whether the kernel's `modules.builtin` (under `root/<release>/`) lists the module `key`.
+fn builtin(root: &Path, key: &str) -> bool {
+    let Some(list) = find_file(root, &|n| n == "modules.builtin") else {
+        return false;
+    };
+    std::fs::read_to_string(list).is_ok_and(|text| {
+        text.lines().any(|l| {
+            l.rsplit('/')
+                .next()
+                .and_then(module_key)
+                .is_some_and(|k| k == key)
+        })
+    })
+}
+
+/// The wanted modules with their dependencies, dependencies first (built-in ones left
+/// out): `(name, file)`.
 fn module_closure(modules_root: &Path, wanted: &[&str]) -> Result<Vec<(String, PathBuf)>, String> {
     fn visit(
         root: &Path,
@@ -275,8 +310,14 @@ fn module_closure(modules_root: &Path, wanted: &[&str]) -> Result<Vec<(String, P
             return Ok(());
         }
         seen.push(key.clone());
-        let path = find_file(root, &|n| module_key(n).as_deref() == Some(key.as_str()))
-            .ok_or_else(|| format!("kernel module {name} not found"))?;
+        let Some(path) = find_file(root, &|n| module_key(n).as_deref() == Some(key.as_str()))
+        else {
+            // Built into this kernel: nothing to load.
+            if builtin(root, &key) {
+                return Ok(());
+            }
+            return Err(format!("kernel module {name} not found"));
+        };
         for dep in module_depends(&module_bytes(&path)?) {
             visit(root, &dep, order, seen)?;
         }
@@ -301,6 +342,24 @@ fn module_closure(modules_root: &Path, wanted: &[&str]) -> Result<Vec<(String, P
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn built_in_modules_are_found_in_modules_builtin() {
+        let root = std::env::temp_dir().join(format!("xslab-builtin-{}", std::process::id()));
+        let release = root.join("6.1.0-test");
+        std::fs::create_dir_all(&release).expect("temp dir");
+        std::fs::write(
+            release.join("modules.builtin"),
+            "kernel/drivers/block/loop.ko\nkernel/drivers/xen/xen-evtchn.ko\n",
+        )
+        .expect("modules.builtin");
+        assert!(builtin(&root, "loop"));
+        assert!(builtin(&root, "xen_evtchn"));
+        assert!(!builtin(&root, "xen_blkback"));
+        assert!(module_closure(&root, &["loop"]).is_ok_and(|m| m.is_empty()));
+        assert!(module_closure(&root, &["xen-netback"]).is_err());
+        let _ = std::fs::remove_dir_all(&root);
+    }
 
     #[test]
     fn payloads_and_modules_are_recognised() {
