@@ -10,11 +10,14 @@ for m in $(cat /etc/xslab-modules); do
     insmod "$m" || echo "xslab-guest: insmod $m failed"
 done
 echo "xslab-guest: up after $(cut -d' ' -f1 /proc/uptime) s"
-# `xl shutdown` (control/shutdown) makes Linux run /sbin/poweroff; busybox's would signal
-# init, and this script as init ignores the signal: power off at once instead.
-rm -f /sbin/poweroff
-printf '#!/bin/sh\nexec /bin/busybox poweroff -f\n' >/sbin/poweroff
-chmod 755 /sbin/poweroff
+# `xl shutdown` and `xl reboot` (control/shutdown) make Linux run /sbin/poweroff or
+# /sbin/reboot; busybox's would signal init, and this script as init ignores the signal:
+# act at once instead.
+for c in poweroff reboot; do
+    rm -f /sbin/$c
+    printf '#!/bin/sh\nexec /bin/busybox %s -f\n' $c >/sbin/$c
+    chmod 755 /sbin/$c
+done
 # Waits until NODE exists: one process asleep in a watch (xsprobe wait reads the node after
 # setting the watch and after each event, so nothing is missed). Anything that starts
 # processes periodically costs the emulated machine's only CPU: idle attackers that ran

@@ -7,6 +7,11 @@
 #   shutdown) and resumes in place (XS_RESUME), its connection intact;
 # - xl save, then xl restore: the domain is gone with its home; the restored one has a new
 #   domid, is introduced again, and its Linux reconnects and registers its watches again;
+# - xl rename (the name node), xl mem-set (memory/target: the guest's balloon driver gives
+#   the memory back, and takes it again);
+# - xl migrate to this host (a new domid; the old domain and its home go);
+# - xl reboot with on_reboot = "restart": xl's daemon creates the domain again, and the new
+#   one reports as at boot;
 # - xl shutdown -w: the guest's xenbus sees control/shutdown and powers off; @releaseDomain
 #   fires and xl's own daemon destroys the domain, whose home goes.
 # Then the store is back to its node count (and, with our daemon, memreport) from before.
@@ -22,6 +27,9 @@ state() {
     timeout "$T" xl list "$DOMID" 2>/dev/null | awk 'NR == 2 { print $5 }'
 }
 
+GUEST_CFG=/tmp/lifecycle.cfg
+sed 's/^on_reboot = .*/on_reboot = "restart"/' /xslab/guest.cfg >"$GUEST_CFG"
+grep -q '^on_reboot = "restart"' "$GUEST_CFG" || fail "cannot make $GUEST_CFG"
 bg xenstore-watch @releaseDomain >/tmp/lifecycle-release 2>&1
 wait_lines 20 /tmp/lifecycle-release 1 || fail "@releaseDomain: no initial event"
 guest_start
@@ -59,6 +67,51 @@ DOMID=$(timeout "$T" xl domid xslab-guest) || fail "xl domid after xl restore: $
 expect_eq restored-name xslab-guest xenstore-read "/local/domain/$DOMID/name"
 guest_ping restore
 log "ok restored as domain $DOMID (was $old)"
+restored=$DOMID
+
+check rename xl rename "$DOMID" xslab-renamed
+expect_eq renamed xslab-renamed xenstore-read "/local/domain/$DOMID/name"
+check rename-back xl rename "$DOMID" xslab-guest
+expect_eq renamed-back xslab-guest xenstore-read "/local/domain/$DOMID/name"
+
+# xl mem-set writes memory/target, which the guest's balloon driver watches.
+check mem-set xl mem-set "$DOMID" 96m
+expect_eq mem-target 98304 xenstore-read "/local/domain/$DOMID/memory/target"
+wait_until 60 sh -c "[ \$(xl list $DOMID | awk 'NR == 2 { print \$3 }') -le 100 ]" ||
+    fail "the guest did not balloon down to 96 MiB: $(xl list "$DOMID" | tail -n 1)"
+log "ok the guest ballooned down: $(xl list "$DOMID" | tail -n 1)"
+guest_ping ballooned
+# Back to 128 MiB: a reboot keeps the new target, and 96 MiB is too little for this
+# guest's boot (its initramfs holds the clients and their libraries).
+check mem-set-back xl mem-set "$DOMID" 128m
+expect_eq mem-target-back 131072 xenstore-read "/local/domain/$DOMID/memory/target"
+wait_until 60 sh -c "[ \$(xl list $DOMID | awk 'NR == 2 { print \$3 }') -ge 124 ]" ||
+    fail "the guest did not balloon back up to 128 MiB: $(xl list "$DOMID" | tail -n 1)"
+
+# Local migration: an empty ssh command makes the host argument the receiving command.
+old=$DOMID
+T=300 check migrate xl migrate -s "" "$DOMID" "xl migrate-receive"
+DOMID=$(timeout "$T" xl domid xslab-guest) || fail "xl domid after xl migrate: $DOMID"
+[ "$DOMID" != "$old" ] || fail "xl migrate kept domid $old"
+wait_until 30 sh -c "! xenstore-exists /local/domain/$old" ||
+    fail "xl migrate: /local/domain/$old still there"
+expect_eq migrated-name xslab-guest xenstore-read "/local/domain/$DOMID/name"
+guest_ping migrate
+migrated=$DOMID
+
+# xl reboot (on_reboot = "restart"): the guest reboots through control/shutdown; xl's
+# daemon destroys the domain and creates it again, and the new one reports as at boot.
+old=$DOMID
+check reboot xl reboot "$DOMID"
+wait_until 120 sh -c "d=\$(xl domid xslab-guest) && [ \"\$d\" != $old ] &&
+    xenstore-exists /local/domain/\$d/data/result" ||
+    fail "no rebooted guest reported within 120 s: $(xl list 2>&1 | tail -n 2)"
+DOMID=$(timeout "$T" xl domid xslab-guest) || fail "xl domid after xl reboot: $DOMID"
+wait_until 30 sh -c "! xenstore-exists /local/domain/$old" ||
+    fail "xl reboot: /local/domain/$old still there"
+expect_eq rebooted-result "name=xslab-guest probe=hello" \
+    xenstore-read "/local/domain/$DOMID/data/result"
+guest_ping reboot
 
 r0=$(wc -l </tmp/lifecycle-release)
 T=120 check shutdown xl shutdown -w "$DOMID"
@@ -75,5 +128,6 @@ mem1=$(memreport_nodes)
 log "nodes in the store: $nodes0 before, $nodes1 after; memreport: '$mem0' -> '$mem1'"
 # The first guest may leave parents such as /local/domain/0/backend behind: a little slack.
 [ "$nodes1" -le $((nodes0 + 5)) ] || fail "store grew from $nodes0 to $nodes1 nodes"
-pass "pause, save -c, save and restore (domain $old -> $DOMID), shutdown;" \
+pass "pause, save -c, save and restore (-> domain $restored), rename, mem-set," \
+    "migrate (-> $migrated), reboot (-> $DOMID), shutdown;" \
     "$PINGS pings answered; nodes $nodes0 -> $nodes1"

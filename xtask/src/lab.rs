@@ -17,7 +17,7 @@ use harness::{Boot, Outcome, Status};
 
 /// Every scenario `cargo xtask lab` runs by default with the stub domain (packaged start
 /// path), in order.
-pub const ALL: [&str; 26] = [
+pub const ALL: [&str; 27] = [
     "ownconn",
     "xencommons",
     "tools",
@@ -25,6 +25,7 @@ pub const ALL: [&str; 26] = [
     "guest",
     "lifecycle",
     "devices",
+    "guest-pv",
     "badring",
     "cycles",
     "lu-refuse",
