@@ -2,8 +2,9 @@
 # A PV guest (type = "pv"; the other scenarios boot PVH): its ring page and event channel
 # come to it in its start info rather than as HVM parameters, and xl save / xl restore of a
 # PV guest hands xenstore a new ring page. Checked: it boots and reports through its xenbus,
-# answers a ping, answers again after a save and restore (a new domid), powers off on
-# xl shutdown -w (@releaseDomain fires, its home goes), and the store is as before.
+# answers a ping (with the stub, also after two live updates), answers again after a save
+# and restore (a new domid), powers off on xl shutdown -w (@releaseDomain fires, its home
+# goes), and the store is as before.
 . /xslab/lib.sh
 
 SAVE=/tmp/guest-pv.save
@@ -19,6 +20,14 @@ guest_start
 expect_match pv-type '"type": "pv"' xl list -l "$DOMID"
 guest_ping boot
 first=$DOMID
+UPDATED=""
+if [ "$XSLAB_STORE" = stub ] && [ -e /xslab/xsstub-b ]; then
+    # A live update (to image B and back) carries the PV guest's connection.
+    T=120 check live-update-b xenstore-control live-update /xslab/xsstub-b
+    T=120 check live-update-a xenstore-control live-update /xslab/xsstub
+    guest_ping updated
+    UPDATED=" answered after two live updates;"
+fi
 
 T=300 check save xl save "$DOMID" "$SAVE"
 wait_until 30 sh -c "! xenstore-exists /local/domain/$first" ||
@@ -38,5 +47,5 @@ r1=$(wc -l </tmp/guest-pv-release)
 [ "$r1" -gt "$r0" ] || fail "xl shutdown: @releaseDomain did not fire"
 nodes1=$(node_count)
 [ "$nodes1" -le $((nodes0 + 5)) ] || fail "store grew from $nodes0 to $nodes1 nodes"
-pass "PV guest $first: booted, answered; saved and restored as $DOMID, answered;" \
+pass "PV guest $first: booted, answered;$UPDATED saved and restored as $DOMID, answered;" \
     "shut down; nodes $nodes0 -> $nodes1"
