@@ -292,6 +292,55 @@ guest_ping() {
     log "ok $1: guest $DOMID answered '$PONG'"
 }
 
+# guest_gone D: domain D and its xenstore home are gone (within 60 and 30 s).
+guest_gone() {
+    wait_until 60 sh -c "! xl list $1" || fail "domain $1 still there: $(xl list "$1" 2>&1 | tail -n 1)"
+    wait_until 30 sh -c "! xenstore-exists /local/domain/$1" || fail "/local/domain/$1 still there"
+}
+
+# guest_save_restore FILE: xl save of the guest DOMID into FILE (the domain and its home go),
+# then xl restore from it: DOMID becomes the new domain's (another domid, named xslab-guest).
+# Sets OLD to the saved one.
+guest_save_restore() {
+    OLD=$DOMID
+    T=300 check save xl save "$DOMID" "$1"
+    guest_gone "$OLD"
+    T=300 check restore xl restore "$1"
+    rm -f "$1"
+    DOMID=$(timeout "$T" xl domid xslab-guest) || fail "xl domid after xl restore: $DOMID"
+    [ "$DOMID" != "$OLD" ] || fail "xl restore kept domid $OLD"
+    expect_eq restored-name xslab-guest xenstore-read "/local/domain/$DOMID/name"
+}
+
+# guest_shutdown RELEASE: xl shutdown -w of the guest DOMID (it powers off; xl's daemon
+# destroys it): the domain and its home go, and RELEASE (the output of a running
+# `xenstore-watch @releaseDomain`) gains lines. Sets RELEASED to how many.
+guest_shutdown() {
+    r0=$(wc -l <"$1")
+    T=120 check shutdown xl shutdown -w "$DOMID"
+    guest_gone "$DOMID"
+    RELEASED=$(($(wc -l <"$1") - r0))
+    [ "$RELEASED" -gt 0 ] || fail "xl shutdown: @releaseDomain did not fire"
+}
+
+# live_update_there_and_back: with the stub (and image B there), a live update to image B
+# and one back to the image it booted; sets UPDATED to 1 if they ran.
+live_update_there_and_back() {
+    UPDATED=""
+    [ "$XSLAB_STORE" = stub ] && [ -e /xslab/xsstub-b ] || return 0
+    T=120 check live-update-b xenstore-control live-update /xslab/xsstub-b
+    T=120 check live-update-a xenstore-control live-update /xslab/xsstub
+    UPDATED=1
+}
+
+# store_back NODES0: the store's node count is back to NODES0, give or take 5 (the first
+# guest or device may leave parents such as /local/domain/0/backend/vif behind); sets NODES1.
+store_back() {
+    NODES1=$(node_count)
+    log "nodes in the store: $1 before, $NODES1 after"
+    [ "$NODES1" -le $(($1 + 5)) ] || fail "store grew from $1 to $NODES1 nodes"
+}
+
 # guest_stop: destroys the lab guest and waits until its xenstore home is gone.
 guest_stop() {
     T=60 check xl-destroy xl destroy xslab-guest

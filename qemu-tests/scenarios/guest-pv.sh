@@ -20,32 +20,15 @@ guest_start
 expect_match pv-type '"type": "pv"' xl list -l "$DOMID"
 guest_ping boot
 first=$DOMID
-UPDATED=""
-if [ "$XSLAB_STORE" = stub ] && [ -e /xslab/xsstub-b ]; then
-    # A live update (to image B and back) carries the PV guest's connection.
-    T=120 check live-update-b xenstore-control live-update /xslab/xsstub-b
-    T=120 check live-update-a xenstore-control live-update /xslab/xsstub
+live_update_there_and_back
+if [ -n "$UPDATED" ]; then
+    # The PV guest's connection was carried over.
     guest_ping updated
     UPDATED=" answered after two live updates;"
 fi
-
-T=300 check save xl save "$DOMID" "$SAVE"
-wait_until 30 sh -c "! xenstore-exists /local/domain/$first" ||
-    fail "xl save: /local/domain/$first still there"
-T=300 check restore xl restore "$SAVE"
-rm -f "$SAVE"
-DOMID=$(timeout "$T" xl domid xslab-guest) || fail "xl domid after xl restore: $DOMID"
-[ "$DOMID" != "$first" ] || fail "xl restore kept domid $first"
+guest_save_restore "$SAVE"
 guest_ping restore
-
-r0=$(wc -l </tmp/guest-pv-release)
-T=120 check shutdown xl shutdown -w "$DOMID"
-wait_until 60 sh -c "! xl list $DOMID" || fail "after xl shutdown -w, domain $DOMID still there"
-wait_until 30 sh -c "! xenstore-exists /local/domain/$DOMID" ||
-    fail "after xl shutdown, /local/domain/$DOMID still there"
-r1=$(wc -l </tmp/guest-pv-release)
-[ "$r1" -gt "$r0" ] || fail "xl shutdown: @releaseDomain did not fire"
-nodes1=$(node_count)
-[ "$nodes1" -le $((nodes0 + 5)) ] || fail "store grew from $nodes0 to $nodes1 nodes"
+guest_shutdown /tmp/guest-pv-release
+store_back "$nodes0"
 pass "PV guest $first: booted, answered;$UPDATED saved and restored as $DOMID, answered;" \
-    "shut down; nodes $nodes0 -> $nodes1"
+    "shut down; nodes $nodes0 -> $NODES1"
