@@ -26,7 +26,7 @@ const DOM0_MODULES: [&str; 8] = [
 const GUEST_MODULES: [&str; 2] = ["xen-netfront", "xen-blkfront"];
 
 /// The Debian kernel, as the plain ELF inside its vmlinuz (both a PV dom0 and a PVH guest
-/// kernel), and the modules dom0 loads, in load order.
+/// kernel), and the modules dom0 and the guest load, in load order.
 pub struct Kernel {
     /// The same kernel as a plain ELF.
     pub vmlinux: PathBuf,
@@ -225,7 +225,8 @@ fn load_kernel(dir: &Path) -> Result<Kernel, String> {
     Ok(Kernel {
         vmlinux: dir.join("vmlinux"),
         modules: list("modules.order")?,
-        guest_modules: list("guest-modules.order")?,
+        // A cache from before the guest had modules (used offline): none.
+        guest_modules: list("guest-modules.order").unwrap_or_default(),
     })
 }
 
