@@ -102,10 +102,6 @@ struct Counter {
     scratch: Vec<u8>,
 }
 
-fn padded(n: usize) -> usize {
-    n.saturating_add(7) & !7
-}
-
 impl Emit for Counter {
     fn wants_committed(&self) -> bool {
         !self.skip_committed
@@ -132,7 +128,7 @@ impl Emit for Counter {
             return Ok(());
         }
         let n = perms.map_or(0, |p| p.entries().len());
-        self.bytes += 8 + padded(16 + 4 * n + path.len() + 1 + value.len());
+        self.bytes += crate::store::seed_record_len(path.len(), value.len(), n);
         Ok(())
     }
 }

@@ -583,14 +583,7 @@ impl Store {
         if packed.as_ref().is_some_and(|p| p.name() != s.name()) {
             return Err(XsError::Eio);
         }
-        let old_n_perms = self.perms.get(s.perms).map_or(1, |p| p.entries().len());
-        let old_cost = cost_of(
-            usize::from(s.path_len),
-            s.value().len(),
-            old_n_perms,
-            s.children_bytes as usize,
-        );
-        let old_seed = seed_record_len(usize::from(s.path_len), s.value().len(), old_n_perms);
+        let (old_cost, old_seed) = self.sizes(s);
         let old_owner = self.owner_of(s.perms);
         let generation = self.bump_generation();
         let new_perms = perms.map(|p| self.perms.intern(p));
@@ -764,14 +757,7 @@ impl Store {
             };
             let (next, up) = (s.next, s.parent);
             let perms_index = s.perms;
-            let n_perms = self.perms.get(perms_index).map_or(1, |p| p.entries().len());
-            let cost = cost_of(
-                usize::from(s.path_len),
-                s.value().len(),
-                n_perms,
-                s.children_bytes as usize,
-            );
-            let seed = seed_record_len(usize::from(s.path_len), s.value().len(), n_perms);
+            let (cost, seed) = self.sizes(s);
             let parent_len = self.arena.get(up).map_or(0, |p| {
                 if p.path_len == 1 {
                     0
@@ -816,6 +802,17 @@ impl Store {
             id = s.first_child;
         }
         id
+    }
+
+    /// A stored node's charged bytes ([`cost_of`]) and its seed-layout record's length
+    /// ([`seed_record_len`]).
+    fn sizes(&self, s: &Slot) -> (usize, usize) {
+        let n_perms = self.perms.get(s.perms).map_or(1, |p| p.entries().len());
+        let (path_len, value_len) = (usize::from(s.path_len), s.value().len());
+        (
+            cost_of(path_len, value_len, n_perms, s.children_bytes as usize),
+            seed_record_len(path_len, value_len, n_perms),
+        )
     }
 
     /// Bytes the committed nodes take as seed-layout `NODE_DATA` records (framing and
