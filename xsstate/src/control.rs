@@ -24,12 +24,15 @@ pub enum LiveUpdateCmd {
     Data(Vec<u8>),
     /// `-c CMDLINE`: the command line for the new image.
     Cmdline(Vec<u8>),
-    /// `-s [-t SECS] [-F]`: start once quiesced.
+    /// `-s [-t SECS] [-F] [-v VERSION]`: start once quiesced.
     Start {
         /// Seconds to wait for transactions to end.
         timeout_s: u32,
         /// Update even with transactions still open after the timeout.
         force: bool,
+        /// The migration-stream version asked for (`-v`, from Xen 4.21's `xenstore-control`;
+        /// [`crate::image::SEED_VERSION`] when not given). The shell refuses any other.
+        stream_version: u32,
     },
     /// `-a`: abort and free everything.
     Abort,
@@ -61,20 +64,27 @@ pub fn parse_live_update(rest: &[u8]) -> Result<LiveUpdateCmd, XsError> {
         [b"-s", opts @ ..] => {
             let mut timeout_s = 60u32;
             let mut force = false;
+            let mut stream_version = crate::image::SEED_VERSION;
             let mut it = opts.iter();
+            let number = |it: &mut core::slice::Iter<'_, &[u8]>| {
+                it.next()
+                    .and_then(|v| parse_decimal(v))
+                    .and_then(|v| u32::try_from(v).ok())
+                    .ok_or(XsError::Einval)
+            };
             while let Some(opt) = it.next() {
                 match *opt {
                     b"-F" => force = true,
-                    b"-t" => {
-                        let v = it.next().ok_or(XsError::Einval)?;
-                        timeout_s = parse_decimal(v)
-                            .and_then(|v| u32::try_from(v).ok())
-                            .ok_or(XsError::Einval)?;
-                    }
+                    b"-t" => timeout_s = number(&mut it)?,
+                    b"-v" => stream_version = number(&mut it)?,
                     _ => return Err(XsError::Einval),
                 }
             }
-            Ok(LiveUpdateCmd::Start { timeout_s, force })
+            Ok(LiveUpdateCmd::Start {
+                timeout_s,
+                force,
+                stream_version,
+            })
         }
         _ => Err(XsError::Einval),
     }
@@ -86,7 +96,8 @@ const COMMANDS: [(&str, &str); 9] = [
     ("log", "on|off"),
     (
         "live-update",
-        "[-c <cmdline>] [-F] [-t <timeout>] <file>\n    Default timeout is 60 seconds.",
+        "[-c <cmdline>] [-F] [-t <timeout>] [-v <version>] <file>\n    Default timeout is 60 \
+         seconds, default version is 1.",
     ),
     ("memreport", ""),
     ("version", ""),
@@ -235,14 +246,30 @@ mod tests {
             parse_live_update(b"-s\x00-t\x0010\x00-F\x00"),
             Ok(LiveUpdateCmd::Start {
                 timeout_s: 10,
-                force: true
+                force: true,
+                stream_version: 1
             })
+        );
+        // Xen 4.21's xenstore-control adds `-v N` after the others.
+        assert_eq!(
+            parse_live_update(b"-s\x00-t\x0060\x00-v\x002\x00"),
+            Ok(LiveUpdateCmd::Start {
+                timeout_s: 60,
+                force: false,
+                stream_version: 2
+            })
+        );
+        assert_eq!(parse_live_update(b"-s\x00-v\x00"), Err(XsError::Einval));
+        assert_eq!(
+            parse_live_update(b"-s\x00-v\x00x\x00"),
+            Err(XsError::Einval)
         );
         assert_eq!(
             parse_live_update(b"-s\x00"),
             Ok(LiveUpdateCmd::Start {
                 timeout_s: 60,
-                force: false
+                force: false,
+                stream_version: 1
             })
         );
         assert_eq!(parse_live_update(b"-a\x00"), Ok(LiveUpdateCmd::Abort));

@@ -302,7 +302,7 @@ fn control_live_update_is_an_effect_without_reply() {
     );
     let fx = h.engine.take_effects();
     assert!(
-        fx.iter().any(|f| matches!(f, Effect::LiveUpdate { conn, cmd: xsstate::control::LiveUpdateCmd::Start { timeout_s: 5, force: false }, .. } if *conn == c)),
+        fx.iter().any(|f| matches!(f, Effect::LiveUpdate { conn, cmd: xsstate::control::LiveUpdateCmd::Start { timeout_s: 5, force: false, .. }, .. } if *conn == c)),
         "{fx:?}"
     );
     // A bad sub-command is an ordinary error reply.

@@ -119,7 +119,18 @@ impl LiveUpdate {
                 self.reset(engine);
                 reply(String::from("OK"))
             }
-            LiveUpdateCmd::Start { timeout_s, force } => {
+            LiveUpdateCmd::Start {
+                timeout_s,
+                force,
+                stream_version,
+            } => {
+                if stream_version != xsstate::image::SEED_VERSION {
+                    return reply(format!(
+                        "live-update: migration stream version {stream_version} not supported \
+                         (this image hands over version {})",
+                        xsstate::image::SEED_VERSION
+                    ));
+                }
                 let Some((size, buf)) = self.staging.as_ref() else {
                     return reply(String::from("live-update: -s without an image"));
                 };

@@ -107,3 +107,5 @@ pub use writer::{write, write_layout, SeedWriter};
 pub const HEADER_LEN: usize = 16;
 /// The header `ident`.
 pub const IDENT: [u8; 8] = *b"xenstore";
+/// The version a live update's own (seed-layout) stream carries, and the only one it writes.
+pub const SEED_VERSION: u32 = 1;

@@ -12,7 +12,7 @@ use super::record::{
     Layout, NodeData, NodePerm, PermKind, Quota, Record, TransactionData, WatchData, ACCESS_READ,
     ACCESS_WRITTEN, SOCKET_FLAG_RO,
 };
-use super::{xen, HEADER_LEN, IDENT};
+use super::{xen, HEADER_LEN, IDENT, SEED_VERSION};
 use crate::path;
 
 /// Node paths allowed besides absolute ones (committed nodes only).
@@ -359,7 +359,7 @@ impl<'a> Stream<'a> {
         };
         let version = be32(8)?;
         let version_ok = match layout {
-            Layout::Seed => version == 1,
+            Layout::Seed => version == SEED_VERSION,
             Layout::Xen => version == 1 || version == 2,
         };
         if !version_ok {

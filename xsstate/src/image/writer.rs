@@ -13,7 +13,7 @@ use super::record::{
     ConnSpec, ConnectionData, DomainData, Endianness, GlobalQuotaData, Image, Layout, NodeData,
     Quota, Record, WatchData,
 };
-use super::{xen, IDENT};
+use super::{xen, IDENT, SEED_VERSION};
 
 /// A growing body or stream in one byte order.
 pub(crate) struct Out {
@@ -267,10 +267,10 @@ pub struct SeedWriter<'o> {
 }
 
 impl<'o> SeedWriter<'o> {
-    /// Appends the header (version 1) to `out`.
+    /// Appends the header (version [`SEED_VERSION`]) to `out`.
     pub fn new(out: &'o mut Vec<u8>, endian: Endianness) -> SeedWriter<'o> {
         out.extend_from_slice(&IDENT);
-        out.extend_from_slice(&1u32.to_be_bytes());
+        out.extend_from_slice(&SEED_VERSION.to_be_bytes());
         out.extend_from_slice(&endian.flags().to_be_bytes());
         SeedWriter {
             out,

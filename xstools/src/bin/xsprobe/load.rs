@@ -424,6 +424,16 @@ pub(crate) fn rm(endpoint: &Endpoint, path: &str) -> Result<(), Failure> {
     Ok(())
 }
 
+pub(crate) fn control(endpoint: &Endpoint, args: &[String]) -> Result<(), Failure> {
+    let mut c = open(endpoint)?;
+    let parts: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    let reply = c
+        .call(MsgType::Control, 0, payload0(&parts), REPLY_TIMEOUT)
+        .map_err(|e| format!("control: CONTROL {}: {e}", args.join(" ")))?;
+    println!("{}", text0(&reply));
+    Ok(())
+}
+
 pub(crate) fn verify(
     endpoint: &Endpoint,
     prefix: &str,

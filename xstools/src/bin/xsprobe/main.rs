@@ -191,6 +191,14 @@ enum Cmd {
         #[arg(long, default_value_t = 600)]
         timeout_s: u64,
     },
+    /// Send one XS_CONTROL with ARGS (each NUL-terminated, as `xenstore-control` joins
+    /// them) and print the reply's text: for the commands a client newer than the lab's
+    /// sends (Xen 4.21's `live-update -s -t T -v N`). An error reply exits 1 with its name.
+    Control {
+        /// The command and its arguments.
+        #[arg(required = true, allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<String>,
+    },
     /// RM PATH outside a transaction (the stock `xenstore-rm` always uses one, which
     /// holds a copy of every node it removes); prints `removed`.
     Rm {
@@ -343,6 +351,7 @@ fn main() -> ExitCode {
         Cmd::Flood(o) => flood(&endpoint, &o),
         Cmd::Wait { path, timeout_s } => wait(&endpoint, &path, timeout_s),
         Cmd::Rm { path } => rm(&endpoint, &path),
+        Cmd::Control { args } => control(&endpoint, &args),
         Cmd::Echo {
             ping,
             pong,
