@@ -72,11 +72,17 @@ fn xen_err(what: &'static str) -> impl Fn(events::XenError) -> BootError {
 
 /// The engine's settings on this hypervisor: on Xen 4.17 the path-max quota limits dom0 too,
 /// as the C xenstored of that release does (dom0's tools there expect its rules).
-fn engine_config(queries: &DomainQueries) -> EngineConfig {
-    EngineConfig {
+/// The engine's configuration: what this Xen needs, then the command line's limits (a live
+/// update's state may still replace the quotas).
+fn engine_config(queries: &DomainQueries, opts: &cmdline::Options) -> EngineConfig {
+    let mut config = EngineConfig {
         path_max_for_privileged: queries.xen < xen::domctl_abi::XenVersion::new(4, 18),
         ..EngineConfig::default()
+    };
+    for (_, setting) in &opts.limits {
+        setting.apply(&mut config);
     }
+    config
 }
 
 /// Bytes the heap holds back for when its free memory is too fragmented (see
@@ -242,6 +248,15 @@ impl Stub {
         }
         kprintln!("xsstub: command line `{}`", info.cmdline);
         let opts = cmdline::parse(&info.cmdline).map_err(BootError::Cmdline)?;
+        for (written, setting) in &opts.limits {
+            kprintln!("xsstub: option `{written}`: {}", setting.describe());
+        }
+        for written in &opts.inert {
+            kprintln!("xsstub: option `{written}`: nothing to do in a stub domain");
+        }
+        for e in &opts.bad {
+            kprintln!("xsstub: option `{}` ignored: {}", e.option, e.reason);
+        }
         for t in &opts.ignored {
             kprintln!("xsstub: ignoring option `{t}`");
         }
@@ -295,7 +310,7 @@ impl Stub {
             ownconn::log_boot_info(info);
         }
         let mut stub = Stub {
-            engine: Engine::new(engine_config(&queries)),
+            engine: Engine::new(engine_config(&queries, &opts)),
             conns: BTreeMap::new(),
             by_port: BTreeMap::new(),
             gfns: GfnPool::new(layout::MAP_WINDOW_GFN, layout::MAP_WINDOW_PAGES),

@@ -39,6 +39,7 @@ pub mod memory;
 mod ops_domain;
 mod ops_node;
 mod ops_session;
+pub mod options;
 pub mod oracle;
 pub mod path;
 pub mod perms;

@@ -72,8 +72,11 @@ impl QuotaKind {
         }
     }
 
-    /// Looks a quota up by name.
+    /// Looks a quota up by name: its name, or C xenstored 4.18's (`node-permissions`).
     pub fn from_name(name: &[u8]) -> Option<QuotaKind> {
+        if name == b"node-permissions" {
+            return Some(QuotaKind::Permissions);
+        }
         QuotaKind::ALL
             .iter()
             .copied()

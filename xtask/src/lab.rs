@@ -64,8 +64,16 @@ pub const GROWN: [&str; 1] = ["grow"];
 /// TCG, 5 of them filling).
 const GROWN_ENV: &[(&str, &str)] = &[("XSLAB_STUB_MAXMEM", "64")];
 
-/// What the boot with the direct start path (`--start direct`) runs.
-pub const DIRECT: [&str; 1] = ["direct"];
+/// What the boot with the direct start path (`--start direct`) runs: `options` first, while
+/// the stub's boot lines are still in Xen's console ring.
+pub const DIRECT: [&str; 2] = ["options", "direct"];
+/// That boot's settings: C xenstored's limit options on the stub's command line
+/// (`init-xenstore-domain --param`), as `qemu-tests/scenarios/options.sh` expects them.
+const DIRECT_ENV: &[(&str, &str)] = &[(
+    "XSLAB_STUB_PARAM",
+    "-E 3000 --transaction=20 -W 256 -Q node-permissions=8 --quota-soft memory=3000000 \
+     -w watch-event=30 --no-fork -K -S bogus",
+)];
 
 /// New boots after the emulated machine froze, per plan (each goes on where it stopped).
 /// Clean-clone runs saw up to four freezes in one version's main boot.
@@ -118,16 +126,16 @@ const USAGE: &str = "usage: cargo xtask lab [--xen 4.17|4.20|all] [--store c|stu
   --compare        SCENARIOs and the session with the stub domain, the session with C
                    xenstored of the same Xen version; the two transcripts must be identical
   --suite          what `cargo xtask test` runs (default --xen all): every scenario with
-                   the packaged start (in two boots), `grow` (64 MiB), `direct` with the
-                   direct start, the C comparison
+                   the packaged start (in two boots), `grow` (64 MiB), `options` and
+                   `direct` with the direct start, the C comparison
   --demo           the demo scenario with the stub domain, its output on stdout
   --timeout SECS   limit for one boot (default 5400)
   --keep           keep the serial log and the initramfs even on success
   --image PATH     the stub-domain image (default: what `cargo xtask build` builds)
   --file NAME=PATH also put PATH into dom0 as /xslab/NAME (repeatable)
   SCENARIO         names from qemu-tests/scenarios (default: every one but demo,
-                   lu-bench, fair-bench, grow (own boot) and direct; `direct` needs
-                   --start direct)
+                   lu-bench, fair-bench, grow (own boot), options and direct; those two
+                   need --start direct, which runs them by default)
 
 environment: XSLAB_EXTRA_XEN_ARGS, XSLAB_EXTRA_DOM0_ARGS, XSLAB_SMP (default 1),
 XSLAB_CYCLES (default 10), XSLAB_SCENARIO_TIMEOUT (seconds, default 1500), XSLAB_STUB_MEMORY
@@ -377,13 +385,20 @@ pub fn run(args: &[String]) -> Result<(), String> {
         });
         plans.push(c_session_plan());
     } else {
+        // The direct start path takes the suite's command-line options unless the caller
+        // gives others.
+        let env = if o.start == Start::Direct && std::env::var_os("XSLAB_STUB_PARAM").is_none() {
+            DIRECT_ENV
+        } else {
+            &[]
+        };
         plans.push(Plan {
             store: o.store,
             start: o.start,
             scenarios,
             // C mode carries the image too: the misbehaving test guest is the same image.
             image: Some(image),
-            env: &[],
+            env,
         });
     }
     run_versions(&o, &o.versions, &plans, o.compare)
@@ -430,7 +445,7 @@ fn suite_plans(image: &Path) -> [Plan; 5] {
         stub(second, Start::Launch, SUITE_ENV),
         stub(first, Start::Launch, SUITE_ENV),
         stub(&GROWN, Start::Launch, GROWN_ENV),
-        stub(&DIRECT, Start::Direct, &[]),
+        stub(&DIRECT, Start::Direct, DIRECT_ENV),
         c_session_plan(),
     ]
 }

@@ -1,7 +1,10 @@
-//! The stub domain's command line: `--event PORT` from init-xenstore-domain, then options.
+//! The stub domain's command line: `--event PORT` from init-xenstore-domain, then options
+//! (ours, and C xenstored's limits: see `xsstate::options`).
 
 use alloc::string::String;
 use alloc::vec::Vec;
+
+use xsstate::options::{OptionError, Setting};
 
 /// What the command line asks for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -16,6 +19,12 @@ pub struct Options {
     /// Log the type of every frame of the memory map at boot (`--memscan`; acted on by
     /// `memory::init_heap`, before the command line is parsed).
     pub memscan: bool,
+    /// C xenstored's limit options taken, each as written.
+    pub limits: Vec<(String, Setting)>,
+    /// C xenstored's options that have nothing to do here, as written.
+    pub inert: Vec<String>,
+    /// C xenstored's options refused or malformed (logged, not fatal).
+    pub bad: Vec<OptionError>,
     /// Tokens we did not understand (logged, not fatal: `--param` passes free text).
     pub ignored: Vec<String>,
 }
@@ -38,6 +47,7 @@ impl core::fmt::Display for CmdlineError {
 /// Parses the command line; unknown tokens are kept in `ignored`.
 pub fn parse(cmdline: &str) -> Result<Options, CmdlineError> {
     let mut opts = Options::default();
+    let mut others: Vec<&str> = Vec::new();
     let mut tokens = cmdline.split_ascii_whitespace();
     while let Some(t) = tokens.next() {
         match t {
@@ -54,8 +64,13 @@ pub fn parse(cmdline: &str) -> Result<Options, CmdlineError> {
             "--no-defer" => opts.no_defer = true,
             t if t.starts_with("--fault=") => {}
             "--memscan" => opts.memscan = true,
-            other => opts.ignored.push(String::from(other)),
+            other => others.push(other),
         }
     }
+    let c = xsstate::options::parse(&others);
+    opts.limits = c.settings;
+    opts.inert = c.inert;
+    opts.bad = c.errors;
+    opts.ignored = c.rest.into_iter().map(String::from).collect();
     Ok(opts)
 }

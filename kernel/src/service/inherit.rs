@@ -161,9 +161,12 @@ impl super::Stub {
         }
         self.timeline.jump = found.tag.jump_tsc;
         super::fault::before_restore()?;
-        let mut engine =
-            Engine::restore_bytes(d.image, Layout::Seed, super::engine_config(&self.queries))
-                .map_err(|e| format!("state image: {e}"))?;
+        // The command line's limits first; the state's quotas then replace them, so that
+        // what an operator set with `xenstore-control quota set` survives the update.
+        let opts = super::cmdline::parse(&self.cmdline).unwrap_or_default();
+        let config = super::engine_config(&self.queries, &opts);
+        let mut engine = Engine::restore_bytes(d.image, Layout::Seed, config)
+            .map_err(|e| format!("state image: {e}"))?;
         engine.set_time_ms(self.engine_time_ms());
         engine.set_memory(alloc::sync::Arc::new(super::memory::KernelMemory));
         engine.set_domain_oracle(alloc::sync::Arc::new(self.queries));

@@ -330,8 +330,8 @@ fn overlay(boot: &Boot) -> Result<Vec<Item>, String> {
         ]
         .iter()
         .filter(|k| !boot.env.iter().any(|(name, _)| name == *k))
-        .filter_map(|k| std::env::var(k).ok().map(|v| format!("export {k}={v}\n")))
-        .chain(boot.env.iter().map(|(k, v)| format!("export {k}={v}\n")))
+        .filter_map(|k| std::env::var(k).ok().map(|v| export(k, &v)))
+        .chain(boot.env.iter().map(|(k, v)| export(k, v)))
         .collect::<String>(),
     );
     items.push(Item::Data(
@@ -340,6 +340,11 @@ fn overlay(boot: &Boot) -> Result<Vec<Item>, String> {
         config.into_bytes(),
     ));
     Ok(items)
+}
+
+/// `export K='V'` for the lab's shell, V quoted whole (it may hold spaces).
+fn export(k: &str, v: &str) -> String {
+    format!("export {k}='{}'\n", v.replace('\'', "'\\''"))
 }
 
 /// Removes run directories and logs of earlier runs: all but the newest `keep`, and only those
