@@ -75,8 +75,14 @@ fn xen_err(what: &'static str) -> impl Fn(events::XenError) -> BootError {
 /// The engine's configuration: what this Xen needs, then the command line's limits (a live
 /// update's state may still replace the quotas).
 fn engine_config(queries: &DomainQueries, opts: &cmdline::Options) -> EngineConfig {
+    let before_4_18 = queries.xen < xen::domctl_abi::XenVersion::new(4, 18);
     let mut config = EngineConfig {
-        path_max_for_privileged: queries.xen < xen::domctl_abi::XenVersion::new(4, 18),
+        path_max_for_privileged: before_4_18,
+        quota_style: if before_4_18 {
+            xsstate::quota::QuotaStyle::Xen417
+        } else {
+            xsstate::quota::QuotaStyle::Xen418
+        },
         ..EngineConfig::default()
     };
     for (_, setting) in &opts.limits {

@@ -21,6 +21,15 @@ step() {
     echo "exit=$?" >>"$out"
 }
 
+# step_head CMD...: as step, with only the first line of the output.
+step_head() {
+    echo "\$ $*" >>"$out"
+    timeout "$T" "$@" >/tmp/session-step 2>&1
+    rc=$?
+    head -n 1 /tmp/session-step >>"$out"
+    echo "exit=$rc" >>"$out"
+}
+
 step xenstore-write /session/a 1
 step xenstore-read /session/a
 # An owner Xen does not know is refused (ENOENT; the stub domain asks Xen as C xenstored
@@ -79,6 +88,16 @@ cat /tmp/session-watch >>"$out"
 
 step xenstore-rm /session
 step xenstore-exists /session
+# The quota listings as this Xen's C xenstored prints them; a domain's usage and the help
+# that follows a refused command only by their first line (the figures depend on what else
+# the store holds; the command lists differ).
+step xenstore-control quota
+step xenstore-control quota-soft
+step_head xenstore-control quota 0
+step_head xenstore-control quota set nodes 0
+step xenstore-control quota set nodes 1000
+step_head xenstore-control quota set bogus 3
+step xenstore-control quota-soft set memory 2097152
 
 echo "XSLAB-SESSION-BEGIN"
 sed 's/^/XSLAB-S| /' "$out"

@@ -156,7 +156,7 @@ impl Engine {
                 self.log(report.clone());
                 text(&report)
             }
-            (b"quota", []) => text(&self.config.quotas.listing()),
+            (b"quota", []) => text(&self.config.quotas.listing(self.config.quota_style)),
             (b"quota", [b"set", name, value]) => {
                 let kind = QuotaKind::from_name(name).ok_or(XsError::Einval)?;
                 let value = Quotas::parse_value(value, false)?;

@@ -42,6 +42,8 @@ pub struct EngineConfig {
     /// are limited and a privileged one only by the payload. The stub domain sets it on Xen
     /// 4.17, so that dom0's tools see the rules of their own release's xenstored.
     pub path_max_for_privileged: bool,
+    /// How `xenstore-control quota` lists the quotas (as the host's C xenstored would).
+    pub quota_style: crate::quota::QuotaStyle,
     /// Heap bytes no request may use (see [`crate::budget`]).
     pub core_reserve_bytes: usize,
     /// Further heap bytes unprivileged requests may not use (at least; a sixteenth of the
@@ -60,6 +62,7 @@ impl Default for EngineConfig {
             write_rate: crate::ratelimit::WriteRate::default(),
             index_seed: 0x9e37_79b9_7f4a_7c15,
             path_max_for_privileged: false,
+            quota_style: crate::quota::QuotaStyle::Xen417,
             core_reserve_bytes: 256 * 1024,
             guest_reserve_bytes: 768 * 1024,
         }

@@ -173,7 +173,9 @@ impl Engine {
         let args = split_strings(p);
         match args.as_slice() {
             [] => {
-                let names: Vec<&str> = QuotaKind::ALL.iter().map(|q| q.name()).collect();
+                // GET_QUOTA is C xenstored 4.22's: its order and names.
+                let style = crate::quota::QuotaStyle::Xen418;
+                let names: Vec<&str> = style.order().iter().map(|q| style.name(*q)).collect();
                 text_reply(&names.join(" "))
             }
             [q] => {

@@ -72,6 +72,15 @@ impl QuotaKind {
         }
     }
 
+    /// The name C xenstored 4.18 and later give it (`node-permissions`; the others keep
+    /// theirs).
+    pub const fn name_4_18(self) -> &'static str {
+        match self {
+            QuotaKind::Permissions => "node-permissions",
+            other => other.name(),
+        }
+    }
+
     /// Looks a quota up by name: its name, or C xenstored 4.18's (`node-permissions`).
     pub fn from_name(name: &[u8]) -> Option<QuotaKind> {
         if name == b"node-permissions" {
@@ -81,6 +90,54 @@ impl QuotaKind {
             .iter()
             .copied()
             .find(|q| q.name().as_bytes() == name)
+    }
+}
+
+/// How `xenstore-control quota` lists the quotas: as the C xenstored of the host's Xen does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum QuotaStyle {
+    /// Xen 4.17: [`QuotaKind::ALL`]'s order and names.
+    #[default]
+    Xen417,
+    /// Xen 4.18 and later (generic accounting): nodes, watches, outstanding, memory,
+    /// transactions ("Active transactions per domain"), transaction-nodes,
+    /// node-permissions, path-max, node-size.
+    Xen418,
+}
+
+impl QuotaStyle {
+    /// The quotas in listing order.
+    pub const fn order(self) -> [QuotaKind; 9] {
+        match self {
+            QuotaStyle::Xen417 => QuotaKind::ALL,
+            QuotaStyle::Xen418 => [
+                QuotaKind::Nodes,
+                QuotaKind::Watches,
+                QuotaKind::Outstanding,
+                QuotaKind::Memory,
+                QuotaKind::Transactions,
+                QuotaKind::TransactionNodes,
+                QuotaKind::Permissions,
+                QuotaKind::PathMax,
+                QuotaKind::NodeSize,
+            ],
+        }
+    }
+
+    /// A quota's name in this style.
+    pub const fn name(self, kind: QuotaKind) -> &'static str {
+        match self {
+            QuotaStyle::Xen417 => kind.name(),
+            QuotaStyle::Xen418 => kind.name_4_18(),
+        }
+    }
+
+    /// A quota's description in this style.
+    pub const fn description(self, kind: QuotaKind) -> &'static str {
+        match (self, kind) {
+            (QuotaStyle::Xen418, QuotaKind::Transactions) => "Active transactions per domain",
+            _ => kind.description(),
+        }
     }
 }
 
@@ -145,15 +202,15 @@ impl Quotas {
     }
 
     /// The `quota` control listing: `Quota settings:` then `%-17s: %8d %s` lines.
-    pub fn listing(&self) -> String {
+    pub fn listing(&self, style: QuotaStyle) -> String {
         let mut s = String::from("Quota settings:\n");
-        for q in QuotaKind::ALL {
+        for q in style.order() {
             let _ = writeln!(
                 s,
                 "{:<17}: {:>8} {}",
-                q.name(),
+                style.name(q),
                 self.get(q),
-                q.description()
+                style.description(q)
             );
         }
         s
@@ -198,8 +255,38 @@ mod tests {
         assert_eq!(q.get(QuotaKind::PathMax), 2048);
         assert_eq!(q.get(QuotaKind::Permissions), 5);
         assert!(q
-            .listing()
+            .listing(QuotaStyle::Xen417)
             .contains("nodes            :     1000 Nodes per domain\n"));
+    }
+
+    #[test]
+    fn the_4_18_listing() {
+        let l = Quotas::default().listing(QuotaStyle::Xen418);
+        let names: alloc::vec::Vec<&str> = l
+            .lines()
+            .skip(1)
+            .filter_map(|line| line.split(':').next())
+            .map(str::trim_end)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "nodes",
+                "watches",
+                "outstanding",
+                "memory",
+                "transactions",
+                "transaction-nodes",
+                "node-permissions",
+                "path-max",
+                "node-size"
+            ]
+        );
+        assert!(l.contains("transactions     :       10 Active transactions per domain\n"));
+        assert_eq!(
+            QuotaKind::from_name(b"node-permissions"),
+            Some(QuotaKind::Permissions)
+        );
     }
 
     #[test]
