@@ -86,6 +86,23 @@ wait_lines 20 /tmp/session-watch 4
 echo "\$ (watch events)" >>"$out"
 cat /tmp/session-watch >>"$out"
 
+# A directory too large for one DIRECTORY reply (libxenstore falls back to
+# DIRECTORY_PART): 300 children of 24-byte names.
+set --
+for i in $(seq 100 399); do set -- "$@" "/session/many/child-with-a-long-name-$i" "$i"; done
+step xenstore-write "$@"
+echo "\$ xenstore-list /session/many | wc -l; sha256sum" >>"$out"
+timeout "$T" xenstore-list /session/many >/tmp/session-many 2>&1
+echo "exit=$? lines=$(wc -l </tmp/session-many) $(sort /tmp/session-many | sha256sum | cut -c1-16)" >>"$out"
+step xenstore-rm /session/many
+# Options of the stock clients.
+step xenstore-write /session/t/a/b x
+step xenstore-read -p /session/t/a/b
+step xenstore-list -p /session/t
+step xenstore-rm -t /session/t/a/b
+step xenstore-exists /session/t
+step xenstore-control check
+step xenstore-control print "a line from the session"
 step xenstore-rm /session
 step xenstore-exists /session
 # The quota listings as this Xen's C xenstored prints them; a domain's usage and the help
