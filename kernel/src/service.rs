@@ -475,6 +475,13 @@ impl Stub {
             }
             let more = self.pump_all();
             self.own_check_after_update();
+            if self.lu.deadline_ms().is_some() {
+                let now_ms = self.engine_time_ms();
+                if let Some(what) = self.lu.abandon_if_idle(&mut self.engine, now_ms) {
+                    kprintln!("xsstub: {what}");
+                    self.staged = None;
+                }
+            }
             self.arm_timer();
             if !more && !events::any_pending() {
                 if self.timeline.restore_start != 0 {
@@ -860,7 +867,11 @@ impl Stub {
 
     /// Arms the single-shot timer for the engine's next deadline.
     fn arm_timer(&mut self) {
-        let Some(at_ms) = self.engine.next_wakeup_ms() else {
+        let next = match (self.engine.next_wakeup_ms(), self.lu.deadline_ms()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let Some(at_ms) = next else {
             return;
         };
         if self.timer_deadline_ms == Some(at_ms) {

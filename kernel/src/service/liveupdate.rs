@@ -12,6 +12,15 @@ use xsstate::engine::Engine;
 /// Most bytes a new image may have (it must fit the domain's RAM with the state beside it).
 pub const IMAGE_MAX_BYTES: u64 = 32 << 20;
 
+/// A quiesce is abandoned when no `-s` came for this long: the stock client sends one about
+/// every second until its timeout, then `-a`, so silence means it was killed (every domain's
+/// `TRANSACTION_START` is held meanwhile: all dom0 tools share one ring, so the client's exit
+/// is not seen).
+pub const QUIESCE_ABANDON_MS: u64 = 10_000;
+/// A staged image (or `-c`) with no live-update command for this long is dropped: the client
+/// sends its commands back to back.
+pub const STAGING_ABANDON_MS: u64 = 60_000;
+
 /// What to do with a `live-update` request.
 #[derive(Debug)]
 pub enum Decision {
@@ -32,6 +41,8 @@ pub struct LiveUpdate {
     quiesce_since_ms: Option<u64>,
     /// `-s` requests answered `BUSY` so far.
     busy_replies: u32,
+    /// Engine time of the last live-update command, while a session is open.
+    last_command_ms: Option<u64>,
 }
 
 impl LiveUpdate {
@@ -58,8 +69,52 @@ impl LiveUpdate {
         engine.hold_transactions(false);
     }
 
+    /// When an idle session is abandoned (see [`QUIESCE_ABANDON_MS`]); `None` without one.
+    pub fn deadline_ms(&self) -> Option<u64> {
+        let last = self.last_command_ms?;
+        Some(last.saturating_add(if self.quiesce_since_ms.is_some() {
+            QUIESCE_ABANDON_MS
+        } else {
+            STAGING_ABANDON_MS
+        }))
+    }
+
+    /// Abandons a session whose client went silent (at engine time `now_ms`): transactions
+    /// start again and the staged image is freed. Returns what was abandoned, for the log.
+    pub fn abandon_if_idle(&mut self, engine: &mut Engine, now_ms: u64) -> Option<String> {
+        let deadline = self.deadline_ms()?;
+        if now_ms < deadline {
+            return None;
+        }
+        let idle_s = now_ms.saturating_sub(self.last_command_ms.unwrap_or(now_ms)) / 1000;
+        let what = match (&self.staging, self.quiesce_since_ms) {
+            (_, Some(_)) => "its quiesce (transactions start again) and the staged image",
+            (Some(_), None) => "the staged image",
+            (None, None) => "its -c command line",
+        };
+        self.reset(engine);
+        Some(format!(
+            "live-update abandoned: no command from the client for {idle_s} s; dropped {what}"
+        ))
+    }
+
     /// Handles one sub-command at engine time `now_ms`; `validate` checks a complete image.
     pub fn handle(
+        &mut self,
+        cmd: LiveUpdateCmd,
+        engine: &mut Engine,
+        now_ms: u64,
+        heap_free_bytes: usize,
+        validate: impl Fn(&[u8], bool) -> Result<(), String>,
+    ) -> Decision {
+        let decision = self.decide(cmd, engine, now_ms, heap_free_bytes, validate);
+        let open =
+            self.staging.is_some() || self.cmdline.is_some() || self.quiesce_since_ms.is_some();
+        self.last_command_ms = open.then_some(now_ms);
+        decision
+    }
+
+    fn decide(
         &mut self,
         cmd: LiveUpdateCmd,
         engine: &mut Engine,
