@@ -497,3 +497,57 @@ fn xsa_206_write_floods_are_rate_limited() {
     }
     assert!(h.engine.can_receive(g));
 }
+
+/// Runs `f` on a thread with the stub domain's stack size (64 KiB): a recursion per tree
+/// level (1000 levels) overflows it, even though debug builds take more per frame.
+fn on_small_stack(f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .stack_size(64 * 1024)
+        .spawn(f)
+        .expect("thread")
+        .join()
+        .expect("no overflow, no panic");
+}
+
+#[test]
+fn a_guests_deep_tree_needs_no_deep_stack() {
+    on_small_stack(|| {
+        let mut cfg = EngineConfig::default();
+        cfg.quotas.set(xsstate::quota::QuotaKind::Nodes, 5000);
+        let mut h = Harness::with_config(cfg);
+        let c = h.dom0();
+        let g = h.guest(c, 5);
+        h.home(c, 5);
+        assert_eq!(h.watch(c, "/local/domain/5", "deep"), okr());
+        // About 1000 levels of "d/" within the relative path limit.
+        let mut rel = String::from("d");
+        while rel.len() + 2 <= 2000 {
+            rel.push_str("/d");
+        }
+        assert_eq!(h.write(g, &rel, b"leaf"), okr());
+        let tx = h.start(g);
+        assert_eq!(
+            h.write_tx(g, tx, &format!("{rel}/t"), b"in a transaction"),
+            okr()
+        );
+        assert_eq!(h.end(g, tx, true), okr());
+        assert_eq!(h.set_perms(g, "d", &["n5", "r0"]), okr());
+        assert!(h.events(c).len() >= 3);
+        h.check();
+        // Through a live update's image and back.
+        let bytes = xsstate::image::write(&h.engine.dump(&Default::default())).expect("dump");
+        let image = xsstate::image::read(&bytes, xsstate::image::Layout::Seed).expect("read");
+        let restored = xsstate::Engine::restore(image, EngineConfig::default()).expect("restore");
+        let mut h = Harness::around(restored);
+        let c = h.dom0();
+        assert_eq!(
+            h.read(c, &format!("/local/domain/5/{rel}/t")),
+            Got::Ok(b"in a transaction".to_vec())
+        );
+        h.check();
+        // The domain's release removes the whole tree.
+        assert_eq!(h.args(c, MsgType::Release, &["5"]), okr());
+        assert_eq!(h.read(c, "/local/domain/5/d"), e(XsError::Enoent));
+        h.check();
+    });
+}
