@@ -643,6 +643,7 @@ impl Stub {
                 }
                 compatible(&p, force)
             });
+        self.lu.note_command(now);
         let text = match decision {
             liveupdate::Decision::Reply(t) => {
                 // The image just became complete (or an abort dropped it): stage it now,

@@ -98,23 +98,17 @@ impl LiveUpdate {
         ))
     }
 
-    /// Handles one sub-command at engine time `now_ms`; `validate` checks a complete image.
-    pub fn handle(
-        &mut self,
-        cmd: LiveUpdateCmd,
-        engine: &mut Engine,
-        now_ms: u64,
-        heap_free_bytes: usize,
-        validate: impl Fn(&[u8], bool) -> Result<(), String>,
-    ) -> Decision {
-        let decision = self.decide(cmd, engine, now_ms, heap_free_bytes, validate);
+    /// Notes that a command was handled at engine time `now_ms` (the idle clock of
+    /// [`LiveUpdate::abandon_if_idle`]; none runs without an open session).
+    pub fn note_command(&mut self, now_ms: u64) {
         let open =
             self.staging.is_some() || self.cmdline.is_some() || self.quiesce_since_ms.is_some();
         self.last_command_ms = open.then_some(now_ms);
-        decision
     }
 
-    fn decide(
+    /// Handles one sub-command at engine time `now_ms`; `validate` checks a complete image.
+    /// The caller then calls [`LiveUpdate::note_command`].
+    pub fn handle(
         &mut self,
         cmd: LiveUpdateCmd,
         engine: &mut Engine,
