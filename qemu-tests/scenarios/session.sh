@@ -103,6 +103,33 @@ step xenstore-rm -t /session/t/a/b
 step xenstore-exists /session/t
 step xenstore-control check
 step xenstore-control print "a line from the session"
+# Edges: permission lists at and past the quota, names with every allowed character and some
+# that are not, values with NULs and at the size limit, the root.
+step xenstore-write /session/e x
+step xenstore-chmod /session/e n0 r1 r2 r3 r4
+step xenstore-chmod /session/e n0 r1 r2 r3 r4 r5
+step xenstore-chmod /session/e n0 r1 r2 r3 r4 r5 r6 r7 r8 r9 r10
+step xenstore-ls -p /session/e
+step xenstore-write "/session/Az09-_@" ok
+step xenstore-read "/session/Az09-_@"
+step xenstore-write "/session/a.b" dot
+step xenstore-write "/session/a:b" colon
+step xenstore-write "/session/a!b" bang
+step xenstore-write "/session/a~b" tilde
+step xenstore-write "/session/é" unicode
+step xenstore-write "/session/a/./b" x
+step xenstore-write "/session/a/../b" x
+step xenstore-write /session/v "$(head -c 4000 /dev/zero | tr '\0' v)"
+# (4060: through /dev/xen/xenbus, which dom0's tools use with a stub domain, Linux takes a
+# header and payload of at most 4096 bytes; C xenstored in dom0 is reached by its socket,
+# which takes a 4096-byte payload.)
+step xenstore-write /session/v2 "$(head -c 4060 /dev/zero | tr '\0' v)"
+step xenstore-write /session/v3 "$(head -c 4096 /dev/zero | tr '\0' v)"
+step xenstore-ls /session/e
+step xenstore-read /
+step xenstore-list /session/nope/deep/er
+step xenstore-rm /
+step xenstore-exists /local
 step xenstore-rm /session
 step xenstore-exists /session
 # The quota listings as this Xen's C xenstored prints them; a domain's usage and the help
