@@ -70,10 +70,10 @@ fn xen_err(what: &'static str) -> impl Fn(events::XenError) -> BootError {
     move |e| BootError::Xen(what, e.0)
 }
 
-/// The engine's settings on this hypervisor: on Xen 4.17 the path-max quota limits dom0 too,
-/// as the C xenstored of that release does (dom0's tools there expect its rules).
-/// The engine's configuration: what this Xen needs, then the command line's limits (a live
-/// update's state may still replace the quotas).
+/// The engine's settings on this hypervisor, then the command line's limits: on Xen 4.17 the
+/// path-max quota limits dom0 too and `quota` lists 4.17's names, as the C xenstored of each
+/// release does (dom0's tools expect its rules). A live update's state may still replace the
+/// quotas.
 fn engine_config(queries: &DomainQueries, opts: &cmdline::Options) -> EngineConfig {
     let before_4_18 = queries.xen < xen::domctl_abi::XenVersion::new(4, 18);
     let mut config = EngineConfig {

@@ -47,9 +47,12 @@ CLIENT=$!
 # Not `xl dmesg` while the update is pending (it did not return until the update ended):
 # the image is staged (memreport's heap grows by it), then -s gets BUSY within a second.
 size=$(stat -c %s /xslab/xsstub-b)
-wait_until 60 sh -c "[ \$(xenstore-control memreport |
-    sed -n 's/^heap: \([0-9]*\) bytes used.*/\1/p') -gt $((used0 + size)) ]" ||
-    fail "the image was not staged for the client that will be killed"
+t0=$(now)
+until [ "$(heap_used)" -gt $((used0 + size)) ]; do
+    awk -v s="$(since "$t0")" 'BEGIN { exit !(s < 60) }' ||
+        fail "the image was not staged for the client that will be killed"
+    sleep 0.5
+done
 sleep 3
 # (TERM: a background job of this non-interactive shell ignores SIGINT.)
 kill -TERM "$CLIENT"

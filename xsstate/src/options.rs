@@ -74,15 +74,6 @@ pub struct Parsed<'a> {
     pub rest: Vec<&'a str>,
 }
 
-impl Parsed<'_> {
-    /// Applies every setting, in command-line order (a later one wins).
-    pub fn apply(&self, config: &mut EngineConfig) {
-        for (_, s) in &self.settings {
-            s.apply(config);
-        }
-    }
-}
-
 /// What an option does with its value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Action {
@@ -203,19 +194,23 @@ fn named(text: &str) -> Result<(&str, u32), String> {
     Ok((name, value(v)?))
 }
 
+/// A hard quota's setting; path-max is at most `XENSTORE_REL_PATH_MAX`, as C caps it.
+fn quota(kind: QuotaKind, v: u32) -> Setting {
+    match kind {
+        QuotaKind::PathMax => Setting::Quota(kind, v.min(crate::path::REL_PATH_MAX as u32)),
+        _ => Setting::Quota(kind, v),
+    }
+}
+
 /// The setting an option with `action` and `text` (its value) asks for.
 fn setting(action: Action, text: &str) -> Result<Setting, String> {
     match action {
-        Action::Quota(QuotaKind::PathMax) => Ok(Setting::Quota(
-            QuotaKind::PathMax,
-            value(text)?.min(crate::path::REL_PATH_MAX as u32),
-        )),
-        Action::Quota(kind) => Ok(Setting::Quota(kind, value(text)?)),
+        Action::Quota(kind) => Ok(quota(kind, value(text)?)),
         Action::QuotaNamed => {
             let (name, v) = named(text)?;
             let kind = QuotaKind::from_name(name.as_bytes())
                 .ok_or_else(|| format!("unknown quota `{name}`"))?;
-            setting(Action::Quota(kind), &format!("{v}"))
+            Ok(quota(kind, v))
         }
         Action::SoftNamed => match named(text)? {
             ("memory", v) => Ok(Setting::SoftMemory(v)),
@@ -326,7 +321,9 @@ mod tests {
             ]
         );
         let mut c = EngineConfig::default();
-        r.apply(&mut c);
+        for (_, s) in &r.settings {
+            s.apply(&mut c);
+        }
         assert_eq!(c.quotas.get(QuotaKind::Transactions), 20);
         assert_eq!(c.quotas.get(QuotaKind::Permissions), 7);
         assert_eq!(c.quotas.memory_soft, 3_000_000);

@@ -72,24 +72,14 @@ impl QuotaKind {
         }
     }
 
-    /// The name C xenstored 4.18 and later give it (`node-permissions`; the others keep
-    /// theirs).
-    pub const fn name_4_18(self) -> &'static str {
-        match self {
-            QuotaKind::Permissions => "node-permissions",
-            other => other.name(),
-        }
-    }
-
-    /// Looks a quota up by name: its name, or C xenstored 4.18's (`node-permissions`).
+    /// Looks a quota up by name, in either style (`permissions` or 4.18's
+    /// `node-permissions`).
     pub fn from_name(name: &[u8]) -> Option<QuotaKind> {
-        if name == b"node-permissions" {
-            return Some(QuotaKind::Permissions);
-        }
-        QuotaKind::ALL
-            .iter()
-            .copied()
-            .find(|q| q.name().as_bytes() == name)
+        QuotaKind::ALL.iter().copied().find(|q| {
+            [QuotaStyle::Xen417, QuotaStyle::Xen418]
+                .iter()
+                .any(|s| s.name(*q).as_bytes() == name)
+        })
     }
 }
 
@@ -124,11 +114,11 @@ impl QuotaStyle {
         }
     }
 
-    /// A quota's name in this style.
+    /// A quota's name in this style (4.18 renamed `permissions` to `node-permissions`).
     pub const fn name(self, kind: QuotaKind) -> &'static str {
-        match self {
-            QuotaStyle::Xen417 => kind.name(),
-            QuotaStyle::Xen418 => kind.name_4_18(),
+        match (self, kind) {
+            (QuotaStyle::Xen418, QuotaKind::Permissions) => "node-permissions",
+            _ => kind.name(),
         }
     }
 

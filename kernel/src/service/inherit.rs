@@ -161,10 +161,9 @@ impl super::Stub {
         }
         self.timeline.jump = found.tag.jump_tsc;
         super::fault::before_restore()?;
-        // The command line's limits first; the state's quotas then replace them, so that
-        // what an operator set with `xenstore-control quota set` survives the update.
-        let opts = super::cmdline::parse(&self.cmdline).unwrap_or_default();
-        let config = super::engine_config(&self.queries, &opts);
+        // The boot's configuration (this Xen's rules, the command line's limits); the state's
+        // quotas then replace those, so that a `xenstore-control quota set` survives.
+        let config = self.engine.config().clone();
         let mut engine = Engine::restore_bytes(d.image, Layout::Seed, config)
             .map_err(|e| format!("state image: {e}"))?;
         engine.set_time_ms(self.engine_time_ms());
