@@ -718,3 +718,57 @@ fn xen_refusals() {
         Reason::BodyTooLong,
     );
 }
+
+#[test]
+fn restore_refuses_duplicate_nodes() {
+    use xsstate::{Engine, EngineConfig};
+    // The live update's restore skips the reader's path tracking and finds duplicates in its
+    // name index: in one batch of nodes, and against nodes indexed before another record.
+    let batches = [
+        vec![
+            node(0, 0, "/"),
+            node(0, 0, "/a"),
+            node(0, 0, "/a"),
+            Record::End,
+        ],
+        vec![
+            node(0, 0, "/"),
+            node(0, 0, "/a"),
+            ring(1),
+            node(0, 0, "/a/b"),
+            node(0, 0, "/a"),
+            Record::End,
+        ],
+    ];
+    for records in batches {
+        let img = Image {
+            endianness: Endianness::Little,
+            version: 1,
+            records,
+        };
+        let bytes = write(&img).unwrap();
+        let e = Engine::restore_bytes(&bytes, Layout::Seed, EngineConfig::default()).unwrap_err();
+        assert_eq!(e.reason, "duplicate node", "{e}");
+    }
+    // Siblings, cousins and the same name under different parents are not duplicates.
+    let img = Image {
+        endianness: Endianness::Little,
+        version: 1,
+        records: vec![
+            node(0, 0, "/"),
+            node(0, 0, "/a"),
+            node(0, 0, "/b"),
+            node(0, 0, "/a/x"),
+            node(0, 0, "/b/x"),
+            ring(1),
+            node(0, 0, "/a/y"),
+            Record::End,
+        ],
+    };
+    let e = Engine::restore_bytes(&write(&img).unwrap(), Layout::Seed, EngineConfig::default())
+        .unwrap();
+    for p in ["/a", "/b", "/a/x", "/b/x", "/a/y"] {
+        assert!(e.store().contains(p), "{p}");
+    }
+    e.store().check().unwrap();
+}

@@ -74,7 +74,8 @@ impl Default for DumpOptions {
 /// Why an image could not become an engine (beyond what the reader validates).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RestoreError {
-    /// Index of the record at fault.
+    /// Index of the record at fault (for two nodes of the same path: where the nodes read so
+    /// far were indexed, at or after the second).
     pub record: usize,
     /// What is wrong.
     pub reason: String,

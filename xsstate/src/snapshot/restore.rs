@@ -14,9 +14,12 @@ use crate::image::{
 };
 use crate::path;
 use crate::perms::Perms;
-use crate::store::NodeId;
+use crate::store::{DeferredIndex, NodeId};
 use crate::txn::{NodeAccess, PendingEvent, Transaction, TxNode};
 use crate::watch::{Watch, INTRODUCE_DOMAIN, RELEASE_DOMAIN};
+
+/// Nodes indexed at a time (the batch and the sort's scratch space: 512 KiB at most).
+const INDEX_BATCH: usize = 1 << 15;
 
 /// One node record, wherever it came from.
 struct NodeIn<'a, P: Iterator<Item = NodePerm>> {
@@ -43,6 +46,9 @@ struct Restorer {
     last_perms: Option<(Vec<NodePerm>, Perms)>,
     /// The stream bytes `last_perms` came from (empty: not from a stream).
     last_raw: Vec<u8>,
+    /// Committed nodes not yet in the store's name index: indexed in one pass before
+    /// anything looks a path up, and at the end.
+    deferred: DeferredIndex,
 }
 
 impl Restorer {
@@ -54,7 +60,19 @@ impl Restorer {
             prev: String::new(),
             last_perms: None,
             last_raw: Vec::new(),
+            deferred: DeferredIndex::default(),
         }
+    }
+
+    /// Puts the nodes created since the last call into the name index.
+    fn index_nodes(&mut self) -> Result<(), &'static str> {
+        self.e
+            .store
+            .index_deferred(&mut self.deferred)
+            .map_err(|e| match e {
+                crate::error::XsError::Eexist => "duplicate node",
+                _ => "out of memory",
+            })
     }
 
     /// The permissions of a record: the previous record's when they repeat (no allocation).
@@ -77,6 +95,19 @@ impl Restorer {
     }
 
     fn record(&mut self, rec: Record) -> Result<(), &'static str> {
+        if let Record::Node(n) = rec {
+            let node = NodeIn {
+                conn_id: n.conn_id,
+                tx_id: n.tx_id,
+                access: n.access,
+                perms: n.perms.iter().copied(),
+                perms_raw: &[],
+                path: &n.path,
+                value: &n.value,
+            };
+            return self.node(node);
+        }
+        self.index_nodes()?;
         let e = &mut self.e;
         match rec {
             Record::End | Record::Global(_) | Record::XenGlobal(_) => {}
@@ -150,24 +181,14 @@ impl Restorer {
                     return Err("invalid or duplicate transaction id");
                 }
             }
-            Record::Node(n) => {
-                let node = NodeIn {
-                    conn_id: n.conn_id,
-                    tx_id: n.tx_id,
-                    access: n.access,
-                    perms: n.perms.iter().copied(),
-                    perms_raw: &[],
-                    path: &n.path,
-                    value: &n.value,
-                };
-                self.node(node)?;
-            }
+            Record::Node(_) => {}
         }
         Ok(())
     }
 
     fn node<P: Iterator<Item = NodePerm>>(&mut self, n: NodeIn<'_, P>) -> Result<(), &'static str> {
         if n.conn_id != 0 {
+            self.index_nodes()?;
             let perms = self.perms(n.perms, n.perms_raw).cloned();
             return self
                 .e
@@ -215,6 +236,8 @@ impl Restorer {
         let parent = match on_chain {
             Some(id) => id,
             None => {
+                self.index_nodes()?;
+                let store = &mut self.e.store;
                 let id = store
                     .lookup(parent_path)
                     .ok_or("a node without its parent")?;
@@ -223,8 +246,13 @@ impl Restorer {
                 id
             }
         };
-        let id = store
-            .create(parent, name, perms, n.value)
+        let Some((_, perms)) = self.last_perms.as_ref() else {
+            return Err("a committed node without permissions");
+        };
+        let id = self
+            .e
+            .store
+            .create_deferred(parent, name, perms, n.value, &mut self.deferred)
             .map_err(|e| match e {
                 crate::error::XsError::Eexist => "duplicate node",
                 crate::error::XsError::Enomem => "out of memory",
@@ -233,13 +261,17 @@ impl Restorer {
         self.chain.push((n.path.len(), id));
         self.prev.clear();
         self.prev.push_str(n.path);
+        if self.deferred.len() >= INDEX_BATCH {
+            self.index_nodes()?;
+        }
         Ok(())
     }
 
-    fn finish(mut self) -> Engine {
+    fn finish(mut self) -> Result<Engine, &'static str> {
+        self.index_nodes()?;
         self.e.finish_transactions();
         self.e.set_next_conn(self.max_conn.wrapping_add(1).max(1));
-        self.e
+        Ok(self.e)
     }
 }
 
@@ -299,13 +331,18 @@ impl Engine {
     /// as the dumped one would; open transactions commit unless something they used changed.
     pub fn restore(image: Image, config: EngineConfig) -> Result<Engine, RestoreError> {
         let mut r = Restorer::new(config);
+        let mut end = 0;
         for (i, rec) in image.records.into_iter().enumerate() {
             r.record(rec).map_err(|reason| RestoreError {
                 record: i,
                 reason: String::from(reason),
             })?;
+            end = i;
         }
-        Ok(r.finish())
+        r.finish().map_err(|reason| RestoreError {
+            record: end,
+            reason: String::from(reason),
+        })
     }
 
     /// Rebuilds an engine straight from image bytes, validating as it goes (the reader's
@@ -345,7 +382,8 @@ impl Engine {
             };
             done.map_err(|reason| err(index, String::from(reason)))?;
         }
-        Ok(r.finish())
+        r.finish()
+            .map_err(|reason| err(stream.index(), String::from(reason)))
     }
 
     /// Rebuilds one connection: a ring `(domid, tdomid, evtchn, mfn)` or a socket, its

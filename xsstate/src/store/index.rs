@@ -12,7 +12,7 @@ const TOMB: u64 = (u32::MAX - 1) as u64;
 
 /// An entry: the hash's high half (which also picks the bucket) and the slot.
 fn entry(h: u64, id: u32) -> u64 {
-    (h & 0xffff_ffff_0000_0000) | u64::from(id)
+    (h & TAG) | u64::from(id)
 }
 
 /// The first bucket of a hash (or of an entry: both keep the high half).
@@ -28,6 +28,75 @@ fn occupied(e: u64) -> bool {
     slot_of(e) < u32::MAX - 1
 }
 const MIN_CAPACITY: usize = 64;
+/// The half of an entry that holds hash bits.
+const TAG: u64 = 0xffff_ffff_0000_0000;
+
+/// Why [`Index::insert_many`] stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BulkError {
+    /// The table could not grow.
+    OutOfMemory,
+    /// Two nodes with the same parent and name.
+    Duplicate,
+}
+
+/// The entry of slot `id` whose (parent, name) hashes to `h`, for [`Index::insert_many`].
+pub(crate) fn pending_entry(h: u64, id: u32) -> u64 {
+    entry(h, id)
+}
+
+/// Whether slots `a` and `b` have the same parent and name.
+fn same_key(arena: &Arena, a: u32, b: u32) -> bool {
+    match (arena.get(a), arena.get(b)) {
+        (Some(x), Some(y)) => x.parent == y.parent && x.name() == y.name(),
+        _ => false,
+    }
+}
+
+/// Sorts entries by their first bucket under `mask` (a stable radix sort in passes of at
+/// most 11 bits). Left unsorted, which is only slower, when its scratch space cannot be had.
+fn sort_by_bucket(entries: &mut Vec<u64>, mask: usize) {
+    let bits = mask.count_ones() as usize;
+    if bits == 0 || entries.len() < 2 {
+        return;
+    }
+    let passes = bits.div_ceil(11);
+    let digit = bits.div_ceil(passes);
+    let radix = 1usize << digit;
+    let mut scratch: Vec<u64> = Vec::new();
+    let mut counts: Vec<usize> = Vec::new();
+    if scratch.try_reserve_exact(entries.len()).is_err() || counts.try_reserve_exact(radix).is_err()
+    {
+        return;
+    }
+    scratch.resize(entries.len(), 0);
+    counts.resize(radix, 0);
+    let key = |e: u64, shift: usize| (bucket(e, mask) >> shift) & (radix - 1);
+    for pass in 0..passes {
+        let shift = pass * digit;
+        counts.fill(0);
+        for &e in entries.iter() {
+            if let Some(c) = counts.get_mut(key(e, shift)) {
+                *c += 1;
+            }
+        }
+        let mut at = 0;
+        for c in counts.iter_mut() {
+            let n = *c;
+            *c = at;
+            at += n;
+        }
+        for &e in entries.iter() {
+            if let Some(c) = counts.get_mut(key(e, shift)) {
+                if let Some(dst) = scratch.get_mut(*c) {
+                    *dst = e;
+                }
+                *c += 1;
+            }
+        }
+        core::mem::swap(entries, &mut scratch);
+    }
+}
 
 /// The folded 128-bit product of two words (the mixing step of wyhash and foldhash).
 fn fold(a: u64, b: u64) -> u64 {
@@ -108,14 +177,14 @@ impl Index {
             return None;
         }
         let mask = self.table.len() - 1;
-        let tag = h & 0xffff_ffff_0000_0000;
+        let tag = h & TAG;
         let mut i = bucket(h, mask);
         loop {
             let e = *self.table.get(i)?;
             if slot_of(e) == u32::MAX {
                 return None;
             }
-            if occupied(e) && e & 0xffff_ffff_0000_0000 == tag {
+            if occupied(e) && e & TAG == tag {
                 let id = slot_of(e);
                 if let Some(s) = arena.get(id) {
                     if s.parent == parent && s.name() == name {
@@ -200,6 +269,62 @@ impl Index {
             }
             i = (i + 1) & mask;
         }
+    }
+
+    /// Inserts the entries in `pending` (made by [`entry`] from [`Index::hash`] and the
+    /// slot, for nodes already in the arena) and empties it. They go in in bucket order, so
+    /// the table is written front to back instead of at one random place per node: a
+    /// restore's bulk load. `Duplicate` when a (parent, name) is already indexed or comes
+    /// twice (what was inserted before it stays).
+    pub(crate) fn insert_many(
+        &mut self,
+        arena: &Arena,
+        pending: &mut Vec<u64>,
+    ) -> Result<(), BulkError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        self.reserve(arena, pending.len())
+            .map_err(|_| BulkError::OutOfMemory)?;
+        let mask = self.table.len() - 1;
+        sort_by_bucket(pending, mask);
+        for &e in pending.iter() {
+            self.insert_unique(arena, e, mask)?;
+        }
+        pending.clear();
+        Ok(())
+    }
+
+    /// Inserts entry `e` after checking its run for the same (parent, name); the arena is
+    /// read only where 32 bits of hash match.
+    fn insert_unique(&mut self, arena: &Arena, e: u64, mask: usize) -> Result<(), BulkError> {
+        let tag = e & TAG;
+        let id = slot_of(e);
+        let mut i = bucket(e, mask);
+        let mut free = None;
+        loop {
+            let cur = *self.table.get(i).ok_or(BulkError::OutOfMemory)?;
+            if cur == EMPTY {
+                break;
+            }
+            if cur == TOMB {
+                free = free.or(Some(i));
+            } else if cur & TAG == tag && same_key(arena, slot_of(cur), id) {
+                return Err(BulkError::Duplicate);
+            }
+            i = (i + 1) & mask;
+        }
+        let at = match free {
+            Some(t) => {
+                self.tombs -= 1;
+                t
+            }
+            None => i,
+        };
+        let slot = self.table.get_mut(at).ok_or(BulkError::OutOfMemory)?;
+        *slot = e;
+        self.len += 1;
+        Ok(())
     }
 
     /// Removes slot `id` (call while its parent and name are still in the arena).
