@@ -71,12 +71,13 @@ fn xen_err(what: &'static str) -> impl Fn(events::XenError) -> BootError {
 }
 
 /// The engine's settings on this hypervisor, then the command line's limits: on Xen 4.17 the
-/// path-max quota limits dom0 too and `quota` lists 4.17's names, as the C xenstored of each
-/// release does (dom0's tools expect its rules). A live update's state may still replace the
-/// quotas.
+/// path-max quota limits dom0 too and `quota` lists 4.17's names; from 4.22 every domain may
+/// read `@releaseDomain`; as the C xenstored of each release does (dom0's tools expect its
+/// rules). A live update's state may still replace the quotas.
 fn engine_config(queries: &DomainQueries, opts: &cmdline::Options) -> EngineConfig {
     let before_4_18 = queries.xen < xen::domctl_abi::XenVersion::new(4, 18);
     let mut config = EngineConfig {
+        release_domain_for_all: queries.xen >= xen::domctl_abi::XenVersion::new(4, 22),
         path_max_for_privileged: before_4_18,
         quota_style: if before_4_18 {
             xsstate::quota::QuotaStyle::Xen417

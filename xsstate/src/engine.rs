@@ -44,6 +44,9 @@ pub struct EngineConfig {
     pub path_max_for_privileged: bool,
     /// How `xenstore-control quota` lists the quotas (as the host's C xenstored would).
     pub quota_style: crate::quota::QuotaStyle,
+    /// `@releaseDomain` starts readable by every domain (`n0 r<DOMID_ANY>`), so that guests'
+    /// watches on it fire, as C xenstored 4.22 does; before, only the privileged domain's do.
+    pub release_domain_for_all: bool,
     /// Heap bytes no request may use (see [`crate::budget`]).
     pub core_reserve_bytes: usize,
     /// Further heap bytes unprivileged requests may not use (at least; a sixteenth of the
@@ -63,6 +66,7 @@ impl Default for EngineConfig {
             index_seed: 0x9e37_79b9_7f4a_7c15,
             path_max_for_privileged: false,
             quota_style: crate::quota::QuotaStyle::Xen417,
+            release_domain_for_all: false,
             core_reserve_bytes: 256 * 1024,
             guest_reserve_bytes: 768 * 1024,
         }
@@ -192,8 +196,22 @@ impl Engine {
     /// all owned by the privileged domain with no access for others.
     pub fn new(config: EngineConfig) -> Engine {
         let owner = config.priv_domid;
+        let for_all = config.release_domain_for_all;
         let mut e = Engine::empty(config);
         let perms = Perms::owner_only(owner, Perm::None);
+        if for_all {
+            let read_any = crate::perms::PermEntry {
+                domid: DomId::ANY,
+                perm: Perm::Read,
+            };
+            let mut entries = perms.entries().to_vec();
+            entries.push(read_any);
+            if let (Some(p), Some(slot)) =
+                (Perms::from_entries(entries), e.special_perms.get_mut(1))
+            {
+                *slot = p;
+            }
+        }
         if let Ok(tool) = e
             .store
             .create(crate::store::NodeId::ROOT, "tool", &perms, &[])

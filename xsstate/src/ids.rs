@@ -11,6 +11,8 @@ impl DomId {
     pub const DOM0: DomId = DomId(0);
     /// `DOMID_INVALID` from xen.h.
     pub const INVALID: DomId = DomId(0x7ff4);
+    /// `DOMID_ANY` from xen.h (Xen 4.22): in a node's permission entry, every domain.
+    pub const ANY: DomId = DomId(0x7ff5);
     /// The first special domid (`DOMID_FIRST_RESERVED`); real domains are below it.
     pub const FIRST_RESERVED: u16 = 0x7ff0;
 

@@ -349,7 +349,11 @@ impl Engine {
             );
             return Err(XsError::Enospc);
         }
-        let perms = Perms::parse_list(items.iter().copied())?;
+        let mut perms = Perms::parse_list(items.iter().copied())?;
+        // As C xenstored 4.22: DOMID_ANY entries count only from a domain with the feature.
+        if self.features_of(who.domid) & crate::ring::FEATURE_DOMID_ANY == 0 {
+            perms.drop_any();
+        }
         // As C xenstored: the owner must be a domain that exists (checked before the node).
         if !self.domain_exists(perms.owner()) {
             return Err(XsError::Enoent);

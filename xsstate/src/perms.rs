@@ -193,19 +193,33 @@ impl Perms {
         out
     }
 
-    /// What `who` may do on a node with these permissions (C's `perm_for_conn`).
+    /// Removes the non-owner entries that name `DOMID_ANY` (what C xenstored ignores from
+    /// a domain without the `DOMID_ANY` feature). Returns whether any went.
+    pub fn drop_any(&mut self) -> bool {
+        let before = self.0.len();
+        let mut index = 0usize;
+        self.0.retain(|e| {
+            let keep = index == 0 || e.domid != DomId::ANY;
+            index += 1;
+            keep
+        });
+        self.0.len() != before
+    }
+
+    /// What `who` may do on a node with these permissions (C's `perm_for_conn`): the first
+    /// entry that names the caller, its target or `DOMID_ANY` (Xen 4.22) decides.
     pub fn access_for(&self, who: &Requester) -> Access {
         let mask = if who.read_only {
             Access::ALL.without_write()
         } else {
             Access::ALL
         };
-        let owner = self.owner();
-        if who.privileged || owner == who.domid || who.target == Some(owner) {
+        let names = |d: DomId| d == who.domid || who.target == Some(d) || d == DomId::ANY;
+        if who.privileged || names(self.owner()) {
             return Access(Access::ALL.0 & mask.0);
         }
         for e in self.0.iter().skip(1) {
-            if e.domid == who.domid || who.target == Some(e.domid) {
+            if names(e.domid) {
                 return Access(e.perm.access().0 & mask.0);
             }
         }
@@ -262,6 +276,21 @@ mod tests {
         assert!(Perms::parse_list(core::iter::empty::<&[u8]>()).is_err());
         let p = Perms::parse_list([&b"r0"[..], b"b12"]).unwrap();
         assert_eq!(p.to_payload(), b"r0\0b12\0");
+    }
+
+    #[test]
+    fn any_domain() {
+        let p = Perms::parse_list([&b"n3"[..], b"w5", b"r32757", b"b6"]).unwrap();
+        assert_eq!(p.access_for(&req(3)), Access::ALL);
+        // The first entry that names the caller decides: 5's own, then DOMID_ANY's.
+        assert_eq!(p.access_for(&req(5)), Access::WRITE);
+        assert_eq!(p.access_for(&req(6)), Access::READ);
+        assert_eq!(p.access_for(&req(9)), Access::READ);
+        let mut q = p.clone();
+        assert!(q.drop_any());
+        assert_eq!(q.to_payload(), b"n3\0w5\0b6\0");
+        assert_eq!(q.access_for(&req(9)), Access::NONE);
+        assert!(!q.drop_any());
     }
 
     #[test]

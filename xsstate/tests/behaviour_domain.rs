@@ -543,3 +543,55 @@ fn limits_hit_are_logged_once_per_domain_and_limit() {
     let report = String::from_utf8(report).unwrap();
     assert!(report.contains("transactions 6;"), "{report}");
 }
+
+#[test]
+fn domid_any_permission_entries() {
+    // Xen 4.22's DOMID_ANY (32757) in a permission entry names every domain.
+    let mut h = Harness::new();
+    let c = h.dom0();
+    let g5 = h.guest(c, 5);
+    let g6 = h.guest(c, 6);
+    assert_eq!(h.write(c, "/shared", b"x"), okr());
+    assert_eq!(h.set_perms(c, "/shared", &["n0", "r32757"]), okr());
+    assert_eq!(h.read(g5, "/shared"), Got::Ok(b"x".to_vec()));
+    assert_eq!(h.read(g6, "/shared"), Got::Ok(b"x".to_vec()));
+    assert_eq!(h.write(g5, "/shared", b"y"), e(XsError::Eacces));
+    // Its watch fires for any domain, as for one named in the list.
+    assert_eq!(h.watch(g6, "/shared", "t"), okr());
+    assert_eq!(h.events(g6), vec![("/shared".into(), "t".into())]);
+    assert_eq!(h.write(c, "/shared", b"z"), okr());
+    assert_eq!(h.events(g6), vec![("/shared".into(), "t".into())]);
+    // An entry that names the domain itself comes first and wins.
+    assert_eq!(h.set_perms(c, "/shared", &["n0", "n5", "b32757"]), okr());
+    assert_eq!(h.read(g5, "/shared"), e(XsError::Eacces));
+    assert_eq!(h.write(g6, "/shared", b"w"), okr());
+    // A guest shares its own node with every domain.
+    h.home(c, 5);
+    assert_eq!(h.write(g5, "/local/domain/5/pub", b"p"), okr());
+    assert_eq!(
+        h.set_perms(g5, "/local/domain/5/pub", &["n5", "r32757"]),
+        okr()
+    );
+    assert_eq!(h.read(g6, "/local/domain/5/pub"), Got::Ok(b"p".to_vec()));
+    assert_eq!(
+        h.get_perms(g5, "/local/domain/5/pub"),
+        Got::Ok(b"n5\0r32757\0".to_vec())
+    );
+    // A domain whose features lack DOMID_ANY (8): its DOMID_ANY entries count for nothing.
+    assert_eq!(h.args(c, MsgType::SetFeature, &["7", "7"]), okr());
+    let g7 = h.guest(c, 7);
+    h.home(c, 7);
+    assert_eq!(h.write(g7, "/local/domain/7/pub", b"p"), okr());
+    assert_eq!(
+        h.set_perms(g7, "/local/domain/7/pub", &["n7", "r32757"]),
+        okr()
+    );
+    assert_eq!(
+        h.get_perms(g7, "/local/domain/7/pub"),
+        Got::Ok(b"n7\0".to_vec())
+    );
+    assert_eq!(h.read(g6, "/local/domain/7/pub"), e(XsError::Eacces));
+    // DOMID_ANY cannot own a node.
+    assert_eq!(h.set_perms(c, "/shared", &["n32757"]), e(XsError::Enoent));
+    h.check();
+}

@@ -551,3 +551,36 @@ fn a_guests_deep_tree_needs_no_deep_stack() {
         h.check();
     });
 }
+
+#[test]
+fn release_domain_readable_by_all_as_xen_4_22() {
+    // C xenstored 4.22 starts @releaseDomain as `n0 r<DOMID_ANY>`: a guest learns that a
+    // domain went (not that one exists), so that it can drop what it granted to it.
+    let cfg = EngineConfig {
+        release_domain_for_all: true,
+        ..EngineConfig::default()
+    };
+    let mut h = Harness::with_config(cfg);
+    let c = h.dom0();
+    assert_eq!(
+        h.get_perms(c, "@releaseDomain"),
+        Got::Ok(b"n0\0r32757\0".to_vec())
+    );
+    assert_eq!(
+        h.get_perms(c, "@introduceDomain"),
+        Got::Ok(b"n0\0".to_vec())
+    );
+    let g = h.guest(c, 5);
+    assert_eq!(h.watch(g, "@releaseDomain", "rel"), okr());
+    assert_eq!(h.watch(g, "@introduceDomain", "intro"), okr());
+    h.events(g);
+    h.guest(c, 6);
+    assert_eq!(h.events(g), vec![], "@introduceDomain stays dom0's");
+    h.engine.domain_state(DomId(6), DomainState::Shutdown);
+    assert_eq!(h.events(g), vec![("@releaseDomain".into(), "rel".into())]);
+    // A guest cannot change it (it is dom0's).
+    assert_eq!(
+        h.set_perms(g, "@releaseDomain", &["n0"]),
+        e(XsError::Eacces)
+    );
+}
