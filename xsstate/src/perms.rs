@@ -165,6 +165,11 @@ impl Perms {
     /// Removes the non-owner entries that name `domid` (used when a domain goes away, so a
     /// new domain with a recycled id inherits nothing: XSA-322). Returns whether any went.
     pub fn forget_domain(&mut self, domid: DomId) -> bool {
+        self.drop_others_naming(domid)
+    }
+
+    /// Removes the non-owner entries that name `domid`; returns whether any went.
+    fn drop_others_naming(&mut self, domid: DomId) -> bool {
         let before = self.0.len();
         let mut index = 0usize;
         self.0.retain(|e| {
@@ -196,14 +201,7 @@ impl Perms {
     /// Removes the non-owner entries that name `DOMID_ANY` (what C xenstored ignores from
     /// a domain without the `DOMID_ANY` feature). Returns whether any went.
     pub fn drop_any(&mut self) -> bool {
-        let before = self.0.len();
-        let mut index = 0usize;
-        self.0.retain(|e| {
-            let keep = index == 0 || e.domid != DomId::ANY;
-            index += 1;
-            keep
-        });
-        self.0.len() != before
+        self.drop_others_naming(DomId::ANY)
     }
 
     /// What `who` may do on a node with these permissions (C's `perm_for_conn`): the first

@@ -53,13 +53,18 @@ fn patched(f: impl FnOnce(&mut Vec<u8>)) -> ImageError {
     read(&b, Layout::Seed).unwrap_err()
 }
 
-fn records(records: Vec<Record>) -> ImageError {
+/// The seed-layout bytes of an image of `records`.
+fn image_bytes(records: Vec<Record>) -> Vec<u8> {
     let img = Image {
         endianness: Endianness::Little,
         version: 1,
         records,
     };
-    read(&write(&img).unwrap(), Layout::Seed).unwrap_err()
+    write(&img).unwrap()
+}
+
+fn records(records: Vec<Record>) -> ImageError {
+    read(&image_bytes(records), Layout::Seed).unwrap_err()
 }
 
 fn check(e: ImageError, offset: usize, rec: Option<(usize, u32)>, reason: Reason) {
@@ -740,33 +745,25 @@ fn restore_refuses_duplicate_nodes() {
             Record::End,
         ],
     ];
+    let restore = |records| {
+        Engine::restore_bytes(&image_bytes(records), Layout::Seed, EngineConfig::default())
+    };
     for records in batches {
-        let img = Image {
-            endianness: Endianness::Little,
-            version: 1,
-            records,
-        };
-        let bytes = write(&img).unwrap();
-        let e = Engine::restore_bytes(&bytes, Layout::Seed, EngineConfig::default()).unwrap_err();
+        let e = restore(records).unwrap_err();
         assert_eq!(e.reason, "duplicate node", "{e}");
     }
     // Siblings, cousins and the same name under different parents are not duplicates.
-    let img = Image {
-        endianness: Endianness::Little,
-        version: 1,
-        records: vec![
-            node(0, 0, "/"),
-            node(0, 0, "/a"),
-            node(0, 0, "/b"),
-            node(0, 0, "/a/x"),
-            node(0, 0, "/b/x"),
-            ring(1),
-            node(0, 0, "/a/y"),
-            Record::End,
-        ],
-    };
-    let e = Engine::restore_bytes(&write(&img).unwrap(), Layout::Seed, EngineConfig::default())
-        .unwrap();
+    let e = restore(vec![
+        node(0, 0, "/"),
+        node(0, 0, "/a"),
+        node(0, 0, "/b"),
+        node(0, 0, "/a/x"),
+        node(0, 0, "/b/x"),
+        ring(1),
+        node(0, 0, "/a/y"),
+        Record::End,
+    ])
+    .unwrap();
     for p in ["/a", "/b", "/a/x", "/b/x", "/a/y"] {
         assert!(e.store().contains(p), "{p}");
     }
