@@ -200,16 +200,10 @@ impl Engine {
         let mut e = Engine::empty(config);
         let perms = Perms::owner_only(owner, Perm::None);
         if for_all {
-            let read_any = crate::perms::PermEntry {
-                domid: DomId::ANY,
-                perm: Perm::Read,
-            };
-            let mut entries = perms.entries().to_vec();
-            entries.push(read_any);
-            if let (Some(p), Some(slot)) =
-                (Perms::from_entries(entries), e.special_perms.get_mut(1))
-            {
-                *slot = p;
+            let entry = |domid, perm| crate::perms::PermEntry { domid, perm };
+            let all = [entry(owner, Perm::None), entry(DomId::ANY, Perm::Read)];
+            if let Some(p) = Perms::from_entries(all.to_vec()) {
+                e.special_perms[1] = p;
             }
         }
         if let Ok(tool) = e

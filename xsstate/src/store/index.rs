@@ -10,8 +10,9 @@ use super::arena::{Arena, OutOfMemory};
 const EMPTY: u64 = u32::MAX as u64;
 const TOMB: u64 = (u32::MAX - 1) as u64;
 
-/// An entry: the hash's high half (which also picks the bucket) and the slot.
-fn entry(h: u64, id: u32) -> u64 {
+/// An entry: the hash's high half (which also picks the bucket) and the slot (also what
+/// [`Index::insert_many`] takes).
+pub(crate) fn entry(h: u64, id: u32) -> u64 {
     (h & TAG) | u64::from(id)
 }
 
@@ -38,11 +39,6 @@ pub(crate) enum BulkError {
     OutOfMemory,
     /// Two nodes with the same parent and name.
     Duplicate,
-}
-
-/// The entry of slot `id` whose (parent, name) hashes to `h`, for [`Index::insert_many`].
-pub(crate) fn pending_entry(h: u64, id: u32) -> u64 {
-    entry(h, id)
 }
 
 /// Whether slots `a` and `b` have the same parent and name.

@@ -568,7 +568,7 @@ impl Store {
             p.generation = parent_generation;
         }
         if let Some(d) = deferred {
-            d.0.push(index::pending_entry(h, id));
+            d.0.push(index::entry(h, id));
         } else if self.index.insert_hashed(&self.arena, h, id).is_err() {
             // Reserved above: cannot happen; undo rather than keep an unindexed node.
             self.unlink(id);
