@@ -2,16 +2,17 @@
 //! index, interned permissions, per-domain usage accounting, and a self-check that never
 //! recurses (XSA-418).
 //!
-//! Memory: one 56-byte slot per node, one allocation holding its name and value, about six
-//! bytes of index, and a shared permission list. Every allocation that grows with the store
+//! Memory: one 64-byte slot per node holding its name and value when they are short (22 bytes
+//! together; one allocation of their own otherwise), about six bytes of index, and a shared
+//! permission list. Every allocation that grows with the store
 //! is fallible and reported as `ENOMEM`; callers reserve room for the nodes a request creates
 //! before creating any, so a refused request leaves nothing half-made (XSA-414/415).
 
 mod arena;
+mod bytes;
 mod index;
 mod permtab;
 
-use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -21,6 +22,7 @@ use crate::ids::DomId;
 use crate::path;
 use crate::perms::{Perm, Perms};
 use arena::{Arena, Slot, NIL};
+use bytes::NodeBytes;
 use index::Index;
 use permtab::PermTable;
 
@@ -223,19 +225,11 @@ fn oom<T>(_: T) -> XsError {
 }
 
 /// Name and value in one allocation, or `ENOMEM`.
-fn pack(name: &[u8], value: &[u8]) -> Result<Box<[u8]>, XsError> {
-    let mut v: Vec<u8> = Vec::new();
-    v.try_reserve_exact(name.len() + value.len()).map_err(oom)?;
-    v.extend_from_slice(name);
-    v.extend_from_slice(value);
-    Ok(v.into_boxed_slice())
-}
-
 /// A node's name and value, allocated ahead of the change that stores them (so that a
 /// change made of several nodes can fail before touching the store).
 #[derive(Debug)]
 pub struct Packed {
-    data: Box<[u8]>,
+    data: NodeBytes,
     name_len: u16,
 }
 
@@ -245,13 +239,16 @@ impl Packed {
     pub fn new(name: &str, value: &[u8]) -> Result<Packed, XsError> {
         let name_len = u16::try_from(name.len()).map_err(|_| XsError::Einval)?;
         Ok(Packed {
-            data: pack(name.as_bytes(), value)?,
+            data: NodeBytes::new(name.as_bytes(), value)?,
             name_len,
         })
     }
 
     fn name(&self) -> &[u8] {
-        self.data.get(..usize::from(self.name_len)).unwrap_or(&[])
+        self.data
+            .as_slice()
+            .get(..usize::from(self.name_len))
+            .unwrap_or(&[])
     }
 
     fn value_len(&self) -> usize {
@@ -284,7 +281,7 @@ impl Store {
         // The first chunk: if even this fails there is no store at all.
         if s.arena.reserve(1).is_ok() {
             let root = Slot {
-                data: Box::default(),
+                data: NodeBytes::default(),
                 generation,
                 parent: NIL,
                 first_child: NIL,
@@ -391,7 +388,7 @@ impl Store {
             .arena
             .live_ids()
             .filter_map(|i| self.arena.get(i))
-            .map(|s| s.data.len())
+            .map(|s| s.data.heap_len())
             .sum();
         self.arena.heap_bytes()
             + self.index.heap_bytes()
@@ -628,7 +625,7 @@ impl Store {
         let s = self.arena.live(id.0).ok_or(XsError::Enoent)?;
         let packed = match value {
             Some(v) => Some(Packed {
-                data: pack(s.name(), v)?,
+                data: NodeBytes::new(s.name(), v)?,
                 name_len: s.name_len,
             }),
             None => None,
