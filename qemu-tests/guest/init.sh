@@ -84,6 +84,18 @@ case " $(cat /proc/cmdline) " in
     cat /tmp/writers-*.out | sed 's/^/xslab-guest: writers: /'
     while :; do sleep 3600; done
     ;;
+*" xslab=hog "*)
+    # go = MS: two loops that only spin the CPU for MS, with no xenstore request: the
+    # fairness benchmark's control, what the CPU the guest takes costs dom0 by itself;
+    # then data/hog-done (fair-bench).
+    abuse_go
+    for k in 0 1; do
+        timeout $(((go + 999) / 1000)) sh -c 'while :; do :; done' &
+    done
+    wait
+    timeout 30 xenstore-write data/hog-done 1
+    while :; do sleep 3600; done
+    ;;
 *" xslab=txn "*)
     abuse_go
     /usr/bin/xsprobe txn-limits --path data/txn --result-node data/txn-result 2>&1 |

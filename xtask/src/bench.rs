@@ -30,9 +30,12 @@ const COLUMNS: [(&str, &str, f64, usize); 12] = [
     ("fill_s", "fill s", 1.0, 1),
 ];
 
-/// `cargo xtask bench [--no-lab] [--nodes N]... [--store c|stub|both] [--quick] [--skip-socket]`.
+/// `cargo xtask bench [--no-lab | --fair-only] [--nodes N]... [--store c|stub|both] [--quick]
+/// [--skip-socket]`.
 struct Options {
     lab: bool,
+    /// Only the lab's fairness runs (no host table, no live-update runs).
+    fair_only: bool,
     nodes: Vec<u64>,
     /// Whose live update the lab measures: the stub domain's, C xenstored's, or both.
     stores: Vec<Store>,
@@ -43,6 +46,7 @@ struct Options {
 fn parse(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
         lab: true,
+        fair_only: false,
         nodes: Vec::new(),
         stores: vec![Store::Stub, Store::C],
         extra: Vec::new(),
@@ -51,6 +55,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--no-lab" => o.lab = false,
+            "--fair-only" => o.fair_only = true,
             "--nodes" => {
                 let v = crate::util::flag_value(&mut it, "--nodes", "a number of nodes")?;
                 let n = v
@@ -92,7 +97,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         tools = false;
     }
     let bin = root().join("target/release/xsbench");
-    run_cmd(Command::new(&bin).args(&extra))?;
+    if !o.fair_only {
+        run_cmd(Command::new(&bin).args(&extra))?;
+    }
     if !o.lab {
         return Ok(());
     }
@@ -101,7 +108,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         println!("live update in the Xen lab: skipped: xstools (xsprobe) did not build");
         return Ok(());
     }
-    let sizes: Vec<u64> = if o.nodes.is_empty() {
+    let sizes: Vec<u64> = if o.fair_only {
+        Vec::new()
+    } else if o.nodes.is_empty() {
         LAB_NODES.to_vec()
     } else {
         o.nodes.clone()
@@ -111,19 +120,27 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .flat_map(|&n| o.stores.iter().map(move |&store| (n, store)))
         .map(|(n, store)| lab_run(n, store))
         .collect();
-    print_table(&rows);
-    let fair: Vec<Row> = FAIR_SCHEDS
+    if !o.fair_only {
+        print_table(&rows);
+    }
+    let fair: Vec<(FairSetup, Row)> = FAIR_SETUPS
         .iter()
-        .flat_map(|&sched| o.stores.iter().map(move |&store| fair_run(store, sched)))
+        .flat_map(|&setup| {
+            o.stores
+                .iter()
+                .map(move |&store| (setup, fair_run(store, setup)))
+        })
         .collect();
     print_fairness(&fair);
     let failed: Vec<String> = rows
         .iter()
         .map(|r| format!("{} nodes ({})", r.nodes, r.store.name()))
         .zip(rows.iter().map(|r| r.pass))
-        .chain(fair.iter().map(|r| {
-            let sched = cell(r, "sched", 1.0, 0);
-            (format!("fairness ({}, {sched})", r.store.name()), r.pass)
+        .chain(fair.iter().map(|(f, r)| {
+            (
+                format!("fairness ({}, {}, {})", r.store.name(), f.sched, f.load),
+                r.pass,
+            )
         }))
         .filter(|(_, pass)| !pass)
         .map(|(name, _)| name)
@@ -190,22 +207,68 @@ fn lab_run(nodes: u64, store: Store) -> Row {
     row
 }
 
-/// The schedulings `fair-bench` runs under: Xen's defaults, then the control plane (dom0
-/// and the xenstore domain) weighted above guests, without credit2's rate limit.
-const FAIR_SCHEDS: [&str; 2] = ["default", "control"];
+/// One setting of `fair-bench`: the scheduling, what the guest does, and QEMU's CPUs.
+#[derive(Clone, Copy)]
+struct FairSetup {
+    /// `default` (Xen's), `control` (dom0 and the xenstore domain weighted above guests,
+    /// credit2 without its rate limit) or `dedicated` (the control plane pinned to CPU 0,
+    /// the guest to CPU 1).
+    sched: &'static str,
+    /// `writers` (the flood) or `hog` (the control: spinning with no xenstore request).
+    load: &'static str,
+    /// QEMU's CPUs (XSLAB_SMP).
+    cpus: u32,
+}
 
-/// Boots the lab with `store` and runs the fairness scenario (`fair-bench`) under `sched`.
-fn fair_run(store: Store, sched: &str) -> Row {
+/// The settings `fair-bench` runs under, in order: the flood under Xen's defaults, the
+/// same CPU taken by a guest that sends no request (what CPU contention alone costs dom0),
+/// the flood with the control plane weighted, and with the control plane on a CPU of its own.
+const FAIR_SETUPS: [FairSetup; 4] = [
+    FairSetup {
+        sched: "default",
+        load: "writers",
+        cpus: 1,
+    },
+    FairSetup {
+        sched: "default",
+        load: "hog",
+        cpus: 1,
+    },
+    FairSetup {
+        sched: "control",
+        load: "writers",
+        cpus: 1,
+    },
+    FairSetup {
+        sched: "dedicated",
+        load: "writers",
+        cpus: 2,
+    },
+];
+
+/// Boots the lab with `store` and runs the fairness scenario (`fair-bench`) under `setup`.
+fn fair_run(store: Store, setup: FairSetup) -> Row {
     eprintln!(
-        "xtask: bench: fairness with {} ({sched} scheduling)",
-        store.name()
+        "xtask: bench: fairness with {} ({} scheduling, guest {}, {} CPU)",
+        store.name(),
+        setup.sched,
+        setup.load,
+        setup.cpus
     );
     std::env::set_var("XSLAB_STUB_MEMORY", "8");
     std::env::remove_var("XSLAB_STUB_MAXMEM");
     std::env::set_var("XSLAB_C_TRACE", "0");
-    std::env::set_var("XSLAB_FAIR_SCHED", sched);
+    std::env::set_var("XSLAB_FAIR_SCHED", setup.sched);
+    std::env::set_var("XSLAB_FAIR_LOAD", setup.load);
+    let smp = std::env::var("XSLAB_SMP").ok();
+    std::env::set_var("XSLAB_SMP", setup.cpus.to_string());
     let row = scenario_row(store, FAIR_SCENARIO);
+    match smp {
+        Some(v) => std::env::set_var("XSLAB_SMP", v),
+        None => std::env::remove_var("XSLAB_SMP"),
+    }
     std::env::remove_var("XSLAB_FAIR_SCHED");
+    std::env::remove_var("XSLAB_FAIR_LOAD");
     row
 }
 
@@ -348,44 +411,43 @@ fn print_table(rows: &[Row]) {
     }
 }
 
-/// The fairness table: dom0's read latency idle and under one guest's write flood.
-fn print_fairness(rows: &[Row]) {
+/// The fairness table: dom0's read latency idle and under one guest's write flood (or, for
+/// the control, one guest's spinning).
+fn print_fairness(rows: &[(FairSetup, Row)]) {
     println!();
-    println!(
-        "fairness in the Xen lab (Xen 4.17, QEMU TCG): dom0 reads a node back to back, idle, \
-         then while a PVH Linux guest"
-    );
-    println!(
-        "writes as fast as it can (two loops, one request at a time each) \
-         (qemu-tests/scenarios/fair-bench.sh); goal: flood p99 <= 1.5x idle"
-    );
-    println!(
-        "sched: default = Xen's defaults (every domain weight 256, credit2's 1 ms rate limit); \
-         control = dom0 and the"
-    );
-    println!(
-        "xenstore domain weight 512, rate limit 0 (`xl sched-credit2`), as a host gives its \
-         control plane"
-    );
+    for line in [
+        "fairness in the Xen lab (Xen 4.17, QEMU TCG): dom0 reads a node back to back, idle,",
+        "then while a PVH Linux guest runs two loops (qemu-tests/scenarios/fair-bench.sh);",
+        "goal: p99 under the guest's load <= 1.5x idle",
+        "guest: writers = the flood (each loop writes as fast as it can, one request at a time);",
+        "  hog = the control (each loop only spins the CPU, no xenstore request: what the CPU",
+        "  the guest takes costs dom0 by itself, whatever xenstore does)",
+        "sched: default = Xen's (every domain weight 256, credit2's 1 ms rate limit), one CPU;",
+        "  control = dom0 and the xenstore domain weight 512, rate limit 0, one CPU;",
+        "  dedicated = two CPUs, dom0 and the xenstore domain pinned to CPU 0 (weighted as",
+        "  control), the guest to CPU 1",
+    ] {
+        println!("{line}");
+    }
     println!();
     let cols: [(&str, &str, f64, usize); 7] = [
         ("idle_p99_us", "idle p99 us", 1.0, 0),
-        ("flood_p99_us", "flood p99 us", 1.0, 0),
+        ("flood_p99_us", "load p99 us", 1.0, 0),
         ("p99_ratio", "ratio", 1.0, 2),
         ("idle_max_us", "idle max us", 1.0, 0),
-        ("flood_max_us", "flood max us", 1.0, 0),
+        ("flood_max_us", "load max us", 1.0, 0),
         ("flood_reads", "dom0 reads", 1.0, 0),
         ("guest_writes", "guest writes", 1.0, 0),
     ];
-    let mut head = format!("{:>5} {:>7}", "store", "sched");
+    let mut head = format!("{:>5} {:>9} {:>7}", "store", "sched", "guest");
     for (_, name, _, _) in cols {
         head += &format!(" {name:>12}");
     }
     head += &format!(" {:>6}", "result");
     println!("{head}");
     println!("{}", "-".repeat(head.len()));
-    for r in rows {
-        let mut line = format!("{:>5} {:>7}", r.store.name(), cell(r, "sched", 1.0, 0));
+    for (f, r) in rows {
+        let mut line = format!("{:>5} {:>9} {:>7}", r.store.name(), f.sched, f.load);
         for (key, _, div, decimals) in cols {
             line += &format!(" {:>12}", cell(r, key, div, decimals));
         }
@@ -396,13 +458,14 @@ fn print_fairness(rows: &[Row]) {
         }
     }
     println!();
-    println!("CPU seconds each domain ran during dom0's idle and flood loops (xl list; xs: the");
-    println!("xenstore domain, guest: the writer; all share QEMU's one CPU):");
-    for r in rows {
+    println!("CPU seconds each domain ran during dom0's idle and loaded loops (xl list; xs: the");
+    println!("xenstore domain):");
+    for (f, r) in rows {
         println!(
-            "{:>5} {:>7}  idle {:<28} flood {}",
+            "{:>5} {:>9} {:>7}  idle {:<28} load {}",
             r.store.name(),
-            cell(r, "sched", 1.0, 0),
+            f.sched,
+            f.load,
             cell(r, "cpu_s_idle", 1.0, 0),
             cell(r, "cpu_s_flood", 1.0, 0)
         );

@@ -141,7 +141,9 @@ environment: XSLAB_EXTRA_XEN_ARGS, XSLAB_EXTRA_DOM0_ARGS, XSLAB_SMP (default 1),
 XSLAB_CYCLES (default 10), XSLAB_SCENARIO_TIMEOUT (seconds, default 1500), XSLAB_STUB_MEMORY
 (MiB, default 8) and XSLAB_STUB_MAXMEM (MiB: --maxmem; `grow` needs it), XSLAB_STUB_PARAM (the
 stub's --param, e.g. --memscan), XSLAB_GROW_NODES (default 100000), XSLAB_FAIR_SCHED=control
-(fair-bench: dom0 and the xenstore domain weighted 512, credit2's rate limit 0),
+(fair-bench: dom0 and the xenstore domain weighted 512, credit2's rate limit 0) or dedicated
+(with XSLAB_SMP=2: the control plane pinned to CPU 0, the guest to CPU 1), XSLAB_FAIR_LOAD=hog
+(fair-bench's control: the guest only spins the CPU),
 XSLAB_VERBOSE=1 (echo the whole console), XSLAB_PARALLEL=0 (one boot at a time), XSLAB_DEBIAN_MIRROR,
 XSLAB_DEBIAN_SECURITY (where Debian 13's packages come from), XSLAB_QEMU=trixie|system (Debian
 13's QEMU, fetched into .lab/, or this machine's qemu-system-x86_64; default: Debian 13's for

@@ -17,8 +17,9 @@ commands:
           (--host: the engine behind xenstored-host with the stock clients instead)
   test    install what is missing, then fmt --check, clippy -D warnings and every test
   bench   engine and socket figures, then live-update downtime and fairness in the Xen lab,
-          the stub beside C xenstored (--no-lab: host figures only; --nodes N...: these
-          store sizes, default 1k 10k 100k; --store c|stub|both)
+          the stub beside C xenstored (--no-lab: host figures only; --fair-only: the
+          fairness runs only; --nodes N...: these store sizes, default 1k 10k 100k;
+          --store c|stub|both)
   fuzz    run every fuzz target time-boxed (FUZZ_SECONDS per target, default 60)
   smoke   build the self-test flavour and boot it on bare QEMU: its self-tests must pass
   lab     Xen 4.17 or 4.20 in QEMU: qemu-tests scenarios against C xenstored or the stub

@@ -327,6 +327,7 @@ fn overlay(boot: &Boot) -> Result<Vec<Item>, String> {
             "XSLAB_GROW_VALUE",
             "XSLAB_C_TRACE",
             "XSLAB_FAIR_SCHED",
+            "XSLAB_FAIR_LOAD",
         ]
         .iter()
         .filter(|k| !boot.env.iter().any(|(name, _)| name == *k))
