@@ -13,8 +13,9 @@ pub(crate) const NIL: u32 = u32::MAX;
 /// The `perms` value of a free slot.
 pub(crate) const FREE: u32 = u32::MAX;
 
-/// Slots per chunk (a power of two).
-const CHUNK_SHIFT: u32 = 9;
+/// Slots per chunk (a power of two): 16 KiB chunks, so that a store that shrank gives back
+/// all but a few pages.
+const CHUNK_SHIFT: u32 = 8;
 const CHUNK_SLOTS: usize = 1 << CHUNK_SHIFT;
 const CHUNK_MASK: u32 = (1 << CHUNK_SHIFT) - 1;
 
