@@ -424,8 +424,8 @@ fn print_fairness(rows: &[(FairSetup, Row)]) {
         "  the guest takes costs dom0 by itself, whatever xenstore does)",
         "sched: default = Xen's (every domain weight 256, credit2's 1 ms rate limit), one CPU;",
         "  control = dom0 and the xenstore domain weight 512, rate limit 0, one CPU;",
-        "  dedicated = two CPUs, dom0 and the xenstore domain pinned to CPU 0 (weighted as",
-        "  control), the guest to CPU 1",
+        "  dedicated = two CPUs, dom0 and the xenstore domain pinned to CPU 0 (the xenstore",
+        "  domain weight 512, rate limit 0), the guest to CPU 1",
     ] {
         println!("{line}");
     }

@@ -66,18 +66,12 @@ impl Slot {
 
     /// The name bytes.
     pub(crate) fn name(&self) -> &[u8] {
-        self.data
-            .as_slice()
-            .get(..usize::from(self.name_len))
-            .unwrap_or(&[])
+        self.data.name(self.name_len)
     }
 
     /// The value bytes.
     pub(crate) fn value(&self) -> &[u8] {
-        self.data
-            .as_slice()
-            .get(usize::from(self.name_len)..)
-            .unwrap_or(&[])
+        self.data.value(self.name_len)
     }
 }
 

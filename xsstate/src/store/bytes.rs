@@ -49,7 +49,7 @@ impl NodeBytes {
             });
         }
         let mut v: Vec<u8> = Vec::new();
-        v.try_reserve_exact(total).map_err(|_| XsError::Enomem)?;
+        v.try_reserve_exact(total).map_err(super::oom)?;
         v.extend_from_slice(name);
         v.extend_from_slice(value);
         Ok(NodeBytes::Heap(v.into_boxed_slice()))
@@ -61,6 +61,16 @@ impl NodeBytes {
             NodeBytes::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or(&[]),
             NodeBytes::Heap(b) => b,
         }
+    }
+
+    /// The first `name_len` bytes: the name.
+    pub(crate) fn name(&self, name_len: u16) -> &[u8] {
+        self.as_slice().get(..usize::from(name_len)).unwrap_or(&[])
+    }
+
+    /// The bytes after the first `name_len`: the value.
+    pub(crate) fn value(&self, name_len: u16) -> &[u8] {
+        self.as_slice().get(usize::from(name_len)..).unwrap_or(&[])
     }
 
     /// Their length.

@@ -4,9 +4,9 @@
 //!
 //! Memory: one 64-byte slot per node holding its name and value when they are short (22 bytes
 //! together; one allocation of their own otherwise), about six bytes of index, and a shared
-//! permission list. Every allocation that grows with the store
-//! is fallible and reported as `ENOMEM`; callers reserve room for the nodes a request creates
-//! before creating any, so a refused request leaves nothing half-made (XSA-414/415).
+//! permission list. Every allocation that grows with the store is fallible and reported as
+//! `ENOMEM`; callers reserve room for the nodes a request creates before creating any, so a
+//! refused request leaves nothing half-made (XSA-414/415).
 
 mod arena;
 mod bytes;
@@ -224,7 +224,6 @@ fn oom<T>(_: T) -> XsError {
     XsError::Enomem
 }
 
-/// Name and value in one allocation, or `ENOMEM`.
 /// A node's name and value, allocated ahead of the change that stores them (so that a
 /// change made of several nodes can fail before touching the store).
 #[derive(Debug)]
@@ -245,14 +244,11 @@ impl Packed {
     }
 
     fn name(&self) -> &[u8] {
-        self.data
-            .as_slice()
-            .get(..usize::from(self.name_len))
-            .unwrap_or(&[])
+        self.data.name(self.name_len)
     }
 
     fn value_len(&self) -> usize {
-        self.data.len() - usize::from(self.name_len)
+        self.data.value(self.name_len).len()
     }
 }
 
